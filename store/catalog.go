@@ -1,0 +1,76 @@
+// Package store keeps fxsh's state: the master's catalog of file servers and
+// their files, the index of a shared folder, and partial downloads.
+//
+// Catalog is the master's view of the network. Server is one registered file
+// server (or receiver), File one file it offers and Entry one distinct file in
+// the index (a name and a content hash) with every server that offers it.
+// The in-memory catalog lives in store/memcat, the etcd one in store/etcdcat,
+// and store/catalogtest holds the test suite every implementation must pass.
+// The shared-folder index lives in store/shareindex and resumable download
+// files in store/partfile.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// File is one file a server offers.
+type File struct {
+	Name  string    // relative name, '/'-separated, never absolute, never with ".."
+	Size  int64     // bytes
+	Type  string    // short type word: "text", "jpg", "pdf", "bin", ...
+	MTime time.Time // modification time (second precision on the wire)
+	Hash  string    // "sha256:" + 64 lower-case hex digits
+}
+
+// Server is one registered peer.
+type Server struct {
+	Addr       string    // UDP HOST:PORT it serves on; the key of a registration
+	Role       string    // RoleServer or RoleReceiver
+	Name       string    // optional display name (receive --as NAME)
+	Files      int       // number of files registered
+	Registered time.Time // when the current registration was made
+	LastSeen   time.Time // last registration or heartbeat
+}
+
+// Peer roles.
+const (
+	RoleServer   = "server"
+	RoleReceiver = "receiver"
+)
+
+// Entry is one distinct file in the index: same name and same hash. The same
+// content offered by several servers is one Entry with several Servers.
+type Entry struct {
+	File
+	Servers []string // Addr of every server offering it, sorted
+}
+
+// Catalog is the master's index of servers and files. Implementations are
+// safe for concurrent use.
+type Catalog interface {
+	// Register records srv and replaces its whole file list.
+	Register(ctx context.Context, srv Server, files []File) error
+	// Heartbeat keeps a registration alive.
+	Heartbeat(ctx context.Context, addr string) error
+	// Unregister removes a server and its files at once.
+	Unregister(ctx context.Context, addr string) error
+	// Servers lists live servers sorted by Addr.
+	Servers(ctx context.Context) ([]Server, error)
+	// Files lists entries whose name matches glob (path.Match syntax,
+	// "" or "*" for all), sorted by name then hash.
+	Files(ctx context.Context, glob string) ([]Entry, error)
+	// Search returns at most max entries whose name contains every word of
+	// q, case-insensitively, sorted by name then hash.
+	Search(ctx context.Context, q string, max int) ([]Entry, error)
+	// Close releases the catalog's resources.
+	Close() error
+}
+
+// Errors a Catalog returns.
+var (
+	ErrNotFound    = errors.New("not registered")      // Heartbeat/Unregister of an unknown addr
+	ErrUnavailable = errors.New("catalog unavailable") // backing store down (maps to ERR 503)
+)
