@@ -1,0 +1,200 @@
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func jobCommands() []*cmdSpec {
+	jobIDs := func(s *Shell, c *compCtx) []string {
+		var out []string
+		for _, j := range s.jobs.Active() {
+			out = append(out, strconv.Itoa(j.ID))
+		}
+		return out
+	}
+	return []*cmdSpec{
+		{
+			name: "jobs", group: "Jobs", usage: "jobs [-v]", maxArgs: 1,
+			summary: "list jobs: state, progress, rate, ETA, sources; -v adds protocol counters",
+			run:     cmdJobs,
+		},
+		{
+			name: "wait", group: "Jobs", usage: "wait [ID...]", maxArgs: -1,
+			summary: "block until jobs (default: all) end; fails if any of them failed",
+			detail:  "Ctrl-C stops the wait, not the jobs. On a terminal the progress bars redraw in place.",
+			example: "get a b c; wait",
+			run:     cmdWait, complete: jobIDs,
+		},
+		{
+			name: "cancel", group: "Jobs", usage: "cancel ID...", minArgs: 1, maxArgs: -1,
+			summary: "stop jobs; partial files are kept, and get resumes them",
+			run:     cmdCancel, complete: jobIDs,
+		},
+	}
+}
+
+// parseJobIDs reads job ids and finds the jobs.
+func (s *Shell) parseJobIDs(args []string) ([]*Job, error) {
+	var out []*Job
+	for _, a := range args {
+		id, err := strconv.Atoi(strings.TrimPrefix(a, "%"))
+		if err != nil {
+			return nil, fmt.Errorf("bad job id %q", a)
+		}
+		j := s.jobs.Get(id)
+		if j == nil {
+			return nil, fmt.Errorf("no job %d", id)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// barWidth is the width of progress bars in `jobs` and `wait`.
+const barWidth = 20
+
+func cmdJobs(_ context.Context, s *Shell, c *call) error {
+	_, f, err := c.flags(map[string]bool{"-v": false})
+	if err != nil {
+		return err
+	}
+	_, verbose := f["-v"]
+	all := s.jobs.List()
+	if len(all) == 0 {
+		s.out("no jobs\n")
+		return nil
+	}
+	now := time.Now()
+	var b strings.Builder
+	var done, total int64
+	var rate float64
+	counts := map[JobState]int{}
+	for _, j := range all {
+		sn := j.Snapshot(now)
+		b.WriteString(renderJob(s.pal, sn, barWidth) + "\n")
+		counts[sn.State]++
+		if sn.State == JobRunning || sn.State == JobQueued {
+			done += sn.Done
+			total += max(sn.Total, 0)
+			rate += sn.Rate
+		}
+		if verbose && len(sn.Counters) > 0 {
+			var parts []string
+			for _, ct := range sn.Counters {
+				parts = append(parts, ct.Name+"="+ct.Value)
+			}
+			b.WriteString(s.pal.dim.Sprint("    "+strings.Join(parts, " ")) + "\n")
+		}
+	}
+	var parts []string
+	for _, st := range []JobState{JobRunning, JobQueued, JobDone, JobFailed, JobCancelled} {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+	}
+	line := "total: " + strings.Join(parts, ", ")
+	if total > 0 {
+		line += fmt.Sprintf("; active %s/%s at %s", humanBytes(done), humanBytes(total), humanRate(rate))
+	}
+	b.WriteString(line + "\n")
+	s.out("%s", b.String())
+	return nil
+}
+
+func cmdWait(ctx context.Context, s *Shell, c *call) error {
+	jobs, err := s.parseJobIDs(c.args)
+	if err != nil {
+		return err
+	}
+	if len(c.args) == 0 {
+		jobs = s.jobs.Active()
+	}
+	if err := s.waitJobs(ctx, jobs); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return errors.New("interrupted (the jobs go on)")
+		}
+		return err
+	}
+	var failed []string
+	for _, j := range jobs {
+		if st, err := j.State(); st == JobFailed && !j.MayFail {
+			failed = append(failed, fmt.Sprintf("job %d (%s): %v", j.ID, j.Name, err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d job(s) failed: %s", len(failed), strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// waitJobs blocks until jobs end or ctx is cancelled; on a terminal it
+// redraws a live block of progress bars in place.
+func (s *Shell) waitJobs(ctx context.Context, jobs []*Job) error {
+	if !s.ui.IsTerminal() || len(jobs) == 0 {
+		return s.jobs.Wait(ctx, jobs)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.jobs.Wait(ctx, jobs) }()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	defer s.clearLive()
+	for {
+		s.drawLive(jobs)
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// drawLive redraws the live block of bars for jobs still running.
+func (s *Shell) drawLive(jobs []*Job) {
+	now := time.Now()
+	var b strings.Builder
+	n := 0
+	for _, j := range jobs {
+		sn := j.Snapshot(now)
+		if sn.State.ended() {
+			continue
+		}
+		b.WriteString("\x1b[2K" + renderJob(s.pal, sn, barWidth) + "\n")
+		n++
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	s.ui.Print(eraseLines(s.liveLines) + b.String())
+	s.liveLines = n
+}
+
+// clearLive erases the live block.
+func (s *Shell) clearLive() {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.liveLines > 0 {
+		s.ui.Print(eraseLines(s.liveLines))
+		s.liveLines = 0
+	}
+}
+
+func cmdCancel(_ context.Context, s *Shell, c *call) error {
+	jobs, err := s.parseJobIDs(c.args)
+	if err != nil {
+		return err
+	}
+	var errs []string
+	for _, j := range jobs {
+		if err := s.jobs.Cancel(j.ID); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
