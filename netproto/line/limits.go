@@ -1,0 +1,77 @@
+package line
+
+import "time"
+
+// Version is the protocol version; it appears only in HELLO and HI.
+const Version = "fxsh/1"
+
+// Limits. Each is enforced where the protocol is read and announced in HI
+// where a peer needs to know it; the roles take overrides for tests.
+const (
+	// MaxLine bounds one line, its LF (and CR) included, so that a peer
+	// can make us buffer at most this much before we see a whole message.
+	MaxLine = 4096
+	// MaxName bounds a file name in bytes: far above real paths, far below
+	// MaxLine so that an F record always fits on one line.
+	MaxName = 1024
+	// MaxFiles bounds one registration: the catalog holds every file a
+	// peer registers, so this caps what one connection can make us store.
+	MaxFiles = 10000
+	// MaxResults bounds the records of one LIST or SEARCH reply, so a
+	// query cannot make the master (or a client) hold an unbounded answer.
+	MaxResults = 10000
+	// DefaultSearchMax is the number of SEARCH results when max= is absent.
+	DefaultSearchMax = 100
+	// DefaultListMax is the number of LIST results when max= is absent.
+	DefaultListMax = MaxResults
+	// MaxConns bounds the connections a master serves at once.
+	MaxConns = 1000
+	// HelloTimeout bounds the handshake (HELLO and, with a key, AUTH): a
+	// connection that has not completed it by then is closed.
+	HelloTimeout = 10 * time.Second
+	// DefaultHeartbeat is how often a registered peer sends PING.
+	DefaultHeartbeat = 10 * time.Second
+	// DefaultTTL is how long a master keeps a silent registration.
+	DefaultTTL = 30 * time.Second
+	// NonceLen is the length in bytes of the handshake nonces (sent as hex).
+	NonceLen = 16
+)
+
+// Error codes, the first argument of ERR.
+const (
+	CodeSyntax      = 400 // malformed line, unknown verb, bad field
+	CodeAuth        = 401 // missing or wrong key
+	CodeState       = 403 // message not allowed now or for this role
+	CodeNotFound    = 404 // unknown peer or registration
+	CodeTooLong     = 413 // line over MaxLine; the connection is closed
+	CodeTooMany     = 414 // registration over MaxFiles; the connection is closed
+	CodeSlowDown    = 429 // rate limit exceeded; the connection is closed
+	CodeUnavailable = 503 // catalog down, or too many connections
+)
+
+// Verbs.
+const (
+	VerbHello    = "HELLO"
+	VerbAuth     = "AUTH"
+	VerbHi       = "HI"
+	VerbRegister = "REGISTER"
+	VerbFile     = "F"
+	VerbEnd      = "END"
+	VerbOK       = "OK"
+	VerbPing     = "PING"
+	VerbPong     = "PONG"
+	VerbList     = "LIST"
+	VerbSearch   = "SEARCH"
+	VerbPeers    = "PEERS"
+	VerbPeer     = "P"
+	VerbFound    = "FOUND"
+	VerbNot      = "NOT" // "NOT FOUND"
+	VerbBye      = "BYE"
+	VerbErr      = "ERR"
+	VerbOffer    = "OFFER"
+	VerbAccept   = "ACCEPT"
+	VerbRefuse   = "REFUSE"
+)
+
+// AuthScheme names the only challenge-response scheme, HMAC-SHA256.
+const AuthScheme = "hmac-sha256"
