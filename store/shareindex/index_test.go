@@ -178,8 +178,8 @@ func TestSymlinks(t *testing.T) {
 		"share/sub/up.txt":     "../real.txt",           // inside via ..: offered
 		"share/out-link.txt":   "../outside/secret.txt", // escapes: skipped
 		"share/abs-link.txt":   filepath.Join(share, "real.txt"),
-		"share/dir-link":       "sub",         // folder: not followed
-		"share/out-dir":        "../outside",  // folder outside: skipped
+		"share/dir-link":       "sub",          // folder: not followed
+		"share/out-dir":        "../outside",   // folder outside: skipped
 		"share/dangling.txt":   "nothing-here", // broken: skipped
 		"share/sub/escape.txt": "../../outside/secret.txt",
 	}
