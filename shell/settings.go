@@ -88,7 +88,7 @@ func rateValue(s string) (string, error) {
 	if n < 10_000 {
 		return "", fmt.Errorf("rate %q is below 10kB/s", s)
 	}
-	return strings.ReplaceAll(humanBytes(n), " ", "") + "/s", nil
+	return strings.ReplaceAll(strings.ReplaceAll(humanBytes(n), ".0 ", " "), " ", "") + "/s", nil
 }
 
 func chunkValue(s string) (string, error) {

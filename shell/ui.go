@@ -111,8 +111,9 @@ func (u *plainUI) Close() error       { return nil }
 
 // termUI is the interactive prompt on a real terminal.
 type termUI struct {
-	rl *readline.Instance
-	mu sync.Mutex // one write per message through readline's stdout
+	rl    *readline.Instance
+	stdin *readline.CancelableStdin
+	mu    sync.Mutex // one write per message through readline's stdout
 }
 
 // historyPath returns where the history file lives:
@@ -146,7 +147,12 @@ func prepareHistory(p string) string {
 }
 
 func newTermUI(prompt string, ac readline.AutoCompleter) (*termUI, error) {
+	// readline wraps Stdin in a FillableStdin whose Close does not reach
+	// the reader below, so Close would wait forever for a pending read:
+	// keep our own cancelable reader and close it ourselves.
+	stdin := readline.NewCancelableStdin(os.Stdin)
 	rl, err := readline.NewEx(&readline.Config{
+		Stdin:                  stdin,
 		Prompt:                 prompt,
 		HistoryFile:            prepareHistory(historyPath()),
 		HistoryLimit:           1000,
@@ -166,7 +172,7 @@ func newTermUI(prompt string, ac readline.AutoCompleter) (*termUI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &termUI{rl: rl}, nil
+	return &termUI{rl: rl, stdin: stdin}, nil
 }
 
 func (u *termUI) ReadLine() (string, error) {
@@ -197,4 +203,7 @@ func (u *termUI) SetPrompt(p string) {
 }
 
 func (u *termUI) SaveHistory(line string) { u.rl.SaveHistory(line) }
-func (u *termUI) Close() error            { return u.rl.Close() }
+func (u *termUI) Close() error {
+	u.stdin.Close()
+	return u.rl.Close()
+}

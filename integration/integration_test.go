@@ -1,0 +1,129 @@
+// Package integration runs fxsh end to end: testscript stories in testdata/
+// (one file per user story) run the real fxsh binary with piped scripts and
+// -c, on loopback sockets and real files.
+package integration
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"fxsh/shell"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"fxsh": func() { os.Exit(shell.Main()) },
+	})
+}
+
+func TestStories(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("NO_COLOR", "")
+			e.Setenv("XDG_STATE_HOME", e.WorkDir+"/.state")
+			e.Setenv("XDG_CACHE_HOME", e.WorkDir+"/.cache")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"freeport": cmdFreeport,
+			"waitport": cmdWaitport,
+			"poll":     cmdPoll,
+		},
+	})
+}
+
+// freeport NAME... sets each NAME to a loopback port free for both TCP and UDP.
+func cmdFreeport(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: freeport NAME...")
+	}
+	for _, name := range args {
+		for tries := 0; ; tries++ {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			ts.Check(err)
+			port := l.Addr().(*net.TCPAddr).Port
+			u, uerr := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+			l.Close()
+			if uerr == nil {
+				u.Close()
+				ts.Setenv(name, strconv.Itoa(port))
+				break
+			}
+			if tries > 50 {
+				ts.Fatalf("no free port: %v", uerr)
+			}
+		}
+	}
+}
+
+// waitport HOST:PORT [TIMEOUT] waits until a TCP listener accepts there.
+func cmdWaitport(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitport HOST:PORT [TIMEOUT]")
+	}
+	timeout := 20 * time.Second
+	if len(args) == 2 {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		timeout = d
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", args[0], time.Second)
+		if err == nil {
+			c.Close()
+			if neg {
+				if time.Now().After(deadline) {
+					ts.Fatalf("%s still accepting after %v", args[0], timeout)
+				}
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return
+		}
+		if neg {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s not accepting after %v: %v", args[0], timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// poll TIMEOUT REGEXP CMD ARGS... runs CMD (as exec would) until its
+// standard output matches REGEXP (with !, until it no longer matches), or
+// fails after TIMEOUT. It is how a story waits for the network to settle
+// without sleeping a fixed time.
+func cmdPoll(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 3 {
+		ts.Fatalf("usage: poll [!] TIMEOUT REGEXP CMD ARGS...")
+	}
+	timeout, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(timeout)
+	for {
+		ts.Exec(args[2], args[3:]...)
+		out := ts.ReadFile("stdout")
+		if re.MatchString(out) != neg {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("after %v, %s output still %s %q:\n%s", timeout, strings.Join(args[2:], " "),
+				map[bool]string{false: "does not match", true: "matches"}[neg], args[1], out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

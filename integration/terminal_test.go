@@ -1,0 +1,172 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tmux drives fxsh in a real terminal: the prompt, colour, completion, and
+// background messages above a half-typed line. testscript only gives stdin a
+// pty, so this story runs here.
+type tmux struct {
+	t       *testing.T
+	session string
+	socket  string
+}
+
+func newTmux(t *testing.T, width, height int, env []string, argv ...string) *tmux {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("FXSH_REQUIRE_TMUX") == "1" {
+			t.Fatal("tmux is required (FXSH_REQUIRE_TMUX=1) but not installed")
+		}
+		t.Skip("tmux not installed")
+	}
+	tm := &tmux{t: t, session: "fxsh", socket: filepath.Join(t.TempDir(), "tmux.sock")}
+	args := []string{"-S", tm.socket, "new-session", "-d", "-s", tm.session,
+		"-x", itoa(width), "-y", itoa(height), "env"}
+	args = append(args, env...)
+	args = append(args, argv...)
+	tm.run(args...)
+	t.Cleanup(func() { exec.Command("tmux", "-S", tm.socket, "kill-server").Run() })
+	return tm
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func (tm *tmux) run(args ...string) string {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", args...).CombinedOutput()
+	if err != nil {
+		tm.t.Fatalf("tmux %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// keys sends keys (tmux key names, e.g. "Tab", "C-c", or literal text with -l).
+func (tm *tmux) keys(keys ...string) {
+	tm.t.Helper()
+	tm.run(append([]string{"-S", tm.socket, "send-keys", "-t", tm.session}, keys...)...)
+}
+
+// text types literal text.
+func (tm *tmux) text(s string) {
+	tm.t.Helper()
+	tm.run("-S", tm.socket, "send-keys", "-t", tm.session, "-l", s)
+}
+
+// screen returns the visible pane; withEscapes keeps colour codes.
+func (tm *tmux) screen(withEscapes bool) string {
+	args := []string{"-S", tm.socket, "capture-pane", "-p", "-t", tm.session}
+	if withEscapes {
+		args = append(args, "-e")
+	}
+	out, err := exec.Command("tmux", args...).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// waitScreen waits until cond holds on the screen, failing after a deadline.
+func (tm *tmux) waitScreen(what string, cond func(screen string) bool) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := tm.screen(false)
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lastLine returns the last non-empty line of a screen.
+func lastLine(screen string) string {
+	lines := strings.Split(strings.TrimRight(screen, "\n "), "\n")
+	return strings.TrimRight(lines[len(lines)-1], " ")
+}
+
+func buildFxsh(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fxsh")
+	cmd := exec.Command("go", "build", "-race", "-o", bin, "fxsh")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestTerminalPrompt(t *testing.T) {
+	bin := buildFxsh(t)
+	state := t.TempDir()
+	work := t.TempDir()
+	os.WriteFile(filepath.Join(work, "notes one.txt"), []byte("x"), 0o644)
+	tm := newTmux(t, 100, 30, []string{"-u", "NO_COLOR", "XDG_STATE_HOME=" + state, "TERM=xterm-256color", "HOME=" + work},
+		"sh", "-c", "cd "+work+" && exec "+bin)
+
+	// The prompt, coloured.
+	tm.waitScreen("the prompt", func(s string) bool { return strings.Contains(s, "fxsh>") })
+	if esc := tm.screen(true); !strings.Contains(esc, "\x1b[") {
+		t.Errorf("prompt is not coloured on a terminal:\n%q", esc)
+	}
+
+	// Completion of the second argument.
+	tm.text("set errexit of")
+	tm.keys("Tab")
+	tm.waitScreen("completion of the second argument", func(s string) bool {
+		return strings.HasSuffix(lastLine(s), "fxsh> set errexit off")
+	})
+	// Ctrl-C drops the line.
+	tm.keys("C-c")
+	tm.waitScreen("a fresh prompt after Ctrl-C", func(s string) bool { return lastLine(s) == "fxsh>" })
+
+	// A local path completes for source, with the space escaped.
+	tm.text("source not")
+	tm.keys("Tab")
+	tm.waitScreen("path completion", func(s string) bool {
+		return strings.HasSuffix(lastLine(s), `fxsh> source notes\ one.txt`)
+	})
+	tm.keys("C-c")
+
+	// Ctrl-Z does not stop the process: the prompt still answers.
+	tm.keys("C-z")
+	tm.text("echo still here")
+	tm.keys("Enter")
+	tm.waitScreen("a command after Ctrl-Z", func(s string) bool { return strings.Contains(s, "\nstill here") })
+
+	// History file: created 0600, only lines that parsed.
+	tm.text(`echo "unterminated`)
+	tm.keys("Enter")
+	tm.waitScreen("parse error", func(s string) bool { return strings.Contains(s, "unterminated quote") })
+
+	// Ctrl-D on an empty line quits.
+	tm.keys("C-d")
+	deadline := time.Now().Add(20 * time.Second)
+	for exec.Command("tmux", "-S", tm.socket, "has-session", "-t", tm.session).Run() == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("fxsh did not quit on Ctrl-D:\n%s", tm.screen(false))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	hist := filepath.Join(state, "fxsh", "history")
+	st, err := os.Stat(hist)
+	if err != nil {
+		t.Fatalf("history file: %v", err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("history mode %v, want 0600", st.Mode().Perm())
+	}
+	b, _ := os.ReadFile(hist)
+	if !strings.Contains(string(b), "echo still here") || strings.Contains(string(b), "unterminated") {
+		t.Errorf("history = %q: want the parsed lines only", b)
+	}
+}
