@@ -3,8 +3,8 @@ package shell
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -346,7 +346,7 @@ func TestCompletion(t *testing.T) {
 		{"he", []string{"help "}},
 		{"-ec", []string{"-echo "}},
 		{"set par", []string{"parallel "}},
-		{"set errexit o", []string{"off ", "on "}},   // the second argument
+		{"set errexit o", []string{"off ", "on "}}, // the second argument
 		{"help ca", []string{"cancel "}},
 		{"source " + dir + "/f", []string{dir + "/file.txt "}},
 		{"source " + dir + "/s", []string{escapeWord(dir+"/sub dir") + "/"}},
