@@ -81,6 +81,7 @@ func TestScanNested(t *testing.T) {
 		"sub/.hidden":       "dot files are shared",
 		"sub/.x.fxpart":     "partial download, never shared",
 		"sub/.x.fxstate":    "download state, never shared",
+		"sub/.x.fxtmp":      "state being written, never shared",
 		"with space/é ü.md": "utf-8 names are fine",
 	}
 	writeFiles(t, dir, content)

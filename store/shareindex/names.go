@@ -16,6 +16,7 @@ const MaxNameLen = 1024
 const (
 	partSuffix  = ".fxpart"
 	stateSuffix = ".fxstate"
+	tmpSuffix   = ".fxtmp"
 )
 
 // CheckName reports whether name can be sent to peers safely: a relative,
@@ -64,5 +65,6 @@ func nameProblem(name string) string {
 // isOwnTemp reports whether base is one of fxsh's partial-download files.
 func isOwnTemp(base string) bool {
 	return strings.HasPrefix(base, ".") &&
-		(strings.HasSuffix(base, partSuffix) || strings.HasSuffix(base, stateSuffix))
+		(strings.HasSuffix(base, partSuffix) || strings.HasSuffix(base, stateSuffix) ||
+			strings.HasSuffix(base, tmpSuffix))
 }

@@ -1,0 +1,997 @@
+package partfile
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const testChunk = 1024
+
+func hashOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+func content(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func chunkOf(data []byte, cs, i int) []byte {
+	return data[i*cs : min((i+1)*cs, len(data))]
+}
+
+// writeAll writes the chunks of data in the given order.
+func writeAll(t *testing.T, p *Part, data []byte, order []int) {
+	t.Helper()
+	cs := p.ChunkSize()
+	for _, i := range order {
+		// A copy that is scribbled on afterwards: data is not kept.
+		c := slices.Clone(chunkOf(data, cs, i))
+		if err := p.WriteChunk(i, c); err != nil {
+			t.Fatalf("WriteChunk(%d): %v", i, err)
+		}
+		clear(c)
+	}
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+// listDir returns every path under dir, relative.
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return out
+}
+
+func TestCheckName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"a.txt", true},
+		{"sub/dir/file name.txt", true},
+		{".hidden", true},
+		{"日本/ü.txt", true},
+		{"CONSOLE.txt", true},
+		{"COM10", true},
+		{"NULL", true},
+		{"a..b", true},
+		{"x.fxpart.txt", true},
+		{strings.Repeat("a/", 500) + "b", true},
+		{"", false},
+		{"../x", false},
+		{"..", false},
+		{"a/../../b", false},
+		{"a/..", false},
+		{"./a", false},
+		{"/abs", false},
+		{"/etc/passwd", false},
+		{"a//b", false},
+		{"a/", false},
+		{"nul\x00byte", false},
+		{"line\nfeed", false},
+		{"esc\x1b[2J", false},
+		{"c1\u0085", false},
+		{"\xff\xfe", false},
+		{`..\x`, false},
+		{`C:\Windows`, false},
+		{"CON", false},
+		{"con", false},
+		{"Con.txt", false},
+		{"sub/nul.tar.gz", false},
+		{"COM1", false},
+		{"com9.log", false},
+		{"LPT1", false},
+		{"lpt3.txt", false},
+		{"COM¹", false},
+		{"AUX .txt", false},
+		{"PRN", false},
+		{"CONIN$", false},
+		{".a.fxpart", false},
+		{"dir/x.fxstate", false},
+		{"x.fxtmp", false},
+		{strings.Repeat("x", MaxComponentLen+1), false},
+		{strings.Repeat("a/", 512) + "b", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckName(tt.name)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrUnsafeName) {
+					t.Errorf("%v does not wrap ErrUnsafeName", err)
+				}
+				if !strings.Contains(err.Error(), "\"") {
+					t.Errorf("%v does not quote the name", err)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenConfinement(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "dl")
+	outside := filepath.Join(base, "outside")
+	for _, d := range []string{dir, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../outside", filepath.Join(dir, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "evilabs")); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("payload")
+	for _, name := range []string{
+		"../escape.txt", "/tmp/abs.txt", "a/../../b.txt", "CON", "nul.txt",
+		"a\x00b", "a\\..\\b", "evil/x.txt", "evil/deeper/x.txt", "evilabs/x.txt",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := Open(dir, name, int64(len(data)), hashOf(data), testChunk, true)
+			if err == nil {
+				p.Remove()
+				t.Fatalf("Open(%q) succeeded", name)
+			}
+			if !errors.Is(err, ErrUnsafeName) {
+				t.Errorf("Open(%q) = %v, want ErrUnsafeName", name, err)
+			}
+			if !strings.Contains(err.Error(), "\"") {
+				t.Errorf("error %v does not quote the name", err)
+			}
+			t.Log(err)
+		})
+	}
+	if got := listDir(t, outside); len(got) != 0 {
+		t.Errorf("files appeared outside: %q", got)
+	}
+	if got := listDir(t, base); !slices.Equal(got, []string{"dl", "dl/evil", "dl/evilabs", "outside"}) {
+		t.Errorf("base folder holds %q", got)
+	}
+	if _, err := os.Stat("/tmp/abs.txt"); err == nil {
+		t.Errorf("/tmp/abs.txt exists")
+	}
+}
+
+// TestFinalSymlinkReplaced: a symlink under the final name is replaced, not
+// written through.
+func TestFinalSymlinkReplaced(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "dl")
+	target := filepath.Join(base, "target.txt")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(target, []byte("keep me"), 0o644)
+	if err := os.Symlink("../target.txt", filepath.Join(dir, "f.txt")); err != nil {
+		t.Fatal(err)
+	}
+	data := content(3000, 1)
+	if _, err := Open(dir, "f.txt", int64(len(data)), hashOf(data), testChunk, false); !errors.Is(err, ErrExists) {
+		t.Fatalf("Open over a symlink without overwrite: %v", err)
+	}
+	p, err := Open(dir, "f.txt", int64(len(data)), hashOf(data), testChunk, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, seq(p.NumChunks()))
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep me" {
+		t.Errorf("write went through the symlink: target = %q", b)
+	}
+	fi, err := os.Lstat(filepath.Join(dir, "f.txt"))
+	if err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("final name is not a regular file: %v %v", fi, err)
+	}
+}
+
+func TestDownloadShapes(t *testing.T) {
+	const cs = testChunk
+	shuffled := func(n int) []int {
+		s := seq(n)
+		rand.New(rand.NewPCG(7, 7)).Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+		return s
+	}
+	withDups := func(n int) []int {
+		s := append(seq(n), seq(n)...)
+		rand.New(rand.NewPCG(9, 9)).Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+		return s
+	}
+	reverse := func(n int) []int {
+		s := seq(n)
+		slices.Reverse(s)
+		return s
+	}
+	tests := []struct {
+		name  string
+		size  int
+		order func(n int) []int
+	}{
+		{"zero bytes", 0, seq},
+		{"one byte", 1, seq},
+		{"short single chunk", cs - 1, seq},
+		{"exact chunk", cs, seq},
+		{"last chunk one byte", cs + 1, reverse},
+		{"in order", 10*cs + 7, seq},
+		{"reverse", 10*cs + 7, reverse},
+		{"shuffled", 37*cs + 100, shuffled},
+		{"duplicates", 20*cs + 1, withDups},
+		{"in sub-folder", 3 * cs, shuffled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			name := "file.bin"
+			if tt.name == "in sub-folder" {
+				name = "a/b/file.bin"
+			}
+			data := content(tt.size, uint64(tt.size))
+			p, err := Open(dir, name, int64(len(data)), hashOf(data), cs, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (tt.size + cs - 1) / cs; p.NumChunks() != want {
+				t.Fatalf("NumChunks = %d, want %d", p.NumChunks(), want)
+			}
+			writeAll(t, p, data, tt.order(p.NumChunks()))
+			if n, b := p.Count(); n != p.NumChunks() || b != int64(tt.size) {
+				t.Errorf("Count = %d, %d", n, b)
+			}
+			if err := p.Finish(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("final file differs (%d bytes, %v)", len(got), err)
+			}
+			want := []string{name}
+			if tt.name == "in sub-folder" {
+				want = []string{"a", "a/b", name}
+			}
+			if got := listDir(t, dir); !slices.Equal(got, want) {
+				t.Errorf("folder holds %q, want %q", got, want)
+			}
+			if err := p.Close(); err != nil {
+				t.Errorf("Close after Finish: %v", err)
+			}
+		})
+	}
+}
+
+func TestWriteChunkValidation(t *testing.T) {
+	dir := t.TempDir()
+	data := content(2*testChunk+10, 3)
+	p, err := Open(dir, "f", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		i    int
+		n    int
+	}{
+		{"negative index", -1, testChunk},
+		{"index past the end", 3, testChunk},
+		{"short middle chunk", 0, testChunk - 1},
+		{"long chunk", 1, testChunk + 1},
+		{"last chunk too long", 2, testChunk},
+		{"last chunk too short", 2, 9},
+		{"empty", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := p.WriteChunk(tt.i, make([]byte, tt.n)); !errors.Is(err, ErrBadChunk) {
+				t.Errorf("WriteChunk(%d, %d bytes) = %v, want ErrBadChunk", tt.i, tt.n, err)
+			}
+		})
+	}
+	if p.Have(-1) || p.Have(0) || p.Have(99) {
+		t.Error("Have of an unwritten or invalid chunk")
+	}
+	if err := p.Finish(context.Background()); !errors.Is(err, ErrIncomplete) {
+		t.Errorf("Finish of an empty download = %v, want ErrIncomplete", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteChunk(0, data[:testChunk]); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteChunk after Close = %v", err)
+	}
+	if err := p.Checkpoint(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Checkpoint after Close = %v", err)
+	}
+	if _, err := Open(dir, "g", 10, "sha256:xyz", testChunk, false); !errors.Is(err, ErrBadHash) {
+		t.Errorf("Open with a bad hash = %v", err)
+	}
+	for _, cs := range []int{0, MinChunkSize - 1, MaxChunkSize + 1} {
+		if _, err := Open(dir, "g", 10, hashOf(nil), cs, false); err == nil {
+			t.Errorf("Open with chunk size %d succeeded", cs)
+		}
+	}
+	if _, err := Open(dir, "g", -1, hashOf(nil), testChunk, false); err == nil {
+		t.Error("Open with a negative size succeeded")
+	}
+	if _, err := Open(dir, "g", int64(MaxChunks+1)*MinChunkSize, hashOf(nil), MinChunkSize, false); err == nil {
+		t.Error("Open with too many chunks succeeded")
+	}
+}
+
+func TestNoOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	final := filepath.Join(dir, "f.txt")
+	os.WriteFile(final, []byte("old"), 0o644)
+	data := content(5000, 5)
+	_, err := Open(dir, "f.txt", int64(len(data)), hashOf(data), testChunk, false)
+	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), `"f.txt"`) {
+		t.Fatalf("Open over an existing file = %v, want ErrExists naming it", err)
+	}
+	if got := listDir(t, dir); !slices.Equal(got, []string{"f.txt"}) {
+		t.Errorf("a refused Open left %q", got)
+	}
+
+	// With overwrite the old file is replaced.
+	p, err := Open(dir, "f.txt", int64(len(data)), hashOf(data), testChunk, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, seq(p.NumChunks()))
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(final); !bytes.Equal(b, data) {
+		t.Error("overwrite did not replace the file")
+	}
+
+	// A file that appears during the download is not replaced either; the
+	// complete download is kept and finishes later with overwrite.
+	os.Remove(final)
+	p, err = Open(dir, "f.txt", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, seq(p.NumChunks()))
+	os.WriteFile(final, []byte("appeared"), 0o644)
+	if err := p.Finish(context.Background()); !errors.Is(err, ErrExists) {
+		t.Fatalf("Finish over a new file = %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(final); string(b) != "appeared" {
+		t.Errorf("the new file was replaced: %q", b)
+	}
+	p, err = Open(dir, "f.txt", int64(len(data)), hashOf(data), testChunk, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Resumed() != p.NumChunks() {
+		t.Errorf("Resumed = %d of %d", p.Resumed(), p.NumChunks())
+	}
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(final); !bytes.Equal(b, data) {
+		t.Error("final content wrong after overwrite")
+	}
+}
+
+func TestResumeAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	data := content(50*testChunk+123, 11)
+	p, err := Open(dir, "big/f.bin", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := []int{0, 1, 2, 5, 9, 30, 50}
+	writeAll(t, p, data, written)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	// The caller asks for another chunk size; the recorded one wins.
+	p, err = Open(dir, "big/f.bin", int64(len(data)), hashOf(data), 4*testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ChunkSize() != testChunk {
+		t.Fatalf("ChunkSize = %d, want the recorded %d", p.ChunkSize(), testChunk)
+	}
+	if p.Resumed() != len(written) {
+		t.Errorf("Resumed = %d, want %d", p.Resumed(), len(written))
+	}
+	var missing []int
+	for i := range p.NumChunks() {
+		if p.Have(i) != slices.Contains(written, i) {
+			t.Errorf("Have(%d) = %v", i, p.Have(i))
+		}
+		if !p.Have(i) {
+			missing = append(missing, i)
+		}
+	}
+	writeAll(t, p, data, missing)
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "big", "f.bin")); !bytes.Equal(b, data) {
+		t.Error("resumed file differs")
+	}
+}
+
+func TestRestartOnBadState(t *testing.T) {
+	data := content(8*testChunk, 13)
+	other := content(8*testChunk, 14)
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+		size   int64
+		hash   string
+	}{
+		{"other hash", nil, int64(len(other)), hashOf(other)},
+		{"other size", nil, int64(len(data) - 1), hashOf(data[:len(data)-1])},
+		{"corrupt state", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, ".f"+StateSuffix)
+			b, _ := os.ReadFile(p)
+			b[len(b)-8] ^= 0x40
+			os.WriteFile(p, b, 0o644)
+		}, int64(len(data)), hashOf(data)},
+		{"garbage state", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, ".f"+StateSuffix), []byte("FXST not really"), 0o644)
+		}, int64(len(data)), hashOf(data)},
+		{"state with trailing bytes", func(t *testing.T, dir string) {
+			f, _ := os.OpenFile(filepath.Join(dir, ".f"+StateSuffix), os.O_APPEND|os.O_WRONLY, 0)
+			f.Write([]byte{0})
+			f.Close()
+		}, int64(len(data)), hashOf(data)},
+		{"truncated part file", func(t *testing.T, dir string) {
+			os.Truncate(filepath.Join(dir, ".f"+PartSuffix), 100)
+		}, int64(len(data)), hashOf(data)},
+		{"part file gone", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, ".f"+PartSuffix))
+		}, int64(len(data)), hashOf(data)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p, err := Open(dir, "f", int64(len(data)), hashOf(data), testChunk, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeAll(t, p, data, []int{0, 1, 2, 3})
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.damage != nil {
+				tt.damage(t, dir)
+			}
+			want := data
+			if tt.hash == hashOf(other) {
+				want = other
+			} else if tt.size != int64(len(data)) {
+				want = data[:tt.size]
+			}
+			p, err = Open(dir, "f", tt.size, tt.hash, testChunk, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Resumed() != 0 || p.Have(0) {
+				t.Fatalf("trusted a bad state: Resumed = %d", p.Resumed())
+			}
+			writeAll(t, p, want, seq(p.NumChunks()))
+			if err := p.Finish(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(b, want) {
+				t.Error("restarted file differs")
+			}
+		})
+	}
+}
+
+func TestHashMismatch(t *testing.T) {
+	dir := t.TempDir()
+	data := content(6*testChunk+3, 17)
+	p, err := Open(dir, "f.iso", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := slices.Clone(data)
+	bad[4*testChunk+1] ^= 1
+	writeAll(t, p, bad, seq(p.NumChunks()))
+	if err := p.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Finish(context.Background())
+	if !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("Finish = %v, want ErrHashMismatch", err)
+	}
+	for _, want := range []string{"expected " + hashOf(data), "got " + hashOf(bad), `"f.iso"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if got := listDir(t, dir); len(got) != 0 {
+		t.Errorf("a failed download left %q", got)
+	}
+	if err := p.WriteChunk(0, data[:testChunk]); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteChunk after a failed Finish = %v", err)
+	}
+}
+
+func TestRemoveAndDiscard(t *testing.T) {
+	dir := t.TempDir()
+	data := content(4*testChunk, 19)
+	p, err := Open(dir, "x/f", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, []int{1, 2})
+	if err := p.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if got := listDir(t, dir); !slices.Equal(got, []string{"x"}) {
+		t.Errorf("Remove left %q", got)
+	}
+	if err := p.Remove(); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Remove = %v", err)
+	}
+
+	p, err = Open(dir, "x/f", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, []int{1, 2})
+	p.Close()
+	if err := Discard(dir, "x/f"); err != nil {
+		t.Fatal(err)
+	}
+	if got := listDir(t, dir); !slices.Equal(got, []string{"x"}) {
+		t.Errorf("Discard left %q", got)
+	}
+	if err := Discard(dir, "../x"); !errors.Is(err, ErrUnsafeName) {
+		t.Errorf("Discard of an unsafe name = %v", err)
+	}
+}
+
+func TestBusy(t *testing.T) {
+	dir := t.TempDir()
+	data := content(testChunk, 23)
+	p, err := Open(dir, "f", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if q, err := Open(dir, "f", int64(len(data)), hashOf(data), testChunk, false); !errors.Is(err, ErrBusy) {
+		if q != nil {
+			q.Close()
+		}
+		t.Errorf("second Open = %v, want ErrBusy", err)
+	}
+}
+
+func TestLongName(t *testing.T) {
+	dir := t.TempDir()
+	name := strings.Repeat("n", MaxComponentLen)
+	data := content(3*testChunk, 29)
+	p, err := Open(dir, name, int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, []int{0})
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = Open(dir, name, int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Resumed() != 1 {
+		t.Errorf("Resumed = %d", p.Resumed())
+	}
+	writeAll(t, p, data, []int{1, 2})
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := listDir(t, dir); !slices.Equal(got, []string{name}) {
+		t.Errorf("folder holds %q", got)
+	}
+}
+
+// TestConcurrentWriters writes from several goroutines while checkpoints
+// run (meant for -race).
+func TestConcurrentWriters(t *testing.T) {
+	dir := t.TempDir()
+	data := content(200*testChunk+5, 31)
+	p, err := open(dir, "f", int64(len(data)), hashOf(data), testChunk, false,
+		options{ckptBytes: 16 * testChunk, ckptEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < p.NumChunks(); i += 3 { // overlapping: duplicates too
+				if err := p.WriteChunk(i, chunkOf(data, testChunk, i)); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%50 == 0 {
+					if err := p.Checkpoint(); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(b, data) {
+		t.Error("file differs")
+	}
+}
+
+// waitFor polls cond with a generous deadline: for background work whose
+// timing the test does not assert.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestAutoCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	data := content(40*testChunk, 37)
+	p, err := open(dir, "f", int64(len(data)), hashOf(data), testChunk, false,
+		options{ckptBytes: 8 * testChunk, ckptEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	writeAll(t, p, data, seq(10))
+	statePath := filepath.Join(dir, ".f"+StateSuffix)
+	waitFor(t, "an automatic checkpoint", func() bool {
+		b, err := os.ReadFile(statePath)
+		if err != nil {
+			return false
+		}
+		st, _, err := ParseState(b)
+		return err == nil && bitmap(st.Have).count() >= 8
+	})
+
+	// The time trigger, with the byte trigger out of reach.
+	q, err := open(dir, "g", int64(len(data)), hashOf(data), testChunk, false,
+		options{ckptBytes: 1 << 40, ckptEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	writeAll(t, q, data, []int{3})
+	waitFor(t, "a timed checkpoint", func() bool {
+		_, err := os.Stat(filepath.Join(dir, ".g"+StateSuffix))
+		return err == nil
+	})
+}
+
+// TestPrefixHashing checks that chunks arriving in order are hashed in the
+// background, so Finish reads almost nothing.
+func TestPrefixHashing(t *testing.T) {
+	dir := t.TempDir()
+	data := content(3<<20+17, 41)
+	p, err := Open(dir, "f", int64(len(data)), hashOf(data), 16<<10, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, seq(p.NumChunks()))
+	waitFor(t, "the prefix hasher", func() bool { return p.hashedPub.Load() == int64(len(data)) })
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p.finishHashed != 0 {
+		t.Errorf("Finish hashed %d bytes itself, want 0", p.finishHashed)
+	}
+}
+
+// faultyFile fails writes with ENOSPC once limit bytes were written, and
+// Sync with syncErr.
+type faultyFile struct {
+	f       *os.File
+	mu      sync.Mutex
+	limit   int64
+	written int64
+	syncErr error
+}
+
+func (w *faultyFile) WriteAt(b []byte, off int64) (int, error) {
+	w.mu.Lock()
+	full := w.written+int64(len(b)) > w.limit
+	if !full {
+		w.written += int64(len(b))
+	}
+	w.mu.Unlock()
+	if full {
+		return 0, &os.PathError{Op: "write", Path: w.f.Name(), Err: syscall.ENOSPC}
+	}
+	return w.f.WriteAt(b, off)
+}
+
+func (w *faultyFile) Sync() error {
+	w.mu.Lock()
+	err := w.syncErr
+	w.mu.Unlock()
+	if err != nil {
+		return &os.PathError{Op: "sync", Path: w.f.Name(), Err: err}
+	}
+	return w.f.Sync()
+}
+
+func TestNoSpaceInjected(t *testing.T) {
+	dir := t.TempDir()
+	data := content(20*testChunk+9, 43)
+	var ff *faultyFile
+	p, err := open(dir, "f", int64(len(data)), hashOf(data), testChunk, false, options{
+		ckptBytes: 1 << 40, ckptEvery: time.Hour,
+		wrap: func(f *os.File) writerAt { ff = &faultyFile{f: f, limit: 12 * testChunk}; return ff },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, seq(8))
+	if err := p.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, []int{8, 9, 10, 11}) // written, never checkpointed
+	err = p.WriteChunk(12, chunkOf(data, testChunk, 12))
+	if !errors.Is(err, ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("WriteChunk on a full disk = %v", err)
+	}
+	if p.Have(12) {
+		t.Error("a failed chunk is marked")
+	}
+
+	// The sync of the next checkpoint fails too: the unsynced chunks are
+	// forgotten, the state on disk keeps the first eight.
+	ff.mu.Lock()
+	ff.syncErr = syscall.ENOSPC
+	ff.mu.Unlock()
+	if err := p.Checkpoint(); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("Checkpoint with a failing sync = %v", err)
+	}
+	if p.Have(8) || !p.Have(7) {
+		t.Errorf("after a failed sync Have(7)=%v Have(8)=%v", p.Have(7), p.Have(8))
+	}
+	p.Close() // its checkpoint fails again; the state stays as it was
+
+	// Space is back: resume from the consistent state and complete.
+	p, err = Open(dir, "f", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Resumed() != 8 {
+		t.Errorf("Resumed = %d, want the 8 checkpointed chunks", p.Resumed())
+	}
+	var missing []int
+	for i := range p.NumChunks() {
+		if !p.Have(i) {
+			missing = append(missing, i)
+		}
+	}
+	writeAll(t, p, data, missing)
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(b, data) {
+		t.Error("file differs")
+	}
+}
+
+// TestNoSpaceTmpfs fills a real 1 MiB file system.
+func TestNoSpaceTmpfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	mnt := filepath.Join(t.TempDir(), "small")
+	os.Mkdir(mnt, 0o755)
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	const cs = 64 << 10
+	data := content(2<<20, 47)
+	p, err := Open(mnt, "big.bin", int64(len(data)), hashOf(data), cs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	for i := range p.NumChunks() {
+		if werr = p.WriteChunk(i, chunkOf(data, cs, i)); werr != nil {
+			break
+		}
+		if i%4 == 3 {
+			if err := p.Checkpoint(); err != nil {
+				t.Logf("checkpoint %d: %v", i, err) // the state may not fit either
+			}
+		}
+	}
+	if !errors.Is(werr, ErrNoSpace) || !strings.Contains(werr.Error(), "no space left on device") {
+		t.Fatalf("writing 2 MiB into 1 MiB: %v", werr)
+	}
+	t.Logf("full disk: %v", werr)
+	p.Close()
+	b, err := os.ReadFile(filepath.Join(mnt, ".big.bin"+StateSuffix))
+	if err != nil {
+		t.Fatalf("no state kept: %v", err)
+	}
+	st, _, err := ParseState(b)
+	if err != nil {
+		t.Fatalf("state after a full disk: %v", err)
+	}
+	kept := bitmap(st.Have).count()
+	if kept == 0 {
+		t.Fatal("no chunk checkpointed before the disk filled")
+	}
+
+	// Free space, resume, complete.
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=4m"); err != nil {
+		t.Fatalf("remount: %v", err)
+	}
+	p, err = Open(mnt, "big.bin", int64(len(data)), hashOf(data), cs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Resumed() != kept {
+		t.Errorf("Resumed = %d, state said %d", p.Resumed(), kept)
+	}
+	for i := range p.NumChunks() {
+		if !p.Have(i) {
+			if err := p.WriteChunk(i, chunkOf(data, cs, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(mnt, "big.bin")); !bytes.Equal(got, data) {
+		t.Error("file differs after resume")
+	}
+}
+
+func TestFinishCancelled(t *testing.T) {
+	dir := t.TempDir()
+	data := content(2<<20, 53)
+	p, err := open(dir, "f", int64(len(data)), hashOf(data), 64<<10, false,
+		options{ckptBytes: 1 << 40, ckptEvery: time.Hour, noPrefix: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, p, data, seq(p.NumChunks()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Finish(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Finish with a cancelled context = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f")); err == nil {
+		t.Fatal("final file appeared")
+	}
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatalf("second Finish: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(b, data) {
+		t.Error("file differs")
+	}
+}
+
+// BenchmarkFinish measures Finish on a 64 MiB download whose chunks arrived
+// in order: with the background prefix hash caught up, and with all the
+// hashing left to Finish.
+func BenchmarkFinish(b *testing.B) {
+	data := content(64<<20, 59)
+	hash := hashOf(data)
+	const cs = 64 << 10
+	for _, mode := range []struct {
+		name     string
+		noPrefix bool
+	}{{"prefix-hashed", false}, {"all-at-finish", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				b.StopTimer()
+				dir := b.TempDir()
+				p, err := open(dir, "f", int64(len(data)), hash, cs, false,
+					options{ckptBytes: 1 << 40, ckptEvery: time.Hour, noPrefix: mode.noPrefix})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range p.NumChunks() {
+					if err := p.WriteChunk(i, chunkOf(data, cs, i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for !mode.noPrefix && p.hashedPub.Load() < int64(len(data)) {
+					time.Sleep(time.Millisecond)
+				}
+				b.StartTimer()
+				if err := p.Finish(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkWriteChunk measures the cost of landing one datagram-sized chunk
+// (page cache write, bookkeeping, background prefix hashing).
+func BenchmarkWriteChunk(b *testing.B) {
+	const cs = 1200
+	data := content(64<<20, 61)
+	b.SetBytes(cs)
+	dir := b.TempDir()
+	p, err := Open(dir, "f", int64(len(data)), hashOf(data), cs, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Remove()
+	i := 0
+	for b.Loop() {
+		if i == p.NumChunks() {
+			b.StopTimer()
+			p.Remove()
+			if p, err = Open(dir, "f", int64(len(data)), hashOf(data), cs, false); err != nil {
+				b.Fatal(err)
+			}
+			i = 0
+			b.StartTimer()
+		}
+		if err := p.WriteChunk(i, chunkOf(data, cs, i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
