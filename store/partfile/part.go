@@ -99,10 +99,10 @@ type Part struct {
 	epoch       int   // bumped when written data may be lost: hashing restarts
 
 	// The worker goroutine hashes the prefix and makes automatic
-	// checkpoints. Its hash state below is its own until done is closed;
-	// then it belongs to Finish (under opMu).
-	stopOnce  sync.Once
-	stop      chan struct{}
+	// checkpoints. It is started and stopped under opMu (write); the hash
+	// state below is its own while it runs, and Finish's (under opMu) when
+	// it does not.
+	stop      chan struct{} // nil when no worker runs
 	done      chan struct{}
 	kick      chan struct{} // cap 1: the prefix grew
 	ckptKick  chan struct{} // cap 1: CheckpointBytes arrived
@@ -116,7 +116,8 @@ type Part struct {
 }
 
 // Open starts or resumes the download of name (as a peer reported it,
-// '/'-separated) into the folder dir, which is created if needed. size and
+// '/'-separated) into the folder dir ("" is the current folder), which is
+// created if needed. size and
 // hash ("sha256:" + 64 hex digits) describe the file; chunkSize is the chunk
 // size to use for a new download. If a state file for the same size and
 // hash is there, the download resumes with the chunk size recorded in it
@@ -148,6 +149,9 @@ func open(dir, name string, size int64, hash string, chunkSize int, overwrite bo
 	if err := st.Validate(); err != nil {
 		return nil, fmt.Errorf("downloading %q: %w", name, err)
 	}
+	if dir == "" {
+		dir = "."
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating download folder: %w", err)
 	}
@@ -167,8 +171,6 @@ func open(dir, name string, size int64, hash string, chunkSize int, overwrite bo
 		ckptBytes: o.ckptBytes,
 		ckptEvery: o.ckptEvery,
 		noPrefix:  o.noPrefix,
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		ckptKick:  make(chan struct{}, 1),
 		h:         sha256.New(),
@@ -183,7 +185,7 @@ func open(dir, name string, size int64, hash string, chunkSize int, overwrite bo
 	if o.wrap != nil {
 		p.w = o.wrap(p.f)
 	}
-	go p.work()
+	p.startWorker()
 	return p, nil
 }
 
@@ -500,17 +502,17 @@ func (p *Part) syncDir() {
 
 // work runs until stop: it hashes the file's contiguous prefix as it grows
 // and makes automatic checkpoints.
-func (p *Part) work() {
-	defer close(p.done)
+func (p *Part) work(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	t := time.NewTicker(p.ckptEvery)
 	defer t.Stop()
 	buf := make([]byte, max(1, min(hashBlock, p.size)))
 	for {
 		if !p.noPrefix {
-			p.hashPrefix(buf)
+			p.hashPrefix(stop, buf)
 		}
 		select {
-		case <-p.stop:
+		case <-stop:
 			return
 		case <-p.kick:
 		case <-p.ckptKick:
@@ -536,10 +538,10 @@ func (p *Part) autoCheckpoint() {
 
 // hashPrefix feeds h with the contiguous prefix written so far, a block at
 // a time, until it catches up or the worker is told to stop.
-func (p *Part) hashPrefix(buf []byte) {
+func (p *Part) hashPrefix(stop <-chan struct{}, buf []byte) {
 	for {
 		select {
-		case <-p.stop:
+		case <-stop:
 			return
 		default:
 		}
@@ -564,9 +566,20 @@ func (p *Part) hashPrefix(buf []byte) {
 	}
 }
 
+// startWorker and stopWorker are called with opMu held for writing (or
+// before the Part is shared). The worker never takes opMu.
+func (p *Part) startWorker() {
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go p.work(p.stop, p.done)
+}
+
 func (p *Part) stopWorker() {
-	p.stopOnce.Do(func() { close(p.stop) })
+	if p.stop == nil {
+		return
+	}
+	close(p.stop)
 	<-p.done
+	p.stop, p.done = nil, nil
 }
 
 // Finish verifies the whole file against the hash given to Open, syncs it
@@ -579,7 +592,6 @@ func (p *Part) stopWorker() {
 // overwrite. If ctx ends during the check, the Part stays open: call Finish
 // again or Close. After Finish succeeds or fails for good, the Part is ended.
 func (p *Part) Finish(ctx context.Context) error {
-	p.stopWorker()
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
 	if p.ended {
@@ -587,11 +599,26 @@ func (p *Part) Finish(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	missing := p.nchunks - p.count
-	epoch := p.epoch
 	p.mu.Unlock()
 	if missing > 0 {
 		return fmt.Errorf("%w: %q misses %d of %d chunks", ErrIncomplete, p.name, missing, p.nchunks)
 	}
+	// No write or checkpoint can run now (opMu), so with the worker
+	// stopped the epoch and the hash state are Finish's.
+	p.stopWorker()
+	if err := p.finish(ctx); err != nil {
+		if !p.ended {
+			p.startWorker()
+		}
+		return err
+	}
+	return nil
+}
+
+func (p *Part) finish(ctx context.Context) error {
+	p.mu.Lock()
+	epoch := p.epoch
+	p.mu.Unlock()
 	if p.hashEpoch != epoch {
 		p.h.Reset()
 		p.hashed = 0
@@ -702,12 +729,12 @@ func (p *Part) discard() error {
 // Open to resume. It returns the checkpoint's error, if any; the files are
 // kept either way.
 func (p *Part) Close() error {
-	p.stopWorker()
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
 	if p.ended {
 		return nil
 	}
+	p.stopWorker()
 	p.ended = true
 	err := p.checkpoint()
 	if cerr := p.f.Close(); err == nil && cerr != nil {
@@ -719,12 +746,12 @@ func (p *Part) Close() error {
 
 // Remove discards the partial file and its state.
 func (p *Part) Remove() error {
-	p.stopWorker()
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
 	if p.ended {
 		return ErrClosed
 	}
+	p.stopWorker()
 	p.ended = true
 	return p.discard()
 }

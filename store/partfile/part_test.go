@@ -995,3 +995,27 @@ func BenchmarkWriteChunk(b *testing.B) {
 		i++
 	}
 }
+
+// TestFinishIncomplete: an early Finish leaves the Part working, background
+// hashing included.
+func TestFinishIncomplete(t *testing.T) {
+	dir := t.TempDir()
+	data := content(40*testChunk+1, 67)
+	p, err := Open(dir, "f", int64(len(data)), hashOf(data), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := seq(p.NumChunks())
+	writeAll(t, p, data, order[1:])
+	if err := p.Finish(context.Background()); !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "1 of 41") {
+		t.Fatalf("Finish = %v, want ErrIncomplete missing 1 of 41", err)
+	}
+	writeAll(t, p, data, order[:1])
+	waitFor(t, "the prefix hasher", func() bool { return p.hashedPub.Load() == int64(len(data)) })
+	if err := p.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p.finishHashed != 0 {
+		t.Errorf("Finish hashed %d bytes itself, want 0", p.finishHashed)
+	}
+}

@@ -450,7 +450,7 @@ func (x *Index) walk(ctx context.Context, roots []*shareRoot, warn func(string, 
 		}
 		fsys := sr.root.FS()
 		_ = fs.WalkDir(fsys, ".", func(rel string, d fs.DirEntry, err error) error {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || capped {
 				return fs.SkipAll
 			}
 			osPath := filepath.Join(sr.dir, filepath.FromSlash(rel))
