@@ -121,8 +121,9 @@ type Catalog struct {
 	runErr   error           // why the view may be behind, for error messages
 	stats    Stats           // counters
 
-	regMu    sync.Mutex          // protects regLocks
-	regLocks map[string]*regLock // per-address write serialization
+	regMu    sync.Mutex                  // protects regLocks and own
+	regLocks map[string]*regLock         // per-address write serialization
+	own      map[string]clientv3.LeaseID // registrations made through this catalog
 
 	nowFunc func() time.Time // time source
 }
@@ -171,6 +172,7 @@ func New(ctx context.Context, cfg Config) (*Catalog, error) {
 		view:     newView(cfg.Prefix),
 		nowFunc:  time.Now,
 		regLocks: make(map[string]*regLock),
+		own:      make(map[string]clientv3.LeaseID),
 	}
 	lctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	v, rev, err := c.load(lctx)
@@ -258,6 +260,13 @@ func (c *Catalog) Register(ctx context.Context, srv store.Server, files []store.
 	if srv.Addr == "" {
 		return errors.New("etcdcat: registering: empty address")
 	}
+	switch srv.Role {
+	case "":
+		srv.Role = store.RoleServer
+	case store.RoleServer, store.RoleReceiver:
+	default:
+		return fmt.Errorf("etcdcat: registering %s: unknown role %q", srv.Addr, srv.Role)
+	}
 	if len(files) > MaxFiles {
 		return fmt.Errorf("etcdcat: registering %s: %d files, more than %d", srv.Addr, len(files), MaxFiles)
 	}
@@ -266,6 +275,9 @@ func (c *Catalog) Register(ctx context.Context, srv store.Server, files []store.
 	for i, f := range files {
 		if u := f.MTime.Unix(); u < minUnix || u > maxUnix {
 			return fmt.Errorf("etcdcat: registering %s: file %q: modification time %v out of range", srv.Addr, f.Name, f.MTime)
+		}
+		if !validHash(f.Hash) {
+			return fmt.Errorf("etcdcat: registering %s: file %q: bad hash %q", srv.Addr, f.Name, f.Hash)
 		}
 		if f.Size < 0 {
 			return fmt.Errorf("etcdcat: registering %s: file %q: negative size", srv.Addr, f.Name)
@@ -327,6 +339,9 @@ func (c *Catalog) Register(ctx context.Context, srv store.Server, files []store.
 		}
 		ops, sizes = ops[n:], sizes[n:]
 	}
+	c.regMu.Lock()
+	c.own[srv.Addr] = lease
+	c.regMu.Unlock()
 	rev := last.Header.Revision
 	put := last.Responses[len(last.Responses)-1].GetResponsePut()
 	if prev := put.GetPrevKv(); prev != nil && prev.Lease != 0 && prev.Lease != int64(lease) {
@@ -402,8 +417,12 @@ func (c *Catalog) Heartbeat(ctx context.Context, addr string) error {
 	return nil
 }
 
-// Unregister revokes addr's lease, which deletes its keys in one revision,
-// and waits until the view has dropped them.
+// Unregister revokes the lease of addr's registration made through this
+// catalog, which deletes its keys in one revision, and waits until the view
+// has dropped them. A registration made (or made again, after a failover)
+// through another master is that master's to remove: for it Unregister
+// returns store.ErrNotFound and changes nothing, so that a master closing a
+// stale connection cannot drop a file server that moved elsewhere.
 func (c *Catalog) Unregister(ctx context.Context, addr string) error {
 	octx, cancel, err := c.opContext(ctx)
 	if err != nil {
@@ -412,29 +431,58 @@ func (c *Catalog) Unregister(ctx context.Context, addr string) error {
 	defer cancel()
 	unlock := c.lockAddr(addr)
 	defer unlock()
-	lease, err := c.leaseOf(octx, addr)
-	if errors.Is(err, store.ErrNotFound) {
+	c.regMu.Lock()
+	lease, ok := c.own[addr]
+	c.regMu.Unlock()
+	if !ok {
 		return fmt.Errorf("etcdcat: unregistering %s: %w", addr, store.ErrNotFound)
 	}
-	if err != nil {
+	resp, err := c.client.Revoke(octx, lease)
+	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return c.unavailable("unregistering "+addr, ctx, err)
 	}
-	resp, err := c.client.Revoke(octx, lease)
+	c.regMu.Lock()
+	if c.own[addr] == lease {
+		delete(c.own, addr)
+	}
+	c.regMu.Unlock()
 	if err != nil {
-		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			return c.unavailable("unregistering "+addr, ctx, err)
-		}
-		// Gone already (expired a moment ago): let the view catch up, so
-		// that the caller sees it gone, and say so.
-		if err := c.sync(octx); err != nil {
-			return c.unavailable("unregistering "+addr, ctx, err)
-		}
+		// Gone already: expired, or replaced through another master.
 		return fmt.Errorf("etcdcat: unregistering %s: %w", addr, store.ErrNotFound)
 	}
 	if err := c.waitRev(octx, resp.Header.Revision); err != nil {
 		return c.unavailable("unregistering "+addr+": waiting for the watch", ctx, err)
 	}
 	return nil
+}
+
+// forget drops this catalog's claim on registrations that left the view
+// (expired, revoked or replaced), so that own stays as small as the view.
+func (c *Catalog) forget(gone []pendingKey) {
+	if len(gone) == 0 {
+		return
+	}
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	for _, g := range gone {
+		if c.own[g.addr] == clientv3.LeaseID(g.lease) {
+			delete(c.own, g.addr)
+		}
+	}
+}
+
+// validHash reports whether h is "sha256:" and 64 lower-case hex digits.
+func validHash(h string) bool {
+	x, ok := strings.CutPrefix(h, "sha256:")
+	if !ok || len(x) != 64 {
+		return false
+	}
+	for i := 0; i < len(x); i++ {
+		if c := x[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // sync waits until the view has caught up with etcd's current revision.

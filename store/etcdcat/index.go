@@ -226,9 +226,9 @@ func (x *index) files(glob string) ([]store.Entry, error) {
 }
 
 // search returns at most max entries whose lower-cased name contains every
-// word (already lower-cased), in name order.
+// word (already lower-cased), in name order. No words match everything.
 func (x *index) search(words []string, max int) []store.Entry {
-	if max <= 0 || len(words) == 0 || len(x.entries) == 0 {
+	if max <= 0 || len(x.entries) == 0 {
 		return nil
 	}
 	// The shortest posting list over all trigrams of all words bounds the

@@ -19,6 +19,7 @@ type view struct {
 	pending map[pendingKey]map[string]store.File // escaped name → file
 	idx     *index
 	dirty   map[string]struct{} // live servers whose files changed since flush
+	gone    []pendingKey        // registrations retired since takeGone
 	bad     int                 // keys or values under the prefix that could not be parsed
 }
 
@@ -139,6 +140,7 @@ func (v *view) flush() {
 func (v *view) retire(addr string, st *serverState) {
 	v.idx.drop(addr)
 	delete(v.dirty, addr)
+	v.gone = append(v.gone, pendingKey{addr, st.lease})
 	if len(st.files) > 0 {
 		v.pending[pendingKey{addr, st.lease}] = st.files
 	}
@@ -192,4 +194,11 @@ func (v *view) pendingFiles() int {
 		n += len(m)
 	}
 	return n
+}
+
+// takeGone returns the registrations retired since the last call.
+func (v *view) takeGone() []pendingKey {
+	g := v.gone
+	v.gone = nil
+	return g
 }

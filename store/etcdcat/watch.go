@@ -152,6 +152,8 @@ func (c *Catalog) follow(ctx context.Context, from int64) error {
 // apply applies one watch response to the view.
 func (c *Catalog) apply(resp *clientv3.WatchResponse) {
 	c.mu.Lock()
+	var gone []pendingKey
+	defer func() { c.forget(gone) }() // after c.mu is released: regMu is never taken under it
 	defer c.mu.Unlock()
 	rev := c.rev
 	for _, ev := range resp.Events {
@@ -164,6 +166,7 @@ func (c *Catalog) apply(resp *clientv3.WatchResponse) {
 		rev = max(rev, ev.Kv.ModRevision)
 	}
 	c.view.flush()
+	gone = c.view.takeGone()
 	// A progress notification promises that every event up to its
 	// revision has been delivered; an event response promises only its
 	// events.
