@@ -555,11 +555,18 @@ func (c *Catalog) Search(ctx context.Context, q string, max int) ([]store.Entry,
 	if err := c.readable(ctx, "searching"); err != nil {
 		return nil, err
 	}
-	words := strings.Fields(strings.ToLower(q))
+	words := splitLower(q)
 	c.mu.RLock()
 	out := c.view.idx.search(words, max)
 	c.mu.RUnlock()
 	return out, nil
+}
+
+// splitLower splits a query into lower-cased words, each once.
+func splitLower(q string) []string {
+	words := strings.Fields(strings.ToLower(q))
+	slices.Sort(words)
+	return slices.Compact(words)
 }
 
 // Stats returns counters about the view.

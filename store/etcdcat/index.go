@@ -1,10 +1,8 @@
 package etcdcat
 
 import (
-	"container/heap"
 	"path"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/google/btree"
@@ -14,9 +12,11 @@ import (
 
 // index is the search index over the files of live registrations: one entry
 // per distinct (name, hash), with every server that offers it. Entries sit in
-// a B-tree ordered by name then hash (for listing and for ordered scans) and
-// in trigram posting lists (so a search for a rare word does not scan every
-// entry). The index is not safe for concurrent use: Catalog guards it.
+// a B-tree ordered by name then hash (for listing) and in posting lists, one
+// for every 1-, 2- and 3-byte gram of the lower-cased names (so a search
+// intersects the lists of its words' grams and checks only the candidates
+// left, never scanning every entry). The index is not safe for concurrent
+// use: Catalog guards it.
 type index struct {
 	byAddr  map[string][]store.File // what set recorded for each server
 	entries map[entryKey]*entry
@@ -29,6 +29,7 @@ type index struct {
 	byID  []*entry
 	dead  int
 	grams map[uint32][]uint32
+	tmp   []uint32 // scratch for gramsOf
 }
 
 type entryKey struct{ name, hash string }
@@ -45,11 +46,6 @@ type source struct {
 	addr string
 	file store.File
 }
-
-// denseFraction: when every word of a query has a trigram found in more than
-// 1/denseFraction of the entries, matches are likely dense, and a scan in
-// name order that stops after max matches beats intersecting long lists.
-const denseFraction = 8
 
 // compactMin is the fewest dead IDs worth a rebuild of the posting lists.
 const compactMin = 1024
@@ -109,7 +105,7 @@ func (x *index) add(addr string, f store.File) {
 		x.entries[k] = e
 		x.byID = append(x.byID, e)
 		x.ordered.ReplaceOrInsert(e)
-		forEachGram(e.lower, func(g uint32) { x.grams[g] = append(x.grams[g], e.id) })
+		x.addGrams(e)
 	}
 	i, found := slices.BinarySearchFunc(e.srcs, addr, func(s source, a string) int { return strings.Compare(s.addr, a) })
 	if found {
@@ -151,29 +147,49 @@ func (x *index) compact() {
 	x.ordered.Ascend(func(e *entry) bool {
 		e.id = uint32(len(x.byID))
 		x.byID = append(x.byID, e)
-		forEachGram(e.lower, func(g uint32) { x.grams[g] = append(x.grams[g], e.id) })
+		x.addGrams(e)
 		return true
 	})
 }
 
-// forEachGram calls fn once for each distinct byte trigram of s.
-func forEachGram(s string, fn func(uint32)) {
-	if len(s) < 3 {
-		return
-	}
-	seen := make(map[uint32]struct{}, len(s))
-	for i := 0; i+3 <= len(s); i++ {
-		g := gramAt(s, i)
-		if _, dup := seen[g]; dup {
-			continue
-		}
-		seen[g] = struct{}{}
-		fn(g)
+func (x *index) addGrams(e *entry) {
+	x.tmp = gramsOf(x.tmp[:0], e.lower)
+	for _, g := range x.tmp {
+		x.grams[g] = append(x.grams[g], e.id)
 	}
 }
 
-func gramAt(s string, i int) uint32 {
-	return uint32(s[i])<<16 | uint32(s[i+1])<<8 | uint32(s[i+2])
+// gram packs s[i:i+n] (n <= 3) with its length, so that "a", "a\x00" and
+// "a\x00\x00" differ.
+func gram(s string, i, n int) uint32 {
+	g := uint32(n) << 24
+	for j := range n {
+		g |= uint32(s[i+j]) << (8 * (2 - j))
+	}
+	return g
+}
+
+// gramsOf appends the distinct 1-, 2- and 3-byte grams of s to dst.
+func gramsOf(dst []uint32, s string) []uint32 {
+	for i := range len(s) {
+		for n := 1; n <= 3 && i+n <= len(s); n++ {
+			dst = append(dst, gram(s, i, n))
+		}
+	}
+	slices.Sort(dst)
+	return slices.Compact(dst)
+}
+
+// queryGrams appends the grams every name containing w holds: its trigrams,
+// or w itself when shorter.
+func queryGrams(dst []uint32, w string) []uint32 {
+	if len(w) < 3 {
+		return append(dst, gram(w, 0, len(w)))
+	}
+	for i := 0; i+3 <= len(w); i++ {
+		dst = append(dst, gram(w, i, 3))
+	}
+	return dst
 }
 
 func (e *entry) toEntry() store.Entry {
@@ -226,38 +242,81 @@ func (x *index) files(glob string) ([]store.Entry, error) {
 }
 
 // search returns at most max entries whose lower-cased name contains every
-// word (already lower-cased), in name order. No words match everything.
+// word (already lower-cased), sorted by name then hash; no words match
+// everything. As in memcat, when more than max match, which ones are
+// returned is unspecified: the search stops at the max-th hit instead of
+// ranking every match.
 func (x *index) search(words []string, max int) []store.Entry {
 	if max <= 0 || len(x.entries) == 0 {
 		return nil
 	}
-	// The shortest posting list over all trigrams of all words bounds the
-	// candidates.
-	var best []uint32
-	haveGram := false
-	for _, w := range words {
-		for i := 0; i+3 <= len(w); i++ {
-			list := x.grams[gramAt(w, i)]
-			if len(list) == 0 {
-				return nil // a trigram no entry has: nothing matches
-			}
-			if !haveGram || len(list) < len(best) {
-				best, haveGram = list, true
-			}
-		}
-	}
-	if !haveGram || len(best) > len(x.byID)/denseFraction {
+	if len(words) == 0 {
 		return x.scan(words, max)
 	}
-	h := &entryHeap{max: max}
-	for _, id := range best {
-		e := x.byID[id]
-		if e == nil || !matchesAll(e.lower, words) {
-			continue
-		}
-		h.offer(e)
+	var gs []uint32
+	for _, w := range words {
+		gs = queryGrams(gs, w)
 	}
-	return h.sorted()
+	slices.Sort(gs)
+	gs = slices.Compact(gs)
+	lists := make([][]uint32, len(gs))
+	for i, g := range gs {
+		if lists[i] = x.grams[g]; len(lists[i]) == 0 {
+			return nil // a gram no entry has: nothing matches
+		}
+	}
+	slices.SortFunc(lists, func(a, b []uint32) int { return len(a) - len(b) })
+	var hits []*entry
+	intersect(lists, func(id uint32) bool {
+		if e := x.byID[id]; e != nil && matchesAll(e.lower, words) {
+			hits = append(hits, e)
+		}
+		return len(hits) < max
+	})
+	slices.SortFunc(hits, func(a, b *entry) int {
+		if a.name != b.name {
+			return strings.Compare(a.name, b.name)
+		}
+		return strings.Compare(a.hash, b.hash)
+	})
+	out := make([]store.Entry, len(hits))
+	for i, e := range hits {
+		out[i] = e.toEntry()
+	}
+	return out
+}
+
+// intersect calls visit for each ID in every list (lists sorted by ID, the
+// shortest first), in ID order, until visit returns false. Each longer list
+// is searched by galloping from where the last search ended, so the cost
+// follows the shortest list, not the longest.
+func intersect(lists [][]uint32, visit func(uint32) bool) {
+	pos := make([]int, len(lists))
+next:
+	for _, id := range lists[0] {
+		for i := 1; i < len(lists); i++ {
+			l := lists[i]
+			p := pos[i]
+			step := 1
+			for p+step < len(l) && l[p+step] < id {
+				p += step
+				step *= 2
+			}
+			hi := min(p+step, len(l)-1)
+			j, _ := slices.BinarySearch(l[p:hi+1], id)
+			p += j
+			pos[i] = p
+			if p == len(l) {
+				return
+			}
+			if l[p] != id {
+				continue next
+			}
+		}
+		if !visit(id) {
+			return
+		}
+	}
 }
 
 // scan walks the entries in name order and stops after max matches.
@@ -269,42 +328,5 @@ func (x *index) scan(words []string, max int) []store.Entry {
 		}
 		return len(out) < max
 	})
-	return out
-}
-
-// entryHeap keeps the max smallest entries offered: a max-heap on name then
-// hash, so the root is the first to drop.
-type entryHeap struct {
-	max int
-	es  []*entry
-}
-
-func (h *entryHeap) Len() int           { return len(h.es) }
-func (h *entryHeap) Less(i, j int) bool { return entryLess(h.es[j], h.es[i]) }
-func (h *entryHeap) Swap(i, j int)      { h.es[i], h.es[j] = h.es[j], h.es[i] }
-func (h *entryHeap) Push(v any)         { h.es = append(h.es, v.(*entry)) }
-func (h *entryHeap) Pop() any {
-	e := h.es[len(h.es)-1]
-	h.es = h.es[:len(h.es)-1]
-	return e
-}
-
-func (h *entryHeap) offer(e *entry) {
-	if len(h.es) < h.max {
-		heap.Push(h, e)
-		return
-	}
-	if entryLess(e, h.es[0]) {
-		h.es[0] = e
-		heap.Fix(h, 0)
-	}
-}
-
-func (h *entryHeap) sorted() []store.Entry {
-	sort.Slice(h.es, func(i, j int) bool { return entryLess(h.es[i], h.es[j]) })
-	out := make([]store.Entry, len(h.es))
-	for i, e := range h.es {
-		out[i] = e.toEntry()
-	}
 	return out
 }
