@@ -42,7 +42,7 @@ cmd_install() {
 	fi
 	mkdir -p "$(dirname "$BIN")"
 	log "building etcd $VERSION from $TOOLS (a minute or two the first time)"
-	if (cd "$TOOLS" && GOWORK=off GOFLAGS=-mod=readonly go build -trimpath -o "$BIN.tmp" .) >&2; then
+	if (cd "$TOOLS" && GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o "$BIN.tmp" .) >&2; then
 		mv -f "$BIN.tmp" "$BIN"
 		"$BIN" --version >&2
 		return 0
