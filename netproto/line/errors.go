@@ -19,14 +19,20 @@ func Errorf(code int, format string, args ...any) *Error {
 	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
-// ErrorMsg returns the ERR line for e. The text travels as words, so runs
-// of white space in it come out as single spaces.
+// ErrorMsg returns the ERR line for e. The text runs to the end of the
+// line unescaped, so control characters in it become spaces and
+// surrounding spaces are dropped.
 func ErrorMsg(e *Error) Msg {
-	words := strings.Fields(e.Msg)
-	args := make([]string, 0, 1+len(words))
-	args = append(args, strconv.Itoa(e.Code))
-	args = append(args, words...)
-	return NewMsg(VerbErr, args...)
+	text := strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(e.Msg, "?")))
+	if text == "" {
+		return NewMsg(VerbErr, strconv.Itoa(e.Code))
+	}
+	return NewMsg(VerbErr, strconv.Itoa(e.Code), text)
 }
 
 // ParseError returns the *Error an ERR line carries.
@@ -38,7 +44,7 @@ func ParseError(m Msg) (*Error, error) {
 	if err != nil || code < 100 || code > 999 {
 		return nil, &ProtocolError{Reason: "bad error code", Input: m.Arg(0)}
 	}
-	return &Error{Code: code, Msg: strings.Join(m.Args[1:], " ")}, nil
+	return &Error{Code: code, Msg: m.Arg(1)}, nil
 }
 
 // maxQuoted bounds how much of a bad input a ProtocolError repeats, so an

@@ -114,13 +114,13 @@ func TestTraceHooks(t *testing.T) {
 }
 
 func TestError(t *testing.T) {
-	e := Errorf(CodeSyntax, "unknown verb %q in  line", "A=B")
+	e := Errorf(CodeSyntax, " unknown verb %q in  line\n", "A=B\\s")
 	m := ErrorMsg(e)
 	b, err := AppendMsg(nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `ERR 400 unknown verb "A\eB" in line` + "\n"; string(b) != want {
+	if want := `ERR 400 unknown verb "A=B\\s" in  line` + "\n"; string(b) != want {
 		t.Errorf("wire %q, want %q", b, want)
 	}
 	m2, _, err := ParseMsg(b)
@@ -131,7 +131,7 @@ func TestError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Code != 400 || got.Msg != `unknown verb "A=B" in line` || got.Error() != `400 unknown verb "A=B" in line` {
+	if got.Code != 400 || got.Msg != `unknown verb "A=B\\s" in  line` || got.Error() != `400 unknown verb "A=B\\s" in  line` {
 		t.Errorf("ParseError = %+v", got)
 	}
 	for _, bad := range []Msg{NewMsg("OK"), NewMsg("ERR"), NewMsg("ERR", "x"), NewMsg("ERR", "99")} {

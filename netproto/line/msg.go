@@ -127,6 +127,9 @@ func AppendMsg(b []byte, m Msg) ([]byte, error) {
 	}
 	start := len(b)
 	b = append(b, m.Verb...)
+	if m.Verb == VerbErr {
+		return appendErr(b, start, m)
+	}
 	for _, a := range m.Args {
 		if a == "" {
 			return b[:start], &ProtocolError{Reason: "empty argument", Input: m.Verb}
@@ -155,6 +158,41 @@ func AppendMsg(b []byte, m Msg) ([]byte, error) {
 		b = appendEscaped(b, f.Value, false)
 	}
 	return append(b, '\n'), nil
+}
+
+// appendErr writes "ERR <code> <text>": the text, the second argument,
+// runs to the end of the line as is, so that people reading the wire see
+// plain messages; it may not hold control characters or start or end with
+// a space (ErrorMsg makes it so).
+func appendErr(b []byte, start int, m Msg) ([]byte, error) {
+	if len(m.Args) > 2 || len(m.Fields) > 0 {
+		return b[:start], &ProtocolError{Reason: "ERR takes a code and a text", Input: m.Verb}
+	}
+	if len(m.Args) > 0 {
+		if m.Args[0] == "" || !utf8.ValidString(m.Args[0]) {
+			return b[:start], &ProtocolError{Reason: "bad ERR code", Input: m.Args[0]}
+		}
+		b = append(b, ' ')
+		b = appendEscaped(b, m.Args[0], true)
+	}
+	if len(m.Args) == 2 {
+		text := m.Args[1]
+		if text == "" || text[0] == ' ' || text[len(text)-1] == ' ' || !utf8.ValidString(text) || hasControl(text) {
+			return b[:start], &ProtocolError{Reason: "bad ERR text", Input: text}
+		}
+		b = append(b, ' ')
+		b = append(b, text...)
+	}
+	return append(b, '\n'), nil
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 const hexDigits = "0123456789abcdef"
@@ -232,6 +270,9 @@ func parseBody(body []byte) (Msg, error) {
 				return Msg{}, &ProtocolError{Reason: "invalid verb", Input: string(tok)}
 			}
 			m.Verb = v
+			if v == VerbErr {
+				return parseErr(m, body)
+			}
 			continue
 		}
 		if eq := bytes.IndexByte(tok, '='); eq >= 0 {
@@ -257,6 +298,28 @@ func parseBody(body []byte) (Msg, error) {
 	}
 	if m.Verb == "" {
 		return Msg{}, &ProtocolError{Reason: "empty line", Input: ""}
+	}
+	return m, nil
+}
+
+// parseErr reads the rest of an ERR line: a code token and the text up to
+// the end of the line, taken as is but for surrounding spaces.
+func parseErr(m Msg, rest []byte) (Msg, error) {
+	rest = bytes.Trim(rest, " ")
+	if len(rest) == 0 {
+		return m, nil
+	}
+	code, text, _ := bytes.Cut(rest, []byte(" "))
+	c, err := unescape(code)
+	if err != nil {
+		return Msg{}, err
+	}
+	m.Args = append(m.Args, c)
+	if text = bytes.Trim(text, " "); len(text) > 0 {
+		if hasControl(string(text)) {
+			return Msg{}, &ProtocolError{Reason: "raw control character", Input: string(text)}
+		}
+		m.Args = append(m.Args, string(text))
 	}
 	return m, nil
 }

@@ -26,8 +26,11 @@ func TestParseMsg(t *testing.T) {
 		{"empty value", "LIST glob=\n", Msg{Verb: "LIST", Fields: []Field{{"glob", ""}}}, 11},
 		{"escapes", `F name=a\sb\nc\\d\te\r\x01 x=a=b` + "\n",
 			Msg{Verb: "F", Fields: []Field{{"name", "a b\nc\\d\te\r\x01"}, {"x", "a=b"}}}, 33},
-		{"escaped equals in arg", `ERR 400 a\eb` + "\n",
-			Msg{Verb: "ERR", Args: []string{"400", "a=b"}}, 13},
+		{"escaped equals in arg", `X 400 a\eb` + "\n",
+			Msg{Verb: "X", Args: []string{"400", "a=b"}}, 11},
+		{"err text as is", "err  404   no \\s such=file \r\n",
+			Msg{Verb: "ERR", Args: []string{"404", "no \\s such=file"}}, 29},
+		{"err code only", "ERR 503\n", Msg{Verb: "ERR", Args: []string{"503"}}, 8},
 		{"utf8", "SEARCH q=été\\s🎉\n", Msg{Verb: "SEARCH", Fields: []Field{{"q", "été 🎉"}}}, 21},
 		{"only first line", "PING\nPONG\n", Msg{Verb: "PING"}, 5},
 	}
@@ -62,6 +65,8 @@ func TestParseMsgErrors(t *testing.T) {
 		{"raw control", "LIST q=a\x01b\n", "raw control character"},
 		{"raw nul", "LIST q=\x00\n", "raw control character"},
 		{"raw cr mid", "LIST q=a\rb\n", "raw control character"},
+		{"err text control", "ERR 400 a\x01\n", "raw control character"},
+		{"err code escape", "ERR 4\\q00 x\n", "unknown escape"},
 		{"dangling", "LIST q=ab\\\n", "dangling backslash"},
 		{"unknown escape", "LIST q=\\q\n", "unknown escape"},
 		{"short x", "LIST q=\\x1\n", "short \\x escape"},
@@ -129,6 +134,10 @@ func TestAppendMsgErrors(t *testing.T) {
 		{"bad utf8 arg", NewMsg("X", "\xff")},
 		{"bad utf8 value", NewMsg("X").With("k", "\xfe")},
 		{"too many", NewMsg("X", make([]string, MaxTokens)...)},
+		{"err field", NewMsg("ERR", "400").With("k", "v")},
+		{"err three args", NewMsg("ERR", "400", "a", "b")},
+		{"err text control", NewMsg("ERR", "400", "a\nb")},
+		{"err text spaces", NewMsg("ERR", "400", " a")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,164 @@
+package master
+
+import (
+	"strconv"
+	"time"
+
+	"fxsh/netproto/line"
+	"fxsh/store"
+)
+
+// A push (issue 8) goes through the master because only the master knows
+// where a receiver is: the sender says OFFER, the master gives it an id
+// and relays it on the receiver's connection, and relays the receiver's
+// ACCEPT or REFUSE back. The file itself then moves over UDP, pulled by the
+// receiver from the sender's file server (from=).
+
+type offer struct {
+	id       string
+	from, to *session
+	timer    *time.Timer
+}
+
+// offerTable holds the offers waiting for an answer (guarded by Server.mu).
+type offerTable struct {
+	byID map[string]*offer
+	seq  uint64
+}
+
+func (ss *session) offer(m line.Msg) error {
+	s := ss.s
+	to, err := m.Require("to")
+	var f store.Entry
+	if err == nil {
+		f.Name, err = m.Require("name")
+	}
+	if err == nil {
+		f.Size, err = m.Int("size")
+	}
+	if err == nil {
+		f.Hash, err = m.Require("hash")
+	}
+	if err == nil {
+		err = line.CheckName(f.Name, s.cfg.MaxName)
+	}
+	if err == nil {
+		err = line.CheckHash(f.Hash)
+	}
+	if err != nil {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER: %v", err))
+	}
+	if f.Size < 0 {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER: negative size"))
+	}
+	from, err := ss.registrationAddr(m.Value("from"))
+	if err != nil {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER from=: %v", err))
+	}
+
+	s.mu.Lock()
+	var rx *session
+	for addr, o := range s.owners {
+		if o.role == store.RoleReceiver && (addr == to || o.name == to) {
+			rx = o
+			break
+		}
+	}
+	pending := 0
+	for _, o := range s.offers.byID {
+		if o.from == ss {
+			pending++
+		}
+	}
+	if rx == nil || pending >= MaxOffers {
+		s.mu.Unlock()
+		if rx == nil {
+			return ss.sendErr(line.Errorf(line.CodeNotFound, "no receiver %q on this master", to))
+		}
+		return ss.sendErr(line.Errorf(line.CodeState, "%d offers already waiting for an answer", pending))
+	}
+	s.offers.seq++
+	o := &offer{id: strconv.FormatUint(s.offers.seq, 10), from: ss, to: rx}
+	s.offers.byID[o.id] = o
+	o.timer = time.AfterFunc(OfferTimeout, func() { s.endOffer(o.id, "no answer") })
+	by := ss.name
+	if by == "" {
+		by = ss.addr
+	}
+	if by == "" {
+		by = ss.remote
+	}
+	s.mu.Unlock()
+
+	// The sender gets its id before the receiver can answer.
+	if err := ss.send(line.NewMsg(line.VerbOK).With("offer", o.id)); err != nil {
+		return err
+	}
+	relay := line.NewMsg(line.VerbOffer).With("offer", o.id).With("name", f.Name).
+		WithInt("size", f.Size).With("hash", f.Hash).With("from", from).With("by", by)
+	if rx.send(relay) != nil {
+		s.endOffer(o.id, "receiver gone")
+	}
+	return nil
+}
+
+// answer handles ACCEPT or REFUSE offer=ID [reason=] from the receiver.
+func (ss *session) answer(m line.Msg) error {
+	s := ss.s
+	id := m.Value("offer")
+	s.mu.Lock()
+	o := s.offers.byID[id]
+	if o == nil || o.to != ss {
+		s.mu.Unlock()
+		return ss.sendErr(line.Errorf(line.CodeNotFound, "no offer %q waiting for this receiver", id))
+	}
+	delete(s.offers.byID, id)
+	o.timer.Stop()
+	s.mu.Unlock()
+	if err := ss.send(line.NewMsg(line.VerbOK).With("offer", id)); err != nil {
+		return err
+	}
+	relay := line.NewMsg(m.Verb).With("offer", id)
+	if m.Verb == line.VerbRefuse {
+		reason := m.Value("reason")
+		if reason == "" {
+			reason = "refused"
+		}
+		relay = relay.With("reason", reason)
+	}
+	o.from.send(relay)
+	return nil
+}
+
+// endOffer refuses a waiting offer on the receiver's behalf.
+func (s *Server) endOffer(id, reason string) {
+	s.mu.Lock()
+	o := s.offers.byID[id]
+	delete(s.offers.byID, id)
+	s.mu.Unlock()
+	if o != nil {
+		o.timer.Stop()
+		o.from.send(line.NewMsg(line.VerbRefuse).With("offer", id).With("reason", reason))
+	}
+}
+
+// dropOffers forgets the offers this session sent and refuses those it
+// was sent.
+func (ss *session) dropOffers() {
+	s := ss.s
+	var refused []string
+	s.mu.Lock()
+	for id, o := range s.offers.byID {
+		switch {
+		case o.from == ss:
+			o.timer.Stop()
+			delete(s.offers.byID, id)
+		case o.to == ss:
+			refused = append(refused, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range refused {
+		s.endOffer(id, "receiver gone")
+	}
+}

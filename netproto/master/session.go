@@ -1,0 +1,530 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"fxsh/netproto/line"
+	"fxsh/store"
+)
+
+// MaxPeerName bounds the display name a peer registers with (name=).
+const MaxPeerName = 32
+
+// session serves one connection. Only its own goroutine reads; writes also
+// come from other sessions' goroutines (relayed offers), hence wmu.
+type session struct {
+	s      *Server
+	nc     net.Conn
+	r      *line.Reader
+	remote string
+
+	wmu sync.Mutex // guards w and the connection's write side
+	w   *line.Writer
+
+	// Owned by the session goroutine.
+	role   string
+	tokens float64 // rate limiter bucket
+	last   time.Time
+
+	// Guarded by Server.mu, since other sessions read them to route offers.
+	addr string // address of the registration made on this connection, or ""
+	name string // its display name, or ""
+}
+
+func newSession(s *Server, nc net.Conn) *session {
+	remote := nc.RemoteAddr().String()
+	ss := &session{s: s, nc: nc, remote: remote, tokens: float64(s.cfg.Burst)}
+	ss.r = line.NewReader(nc, s.cfg.MaxLine)
+	ss.w = line.NewWriter(nc, s.cfg.MaxLine)
+	ss.r.Trace, ss.w.Trace = line.TraceHooks(s.cfg.Trace, remote)
+	return ss
+}
+
+// errClose ends a session after the reply was sent.
+var errClose = errors.New("close connection")
+
+// send writes and flushes msgs as one unit.
+func (ss *session) send(msgs ...line.Msg) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	for _, m := range msgs {
+		if err := ss.w.WriteMsg(m); err != nil {
+			return err
+		}
+	}
+	ss.nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	return ss.w.Flush()
+}
+
+func (ss *session) sendErr(e *line.Error) error {
+	return ss.send(line.ErrorMsg(e))
+}
+
+func (ss *session) serve() {
+	defer ss.nc.Close()
+	defer ss.leave()
+	if err := ss.handshake(); err != nil {
+		return
+	}
+	for {
+		ss.nc.SetReadDeadline(time.Now().Add(ss.s.cfg.TTL))
+		m, err := ss.read()
+		if err != nil {
+			return
+		}
+		if m.Verb == "" { // bad line, already answered
+			continue
+		}
+		if err := ss.dispatch(m); err != nil {
+			return
+		}
+	}
+}
+
+// read returns the next request. A malformed line is answered with ERR 400
+// and returned as an empty Msg; an over-long line, a flood or a broken
+// connection end the session (after ERR 413 / 429 where possible).
+func (ss *session) read() (line.Msg, error) {
+	raw, err := ss.r.ReadLine()
+	if errors.Is(err, line.ErrLineTooLong) {
+		ss.sendErr(line.Errorf(line.CodeTooLong, "line longer than %d bytes", ss.s.cfg.MaxLine))
+		return line.Msg{}, err
+	}
+	if err != nil {
+		return line.Msg{}, err
+	}
+	if !ss.allow() {
+		ss.sendErr(line.Errorf(line.CodeSlowDown, "slow down: more than %g requests a second", ss.s.cfg.Rate))
+		return line.Msg{}, errClose
+	}
+	m, _, err := line.ParseMsg(raw)
+	if err != nil {
+		return line.Msg{}, ss.sendErr(line.Errorf(line.CodeSyntax, "%v", err))
+	}
+	return m, nil
+}
+
+// allow takes a token from the request bucket.
+func (ss *session) allow() bool {
+	now := time.Now()
+	if !ss.last.IsZero() {
+		ss.tokens = min(float64(ss.s.cfg.Burst), ss.tokens+now.Sub(ss.last).Seconds()*ss.s.cfg.Rate)
+	}
+	ss.last = now
+	if ss.tokens < 1 {
+		return false
+	}
+	ss.tokens--
+	return true
+}
+
+func secs(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}
+
+func (ss *session) handshake() error {
+	cfg := &ss.s.cfg
+	ss.nc.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	fail := func(e *line.Error) error {
+		ss.sendErr(e)
+		ss.s.event(Event{Kind: ConnRefused, Remote: ss.remote, Reason: e.Msg})
+		return errClose
+	}
+	m, err := ss.read()
+	if err != nil {
+		return err
+	}
+	switch {
+	case m.Verb == "":
+		return errClose // bad line, answered
+	case m.Verb != line.VerbHello:
+		return fail(line.Errorf(line.CodeState, "say HELLO %s first", line.Version))
+	case m.Arg(0) != line.Version:
+		return fail(line.Errorf(line.CodeSyntax, "unsupported version %q; this master speaks %s", m.Arg(0), line.Version))
+	}
+	role := m.Value("role")
+	switch role {
+	case "client", store.RoleServer, store.RoleReceiver:
+	default:
+		return fail(line.Errorf(line.CodeSyntax, "role must be client, server or receiver, not %q", role))
+	}
+	cnonce, hasNonce := m.Get("nonce")
+	if hasNonce && !line.ValidNonce(cnonce) {
+		return fail(line.Errorf(line.CodeSyntax, "bad nonce %q", cnonce))
+	}
+	hi := line.NewMsg(line.VerbHi, line.Version).
+		With("hb", secs(cfg.Heartbeat)).
+		With("ttl", secs(cfg.TTL)).
+		WithInt("maxline", int64(cfg.MaxLine)).
+		WithInt("maxname", int64(cfg.MaxName)).
+		WithInt("maxfiles", int64(cfg.MaxFiles))
+	if cfg.Key != nil {
+		mnonce := line.NewNonce()
+		if err := ss.send(line.NewMsg(line.VerbAuth, line.AuthScheme).With("nonce", mnonce)); err != nil {
+			return err
+		}
+		m, err := ss.read()
+		if err != nil {
+			return err
+		}
+		if m.Verb != line.VerbAuth || !line.EqualMAC(m.Value("mac"), line.ClientMAC(cfg.Key, role, mnonce, cnonce)) {
+			return fail(line.Errorf(line.CodeAuth, "authentication failed"))
+		}
+		if hasNonce {
+			hi = hi.With("mac", line.MasterMAC(cfg.Key, mnonce, cnonce))
+		}
+	}
+	ss.role = role
+	return ss.send(hi)
+}
+
+func (ss *session) dispatch(m line.Msg) error {
+	switch m.Verb {
+	case line.VerbPing:
+		return ss.ping()
+	case line.VerbRegister:
+		return ss.register(m)
+	case line.VerbList:
+		return ss.list(m)
+	case line.VerbSearch:
+		return ss.search(m)
+	case line.VerbPeers:
+		return ss.peers()
+	case line.VerbBye:
+		ss.leave()
+		ss.send(line.NewMsg(line.VerbBye))
+		return errClose
+	case line.VerbOffer:
+		return ss.offer(m)
+	case line.VerbAccept, line.VerbRefuse:
+		return ss.answer(m)
+	case line.VerbHello, line.VerbAuth:
+		return ss.sendErr(line.Errorf(line.CodeState, "%s: handshake already done", m.Verb))
+	case line.VerbFile, line.VerbEnd:
+		return ss.sendErr(line.Errorf(line.CodeState, "%s outside a registration", m.Verb))
+	}
+	return ss.sendErr(line.Errorf(line.CodeSyntax, "unknown verb %q", m.Verb))
+}
+
+func (ss *session) catalogCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ss.s.ctx, CatalogTimeout)
+}
+
+// catalogError maps a catalog failure to the error the peer gets.
+func catalogError(err error) *line.Error {
+	switch {
+	case errors.Is(err, path.ErrBadPattern):
+		return line.Errorf(line.CodeSyntax, "bad glob: %v", err)
+	case errors.Is(err, store.ErrNotFound):
+		return line.Errorf(line.CodeNotFound, "not registered")
+	}
+	return line.Errorf(line.CodeUnavailable, "catalog unavailable, try later")
+}
+
+// held returns the registration address this session holds, or "".
+func (ss *session) held() string {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if ss.addr != "" && ss.s.owners[ss.addr] == ss {
+		return ss.addr
+	}
+	return ""
+}
+
+func (ss *session) ping() error {
+	if addr := ss.held(); addr != "" {
+		ctx, cancel := ss.catalogCtx()
+		err := ss.s.cfg.Catalog.Heartbeat(ctx, addr)
+		cancel()
+		if err != nil {
+			// ERR 404 tells a registrar to register again.
+			return ss.sendErr(catalogError(err))
+		}
+	}
+	return ss.send(line.NewMsg(line.VerbPong))
+}
+
+// register reads "REGISTER addr= n= [name=]", n F lines and END. A header
+// whose n cannot be trusted ends the session, since the lines that follow
+// could not be told from requests; any other fault is answered once the
+// list has been read, and the session goes on.
+func (ss *session) register(m line.Msg) error {
+	cfg := &ss.s.cfg
+	n, err := m.Int("n")
+	if err != nil || n < 0 {
+		ss.sendErr(line.Errorf(line.CodeSyntax, "REGISTER needs n=COUNT (0 or more); closing"))
+		return errClose
+	}
+	if n > int64(cfg.MaxFiles) {
+		ss.sendErr(line.Errorf(line.CodeTooMany, "too many files: %d, at most %d a registration; closing", n, cfg.MaxFiles))
+		return errClose
+	}
+	files := make([]store.File, 0, n)
+	var bad *line.Error
+	seen := make(map[string]bool, n)
+	for i := range n {
+		ss.nc.SetReadDeadline(time.Now().Add(cfg.TTL))
+		raw, err := ss.r.ReadLine()
+		if errors.Is(err, line.ErrLineTooLong) {
+			ss.sendErr(line.Errorf(line.CodeTooLong, "line longer than %d bytes", cfg.MaxLine))
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		fm, _, err := line.ParseMsg(raw)
+		if err == nil && fm.Verb != line.VerbFile {
+			ss.sendErr(line.Errorf(line.CodeSyntax, "registration: line %d of %d is %s, not F; closing", i+1, n, fm.Verb))
+			return errClose
+		}
+		var e store.Entry
+		if err == nil {
+			e, err = line.ParseFile(fm, cfg.MaxName)
+		}
+		if err == nil && seen[e.Name] {
+			err = &line.ProtocolError{Reason: "duplicate name", Input: e.Name}
+		}
+		if err != nil {
+			if bad == nil {
+				bad = line.Errorf(line.CodeSyntax, "registration: F line %d: %v", i+1, err)
+			}
+			continue
+		}
+		seen[e.Name] = true
+		files = append(files, e.File)
+	}
+	ss.nc.SetReadDeadline(time.Now().Add(cfg.TTL))
+	end, err := ss.r.ReadMsg()
+	var pe *line.ProtocolError
+	if err != nil && !errors.As(err, &pe) {
+		return err
+	}
+	if err != nil || end.Verb != line.VerbEnd {
+		ss.sendErr(line.Errorf(line.CodeSyntax, "registration: expected END after %d F lines; closing", n))
+		return errClose
+	}
+	if bad != nil {
+		return ss.sendErr(bad)
+	}
+
+	if ss.role == "client" {
+		return ss.sendErr(line.Errorf(line.CodeState, "role client cannot register; say HELLO role=server or role=receiver"))
+	}
+	addr, err := ss.registrationAddr(m.Value("addr"))
+	if err != nil {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "%v", err))
+	}
+	name := m.Value("name")
+	if err := checkPeerName(name); err != nil {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "%v", err))
+	}
+	switch {
+	case ss.role == store.RoleServer && n == 0:
+		return ss.sendErr(line.Errorf(line.CodeSyntax,
+			"nothing to share: a file server registers at least one file (a receiver says HELLO role=receiver)"))
+	case ss.role == store.RoleReceiver && n > 0:
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "a receiver registers no files (n=0)"))
+	}
+
+	s := ss.s
+	s.mu.Lock()
+	if name != "" {
+		for other := range s.sessions {
+			if other != ss && other.name == name && s.owners[other.addr] == other && other.addr != addr {
+				s.mu.Unlock()
+				return ss.sendErr(line.Errorf(line.CodeState, "name %q is taken by %s", name, other.addr))
+			}
+		}
+	}
+	prev := ""
+	if ss.addr != "" && ss.addr != addr && s.owners[ss.addr] == ss {
+		prev = ss.addr
+		delete(s.owners, prev)
+	}
+	s.mu.Unlock()
+	ctx, cancel := ss.catalogCtx()
+	defer cancel()
+	if prev != "" {
+		s.cfg.Catalog.Unregister(ctx, prev)
+	}
+	srv := store.Server{Addr: addr, Role: ss.role, Name: name}
+	if err := s.cfg.Catalog.Register(ctx, srv, files); err != nil {
+		return ss.sendErr(catalogError(err))
+	}
+	s.mu.Lock()
+	// The newest registration of an address owns it: a peer that
+	// reconnected before its old connection was noticed dead takes over.
+	s.owners[addr] = ss
+	ss.addr, ss.name = addr, name
+	s.mu.Unlock()
+	s.event(Event{Kind: PeerRegistered, Addr: addr, Role: ss.role, Name: name, Files: len(files), Remote: ss.remote})
+	return ss.send(line.NewMsg(line.VerbOK).With("addr", addr).WithInt("files", int64(len(files))))
+}
+
+// registrationAddr checks HOST:PORT and puts the connection's IP in place
+// of an empty or unspecified host, so "addr=:5000" means "my address".
+func (ss *session) registrationAddr(a string) (string, error) {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", fmt.Errorf("bad addr %q: want HOST:PORT", a)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return "", fmt.Errorf("bad port in addr %q", a)
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case host == "" || ip != nil && ip.IsUnspecified():
+		peer, _, err := net.SplitHostPort(ss.remote)
+		if err != nil {
+			return "", fmt.Errorf("no address for %q", a)
+		}
+		host = peer
+	case ip == nil && !validHostname(host):
+		return "", fmt.Errorf("bad host in addr %q", a)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, c := range []byte(h) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPeerName checks a display name: 1 to MaxPeerName ASCII letters,
+// digits and "._-", and no ':' so that it is never taken for an address.
+func checkPeerName(n string) error {
+	if n == "" {
+		return nil
+	}
+	if len(n) > MaxPeerName {
+		return fmt.Errorf("name longer than %d bytes", MaxPeerName)
+	}
+	for _, c := range []byte(n) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-", c) >= 0) {
+			return fmt.Errorf("bad name %q: use letters, digits, '.', '_' and '-'", n)
+		}
+	}
+	return nil
+}
+
+// maxArg reads max=, defaulting to def and capped at line.MaxResults.
+func maxArg(m line.Msg, def int) (int, *line.Error) {
+	n, err := m.OptInt("max", int64(def))
+	if err != nil || n < 1 {
+		return 0, line.Errorf(line.CodeSyntax, "max must be a number from 1 to %d", line.MaxResults)
+	}
+	return int(min(n, line.MaxResults)), nil
+}
+
+// sendEntries answers with FOUND n= [more=1], the records and END, or NOT
+// FOUND when there are none.
+func (ss *session) sendEntries(es []store.Entry, more bool) error {
+	if len(es) == 0 {
+		return ss.send(line.NewMsg(line.VerbNot, "FOUND"))
+	}
+	msgs := make([]line.Msg, 0, len(es)+2)
+	head := line.NewMsg(line.VerbFound).WithInt("n", int64(len(es)))
+	if more {
+		head = head.With("more", "1")
+	}
+	msgs = append(msgs, head)
+	for _, e := range es {
+		msgs = append(msgs, line.FileMsg(e))
+	}
+	return ss.send(append(msgs, line.NewMsg(line.VerbEnd))...)
+}
+
+func (ss *session) list(m line.Msg) error {
+	max, e := maxArg(m, line.DefaultListMax)
+	if e != nil {
+		return ss.sendErr(e)
+	}
+	glob := m.Value("glob")
+	if _, err := path.Match(glob, ""); err != nil {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "bad glob %q", glob))
+	}
+	ctx, cancel := ss.catalogCtx()
+	es, err := ss.s.cfg.Catalog.Files(ctx, glob)
+	cancel()
+	if err != nil {
+		return ss.sendErr(catalogError(err))
+	}
+	more := len(es) > max
+	return ss.sendEntries(es[:min(len(es), max)], more)
+}
+
+func (ss *session) search(m line.Msg) error {
+	max, e := maxArg(m, line.DefaultSearchMax)
+	if e != nil {
+		return ss.sendErr(e)
+	}
+	q := m.Value("q")
+	if strings.TrimSpace(q) == "" {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "SEARCH needs q=WORDS"))
+	}
+	ctx, cancel := ss.catalogCtx()
+	es, err := ss.s.cfg.Catalog.Search(ctx, q, max+1)
+	cancel()
+	if err != nil {
+		return ss.sendErr(catalogError(err))
+	}
+	more := len(es) > max
+	return ss.sendEntries(es[:min(len(es), max)], more)
+}
+
+func (ss *session) peers() error {
+	ctx, cancel := ss.catalogCtx()
+	srvs, err := ss.s.cfg.Catalog.Servers(ctx)
+	cancel()
+	if err != nil {
+		return ss.sendErr(catalogError(err))
+	}
+	if len(srvs) == 0 {
+		return ss.send(line.NewMsg(line.VerbNot, "FOUND"))
+	}
+	msgs := []line.Msg{line.NewMsg(line.VerbFound).WithInt("n", int64(len(srvs)))}
+	for _, s := range srvs {
+		msgs = append(msgs, line.PeerMsg(s))
+	}
+	return ss.send(append(msgs, line.NewMsg(line.VerbEnd))...)
+}
+
+// leave removes the registration this session holds, unless another
+// connection has taken it over or the master is shutting down, and drops
+// its offers. It runs at BYE and when the session ends.
+func (ss *session) leave() {
+	s := ss.s
+	s.mu.Lock()
+	addr := ""
+	if ss.addr != "" && s.owners[ss.addr] == ss {
+		addr = ss.addr
+		delete(s.owners, addr)
+	}
+	closing := s.closing
+	ss.addr = ""
+	s.mu.Unlock()
+	ss.dropOffers()
+	if addr == "" || closing {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), CatalogTimeout)
+	defer cancel()
+	s.cfg.Catalog.Unregister(ctx, addr)
+	s.event(Event{Kind: PeerLeft, Addr: addr, Role: ss.role, Remote: ss.remote, Reason: "left"})
+}

@@ -1,0 +1,98 @@
+package memcat
+
+import (
+	"slices"
+)
+
+// index maps each 1-, 2- and 3-byte gram of the lower-cased names to the
+// slots of the entries holding it. A word of three bytes or more is looked
+// up by its trigrams, a shorter one by itself, so every query word narrows
+// the candidates. Grams are bytes of UTF-8, so any script works; a
+// candidate is always checked against the name, since holding every gram
+// of a word does not mean holding the word.
+type index struct {
+	grams map[uint32]*postings
+	tmp   []uint32 // gram scratch for add and remove (under the write lock)
+}
+
+func newIndex() index {
+	return index{grams: map[uint32]*postings{}}
+}
+
+// gram packs s[i:i+n] (n <= 3) with its length so that "a", "a\x00" and
+// "a\x00\x00" differ.
+func gram(s string, i, n int) uint32 {
+	g := uint32(n) << 24
+	for j := 0; j < n; j++ {
+		g |= uint32(s[i+j]) << (8 * (2 - j))
+	}
+	return g
+}
+
+// gramsOf appends the 1-, 2- and 3-grams of s to dst, repeats included:
+// adding and removing are idempotent, and cheaper than sorting them out.
+func gramsOf(dst []uint32, s string) []uint32 {
+	for i := range len(s) {
+		for n := 1; n <= 3 && i+n <= len(s); n++ {
+			dst = append(dst, gram(s, i, n))
+		}
+	}
+	return dst
+}
+
+// queryGrams appends the grams that a name containing w must hold.
+func queryGrams(dst []uint32, w string) []uint32 {
+	if len(w) < 3 {
+		return append(dst, gram(w, 0, len(w)))
+	}
+	for i := 0; i+3 <= len(w); i++ {
+		dst = append(dst, gram(w, i, 3))
+	}
+	return dst
+}
+
+func (x *index) add(lower string, slot uint32) {
+	x.tmp = gramsOf(x.tmp[:0], lower)
+	for _, g := range x.tmp {
+		p := x.grams[g]
+		if p == nil {
+			p = &postings{}
+			x.grams[g] = p
+		}
+		p.add(slot)
+	}
+}
+
+func (x *index) remove(lower string, slot uint32) {
+	x.tmp = gramsOf(x.tmp[:0], lower)
+	for _, g := range x.tmp {
+		if p := x.grams[g]; p != nil {
+			p.remove(slot)
+			if p.n == 0 {
+				delete(x.grams, g)
+			}
+		}
+	}
+}
+
+// lookup returns the posting lists of the grams of words. ok is false when
+// some gram is in no name, so nothing can match; no lists and ok mean the
+// words narrow nothing (no words).
+func (x *index) lookup(words []string) (lists []*postings, ok bool) {
+	var gs []uint32
+	for _, w := range words {
+		if w != "" {
+			gs = queryGrams(gs, w)
+		}
+	}
+	slices.Sort(gs)
+	gs = slices.Compact(gs)
+	for _, g := range gs {
+		p := x.grams[g]
+		if p == nil {
+			return nil, false
+		}
+		lists = append(lists, p)
+	}
+	return lists, true
+}
