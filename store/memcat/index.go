@@ -4,12 +4,14 @@ import (
 	"slices"
 )
 
-// index maps each 1-, 2- and 3-byte gram of the lower-cased names to the
+// index maps each 2- and 3-byte gram of the lower-cased names to the
 // slots of the entries holding it. A word of three bytes or more is looked
-// up by its trigrams, a shorter one by itself, so every query word narrows
-// the candidates. Grams are bytes of UTF-8, so any script works; a
-// candidate is always checked against the name, since holding every gram
-// of a word does not mean holding the word.
+// up by its trigrams, a two-byte word by itself; a one-byte word narrows
+// nothing (indexing single bytes would cost a third of the index for
+// queries that match nearly everything), so a query made only of those is
+// answered by a scan that stops at the max-th hit. Grams are bytes of
+// UTF-8, so any script works; a candidate is always checked against the
+// name, since holding every gram of a word does not mean holding the word.
 type index struct {
 	grams map[uint32]*postings
 	tmp   []uint32 // gram scratch for add and remove (under the write lock)
@@ -19,8 +21,8 @@ func newIndex() index {
 	return index{grams: map[uint32]*postings{}}
 }
 
-// gram packs s[i:i+n] (n <= 3) with its length so that "a", "a\x00" and
-// "a\x00\x00" differ.
+// gram packs s[i:i+n] (n is 2 or 3) with its length so that "ab" and
+// "ab\x00" differ.
 func gram(s string, i, n int) uint32 {
 	g := uint32(n) << 24
 	for j := 0; j < n; j++ {
@@ -29,11 +31,11 @@ func gram(s string, i, n int) uint32 {
 	return g
 }
 
-// gramsOf appends the 1-, 2- and 3-grams of s to dst, repeats included:
+// gramsOf appends the 2- and 3-grams of s to dst, repeats included:
 // adding and removing are idempotent, and cheaper than sorting them out.
 func gramsOf(dst []uint32, s string) []uint32 {
 	for i := range len(s) {
-		for n := 1; n <= 3 && i+n <= len(s); n++ {
+		for n := 2; n <= 3 && i+n <= len(s); n++ {
 			dst = append(dst, gram(s, i, n))
 		}
 	}
@@ -42,8 +44,11 @@ func gramsOf(dst []uint32, s string) []uint32 {
 
 // queryGrams appends the grams that a name containing w must hold.
 func queryGrams(dst []uint32, w string) []uint32 {
-	if len(w) < 3 {
-		return append(dst, gram(w, 0, len(w)))
+	switch len(w) {
+	case 0, 1:
+		return dst
+	case 2:
+		return append(dst, gram(w, 0, 2))
 	}
 	for i := 0; i+3 <= len(w); i++ {
 		dst = append(dst, gram(w, i, 3))

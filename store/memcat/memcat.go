@@ -2,7 +2,7 @@
 //
 // Catalog keeps servers by address and entries (a name and a content hash)
 // in slots; an entry lists every server offering it. Search and Files do not
-// scan the catalog: index.go keeps, for every 1-, 2- and 3-byte gram of the
+// scan the catalog: index.go keeps, for every 2- and 3-byte gram of the
 // lower-cased names, the set of slots holding it (postings.go, a small
 // roaring bitmap), and a query intersects the sets of its grams, smallest
 // first, and checks only the candidates left. Registrations expire ttl
@@ -372,6 +372,8 @@ func (c *Catalog) Files(ctx context.Context, glob string) ([]store.Entry, error)
 // lower-cased word of q, sorted by name then hash. When more than max
 // match, which ones are returned is unspecified: the search stops at the
 // max-th hit instead of ranking every match. An empty q matches everything.
+// Words of one byte narrow nothing by themselves (see index), so a query
+// made only of those scans until it has max hits.
 func (c *Catalog) Search(ctx context.Context, q string, max int) ([]store.Entry, error) {
 	words := strings.Fields(strings.ToLower(q))
 	slices.Sort(words)
