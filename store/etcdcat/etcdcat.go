@@ -206,7 +206,9 @@ func (c *Catalog) Close() error {
 	return c.closeErr
 }
 
-var errClosed = errors.New("etcdcat: catalog closed")
+// ErrClosed is returned after Close. It wraps store.ErrUnavailable, as the
+// in-memory catalog's does.
+var ErrClosed = fmt.Errorf("catalog closed: %w", store.ErrUnavailable)
 
 // opContext bounds one method's etcd calls by cfg.OpTimeout.
 func (c *Catalog) opContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
@@ -214,7 +216,7 @@ func (c *Catalog) opContext(ctx context.Context) (context.Context, context.Cance
 	closed := c.closed
 	c.mu.RUnlock()
 	if closed {
-		return nil, nil, errClosed
+		return nil, nil, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -503,7 +505,7 @@ func (c *Catalog) readable(ctx context.Context, what string) error {
 	closed, heard, runErr := c.closed, c.heard, c.runErr
 	c.mu.RUnlock()
 	if closed {
-		return fmt.Errorf("etcdcat: %s: %w", what, errClosed)
+		return fmt.Errorf("etcdcat: %s: %w", what, ErrClosed)
 	}
 	if age := c.nowFunc().Sub(heard); age > c.cfg.StaleAfter {
 		if runErr == nil {

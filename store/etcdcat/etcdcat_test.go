@@ -322,8 +322,14 @@ func TestDeadMaster(t *testing.T) {
 	}
 	registered := time.Now()
 	a.Close()
-	if err := a.Register(ctx, store.Server{Addr: "x:1"}, nil); err == nil {
-		t.Error("Register after Close succeeded")
+	if err := a.Register(ctx, store.Server{Addr: "x:1"}, nil); !errors.Is(err, ErrClosed) || !isUnavailable(err) {
+		t.Errorf("Register after Close: %v, want ErrClosed wrapping ErrUnavailable", err)
+	}
+	if _, err := a.Search(ctx, "x", 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("Search after Close: %v, want ErrClosed", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 	if err := b.sync(ctx); err != nil {
 		t.Fatal(err)
@@ -380,6 +386,7 @@ func TestOutage(t *testing.T) {
 	const ttl = 2 * time.Second
 	p := newProxy(t, eps[0])
 	cfg := testConfig([]string{p.addr}, prefix, ttl)
+	cfg.StaleAfter = 2 * time.Second
 	a := newTestCatalog(t, cfg)
 	b := newTestCatalog(t, testConfig(eps, prefix, 30*time.Second)) // b's registrations outlive the test
 

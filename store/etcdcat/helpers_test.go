@@ -65,7 +65,8 @@ func rawClient(t testing.TB, endpoints []string) *clientv3.Client {
 }
 
 // testConfig is a Config with short timeouts, so that outage tests end
-// quickly, but generous enough for a loaded CI machine.
+// quickly, but generous enough for a loaded CI machine: reads fail only
+// after 5 s without word from etcd (TestOutage shortens it).
 func testConfig(endpoints []string, prefix string, ttl time.Duration) Config {
 	return Config{
 		Endpoints:   endpoints,
@@ -73,7 +74,7 @@ func testConfig(endpoints []string, prefix string, ttl time.Duration) Config {
 		TTL:         ttl,
 		DialTimeout: 5 * time.Second,
 		OpTimeout:   3 * time.Second,
-		StaleAfter:  2 * time.Second,
+		StaleAfter:  5 * time.Second,
 	}
 }
 
