@@ -1,0 +1,85 @@
+package masterclient
+
+import (
+	"fmt"
+	"time"
+
+	"fxsh/netproto/line"
+)
+
+// EventKind says what happened.
+type EventKind int
+
+// Event kinds.
+const (
+	Connected     EventKind = iota // a connection to Master is up
+	Registered                     // Files are registered on Master
+	Refused                        // Master refused the key or the registration (Err)
+	Lost                           // the connection to Master ended or could not be made (Err); Retry says when the next try is
+	Offered                        // a receiver got a push offer (Offer)
+	OfferAnswered                  // a receiver answered our offer (Offer.Accepted, Offer.Reason)
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Connected:
+		return "connected"
+	case Registered:
+		return "registered"
+	case Refused:
+		return "refused"
+	case Lost:
+		return "lost"
+	case Offered:
+		return "offered"
+	case OfferAnswered:
+		return "answered"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is a change a role reports to the shell.
+type Event struct {
+	Time   time.Time
+	Kind   EventKind
+	Master string
+	Files  int
+	Err    error
+	Retry  time.Duration
+	Offer  *Offer
+}
+
+// Offer is a push offer: sent by a client, relayed by the master to a
+// receiver, answered with ACCEPT or REFUSE.
+type Offer struct {
+	ID       string
+	Name     string // file name, checked with line.CheckName
+	Size     int64
+	Hash     string
+	From     string // UDP address of the file server holding the file
+	By       string // the sender as the master names it
+	Accepted bool   // OfferAnswered: accepted
+	Reason   string // OfferAnswered: why it was refused
+}
+
+// pushEvent turns a line the master sent unasked into an event. Malformed
+// offers are dropped: they cannot be answered safely.
+func pushEvent(cfg *Config, m line.Msg) {
+	o := &Offer{ID: m.Value("offer")}
+	switch m.Verb {
+	case line.VerbOffer:
+		o.Name, o.Hash, o.From, o.By = m.Value("name"), m.Value("hash"), m.Value("from"), m.Value("by")
+		size, err := m.Int("size")
+		if err != nil || size < 0 || o.ID == "" || line.CheckName(o.Name, 0) != nil || line.CheckHash(o.Hash) != nil {
+			return
+		}
+		o.Size = size
+		cfg.event(Event{Kind: Offered, Offer: o})
+	case line.VerbAccept:
+		o.Accepted = true
+		cfg.event(Event{Kind: OfferAnswered, Offer: o})
+	case line.VerbRefuse:
+		o.Reason = m.Value("reason")
+		cfg.event(Event{Kind: OfferAnswered, Offer: o})
+	}
+}
