@@ -79,6 +79,8 @@ type Shell struct {
 	quit      bool               // quit was asked
 	quitForce bool
 	depth     int // source nesting
+
+	masterHooks []func() // run when the master address changes (set at construction)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -689,4 +691,12 @@ func (r *splitReader) ReadLine() (string, error) {
 	line := r.text[:i]
 	r.text = r.text[i+1:]
 	return line, nil
+}
+
+// masterChanged drops connections to the old master(s), so the next query
+// or registration uses the new ones.
+func (s *Shell) masterChanged() {
+	for _, h := range s.masterHooks {
+		h()
+	}
 }

@@ -1,0 +1,226 @@
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"fxsh/netproto/line"
+	"fxsh/netproto/master"
+	"fxsh/store"
+	"fxsh/store/etcdcat"
+	"fxsh/store/memcat"
+)
+
+func init() { areaCommands = append(areaCommands, masterCommands) }
+
+func masterCommands() []*cmdSpec {
+	return []*cmdSpec{
+		{
+			name: "serve", group: "Index", usage: "serve master [ADDR] [--store etcd://HOST:PORT[,HOST:PORT...]]",
+			minArgs: 1, maxArgs: 4,
+			summary: "start the master (the index) on ADDR (default :1234; port 0 picks one)",
+			detail: "File servers register their files with the master; clients list and search it.\n" +
+				"With --store etcd://… several masters share one catalog in etcd; the default is in memory.\n" +
+				"Without --key anyone on the network may join, and fxsh says so.",
+			example: "serve master 127.0.0.1:1234",
+			run:     cmdServe,
+			complete: func(s *Shell, c *compCtx) []string {
+				if c.argIndex == 0 {
+					return []string{"master"}
+				}
+				return []string{"--store"}
+			},
+		},
+		{
+			name: "master", group: "Index", usage: "master [HOST:PORT[,HOST:PORT...]]", maxArgs: 1,
+			summary: "show or set the master(s) this shell talks to (tried in order)",
+			example: "master 192.0.2.10:1234",
+			run:     cmdMaster,
+		},
+	}
+}
+
+// masterRole is a master running in this process.
+type masterRole struct {
+	srv   *master.Server
+	cat   store.Catalog
+	addr  string
+	store string
+	keyed bool
+	done  chan error
+}
+
+func (r *masterRole) Describe() string {
+	key := "open network"
+	if r.keyed {
+		key = "key required"
+	}
+	return fmt.Sprintf("master listening on %s (catalog %s, %s)", r.addr, r.store, key)
+}
+
+func (r *masterRole) Close(ctx context.Context) error {
+	err := r.srv.Shutdown(ctx)
+	<-r.done
+	if cerr := r.cat.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// openCatalog returns the catalog named by --store.
+func openCatalog(ctx context.Context, spec string) (store.Catalog, string, error) {
+	if spec == "" || spec == "memory" {
+		return memcat.New(line.DefaultTTL), "in memory", nil
+	}
+	rest, ok := strings.CutPrefix(spec, "etcd://")
+	if !ok || rest == "" {
+		return nil, "", fmt.Errorf("bad --store %q: want etcd://HOST:PORT[,HOST:PORT...] or memory", spec)
+	}
+	var eps []string
+	for _, e := range strings.Split(rest, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			if _, _, err := net.SplitHostPort(e); err != nil {
+				return nil, "", fmt.Errorf("bad etcd endpoint %q: %v", e, err)
+			}
+			eps = append(eps, e)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cat, err := etcdcat.New(ctx, etcdcat.Config{Endpoints: eps, TTL: line.DefaultTTL})
+	if err != nil {
+		return nil, "", fmt.Errorf("connecting to etcd %s: %w", strings.Join(eps, ","), err)
+	}
+	return cat, "etcd " + strings.Join(eps, ","), nil
+}
+
+func cmdServe(ctx context.Context, s *Shell, c *call) error {
+	pos, f, err := c.flags(map[string]bool{"--store": true})
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 || pos[0] != "master" {
+		return errors.New("usage: serve master [ADDR] [--store etcd://HOST:PORT]")
+	}
+	if len(pos) > 2 {
+		return fmt.Errorf("one address, not %q", pos[1:])
+	}
+	if s.role("master") != nil {
+		return errors.New("a master is already running in this shell (see status)")
+	}
+	addr := ":1234"
+	if len(pos) == 2 {
+		addr = pos[1]
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("bad address %q: want HOST:PORT, e.g. 127.0.0.1:1234 or :0", addr)
+	}
+	cat, storeName, err := openCatalog(ctx, f["--store"])
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		cat.Close()
+		return err
+	}
+	var key []byte
+	if s.opts.Key != "" {
+		key = []byte(s.opts.Key)
+	}
+	srv := master.New(master.Config{
+		Catalog: cat,
+		Key:     key,
+		Trace: func(ev master.TraceEvent) {
+			if s.set.On("trace") {
+				s.traceTCP("master", ev)
+			}
+		},
+		OnEvent: s.masterEvent,
+	})
+	r := &masterRole{srv: srv, cat: cat, addr: ln.Addr().String(), store: storeName, keyed: key != nil, done: make(chan error, 1)}
+	go func() { r.done <- srv.Serve(ln) }()
+	s.addRole("master", r)
+	note := "no key: open network, anyone may join"
+	if key != nil {
+		note = "key required"
+	}
+	s.out("master listening on %s (%s; catalog %s)\n", r.addr, note, storeName)
+	return nil
+}
+
+// masterEvent reports peers joining and leaving the master in this shell.
+func (s *Shell) masterEvent(ev master.Event) {
+	who := ev.Addr
+	if ev.Name != "" {
+		who += " (" + ev.Name + ")"
+	}
+	switch ev.Kind {
+	case master.PeerRegistered:
+		s.notify(fmt.Sprintf("%s %s %s registered: %d files", s.pal.hi.Sprint("master:"), ev.Role, who, ev.Files))
+	case master.PeerLeft:
+		reason := ev.Reason
+		if reason == "" {
+			reason = "left"
+		}
+		s.notify(fmt.Sprintf("%s %s %s gone (%s)", s.pal.hi.Sprint("master:"), ev.Role, who, reason))
+	case master.ConnRefused:
+		s.notify(fmt.Sprintf("%s refused %s: %s", s.pal.warn.Sprint("master:"), ev.Remote, ev.Reason))
+	}
+}
+
+// traceTCP prints one line of the TCP protocol.
+func (s *Shell) traceTCP(role string, ev line.TraceEvent) {
+	arrow := "<-"
+	if ev.Dir == line.Out {
+		arrow = "->"
+	}
+	verb, _, _ := strings.Cut(ev.Line, " ")
+	col := s.pal.dim
+	switch verb {
+	case "ERR":
+		col = s.pal.err
+	case "HELLO", "HI", "AUTH", "CHALLENGE":
+		col = s.pal.hi
+	case "REGISTER", "END", "OK", "BYE":
+		col = s.pal.ok
+	}
+	s.notify(fmt.Sprintf("%s tcp %s %s %s %s", ev.Time.Format("15:04:05.000"), role, arrow, ev.Remote, col.Sprint(ev.Line)))
+}
+
+func cmdMaster(_ context.Context, s *Shell, c *call) error {
+	if len(c.args) == 0 {
+		s.out("%s\n", strings.Join(s.masters(), ","))
+		return nil
+	}
+	var list []string
+	for _, a := range strings.Split(c.args[0], ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("bad master address %q: want HOST:PORT", a)
+		}
+		list = append(list, a)
+	}
+	if len(list) == 0 {
+		return errors.New("no address given")
+	}
+	s.mu.Lock()
+	s.opts.Masters = list
+	s.mu.Unlock()
+	s.masterChanged()
+	return nil
+}
+
+// masters returns the masters in use.
+func (s *Shell) masters() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.opts.Masters...)
+}
