@@ -306,6 +306,9 @@ func (s *session) keepalive(lost func()) {
 		switch {
 		case errors.As(err, &refusal) && refusal.Code == line.CodeNotFound && lost != nil:
 			lost()
+		case errors.As(err, &refusal) && refusal.Code == line.CodeUnavailable:
+			// The master's catalog is down, not the connection: keep it
+			// and try again at the next beat.
 		case err != nil:
 			s.fail(err)
 			return
