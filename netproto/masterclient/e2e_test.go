@@ -157,7 +157,12 @@ func TestMasterRestart(t *testing.T) {
 	m := startMaster(t, "127.0.0.1:0", master.Config{})
 	cfg := testCfg(m.addr)
 	rcfg := cfg
-	rcfg.OnEvent = func(e Event) { t.Logf("%s event %v %s %v", time.Now().Format("15:04:05.000"), e.Kind, e.Master, e.Err); mu.Lock(); kinds = append(kinds, e.Kind); mu.Unlock() }
+	rcfg.OnEvent = func(e Event) {
+		t.Logf("%s event %v %s %v", time.Now().Format("15:04:05.000"), e.Kind, e.Master, e.Err)
+		mu.Lock()
+		kinds = append(kinds, e.Kind)
+		mu.Unlock()
+	}
 	startReg(t, ctxT(t), rcfg, ":5001", catalogtest.File("survivor.txt", "s"))
 	c, err := Dial(ctxT(t), cfg)
 	if err != nil {
