@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"fxsh/netproto/masterclient"
 )
 
 // Version is fxsh's version.
@@ -80,7 +82,7 @@ type Shell struct {
 	quitForce bool
 	depth     int // source nesting
 
-	masterHooks []func() // run when the master address changes (set at construction)
+	mclient   *masterclient.Client // connection for queries, dialled on first use
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -659,6 +661,7 @@ func (s *Shell) main(interactive bool, fl flags) int {
 		case <-s.ctx.Done():
 		}
 	}
+	s.dropClient()
 	s.closeRoles()
 	s.stop()
 	<-s.evDone
@@ -696,7 +699,5 @@ func (r *splitReader) ReadLine() (string, error) {
 // masterChanged drops connections to the old master(s), so the next query
 // or registration uses the new ones.
 func (s *Shell) masterChanged() {
-	for _, h := range s.masterHooks {
-		h()
-	}
+	s.dropClient()
 }

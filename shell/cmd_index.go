@@ -1,0 +1,252 @@
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"fxsh/netproto/line"
+	"fxsh/netproto/masterclient"
+	"fxsh/store"
+)
+
+func init() { areaCommands = append(areaCommands, indexCommands) }
+
+func indexCommands() []*cmdSpec {
+	return []*cmdSpec{
+		{
+			name: "list", aliases: []string{"ls"}, group: "Index", usage: "list [GLOB]", maxArgs: 1,
+			summary: "files in the index: name, size, type, modified, hash, servers",
+			detail:  "GLOB uses * ? and [...] (path.Match); without it every file is listed.",
+			example: "list *.pdf",
+			run:     cmdList,
+			complete: func(s *Shell, c *compCtx) []string {
+				return s.remoteNames(c.cur)
+			},
+		},
+		{
+			name: "search", aliases: []string{"find"}, group: "Index", usage: "search WORD...", minArgs: 1, maxArgs: -1,
+			summary: "files whose names contain every word (any case); fails with NOT FOUND if none",
+			example: "search week 3 slides",
+			run:     cmdSearch,
+		},
+		{
+			name: "peers", group: "Index", usage: "peers", maxArgs: 0,
+			summary: "active file servers and receivers, with file counts and when they registered",
+			run:     cmdPeers,
+		},
+	}
+}
+
+// client returns a connection to the master, dialling it if needed.
+func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
+	s.mu.Lock()
+	c := s.mclient
+	s.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	masters := s.masters()
+	cfg := masterclient.Config{
+		Masters: masters,
+		Role:    "client",
+		Trace: func(ev line.TraceEvent) {
+			if s.set.On("trace") {
+				s.traceTCP("client", ev)
+			}
+		},
+		OnEvent: s.clientEvent,
+	}
+	if s.opts.Key != "" {
+		cfg.Key = []byte(s.opts.Key)
+	}
+	c, err := masterclient.Dial(ctx, cfg)
+	if err != nil {
+		return nil, masterError(masters, err)
+	}
+	s.mu.Lock()
+	if s.mclient != nil { // another command dialled meanwhile
+		other := s.mclient
+		s.mu.Unlock()
+		c.Close()
+		return other, nil
+	}
+	s.mclient = c
+	s.mu.Unlock()
+	return c, nil
+}
+
+// clientEvent reports push offers answered and masters lost.
+func (s *Shell) clientEvent(ev masterclient.Event) {
+	switch ev.Kind {
+	case masterclient.OfferAnswered:
+		s.offerAnswered(ev)
+	}
+}
+
+// offerAnswered is replaced by the push commands when they are present.
+func (s *Shell) offerAnswered(ev masterclient.Event) {}
+
+// dropClient closes the master connection (the master changed).
+func (s *Shell) dropClient() {
+	s.mu.Lock()
+	c := s.mclient
+	s.mclient = nil
+	s.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
+// masterError explains a failure to reach the master.
+func masterError(masters []string, err error) error {
+	where := strings.Join(masters, ", ")
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no master at %s (start one with `serve master`, or give --master HOST:PORT)", where)
+	case errors.Is(err, masterclient.ErrKeyRequired):
+		return fmt.Errorf("master %s: %w", where, err)
+	}
+	return fmt.Errorf("master %s: %w", where, err)
+}
+
+// entryRows renders catalog entries as a table.
+func (s *Shell) entryTable(entries []store.Entry) string {
+	rows := [][]string{{"NAME", "SIZE", "TYPE", "MODIFIED", "HASH", "SERVERS"}}
+	for _, e := range entries {
+		rows = append(rows, []string{
+			displayName(e.Name), humanBytes(e.Size), e.Type, e.MTime.Local().Format("2006-01-02 15:04"),
+			shortHash(e.Hash), serverList(e.Servers),
+		})
+	}
+	return table(s.pal, rows, 1)
+}
+
+// displayName quotes a name that would not print as itself.
+func displayName(n string) string {
+	for _, r := range n {
+		if r < ' ' || r == 0x7f {
+			return strconv.Quote(n)
+		}
+	}
+	return n
+}
+
+// shortHash is the hash's first 12 hex digits: enough to tell files apart
+// and to choose one with get NAME@HASH.
+func shortHash(h string) string {
+	h = strings.TrimPrefix(h, "sha256:")
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+func serverList(addrs []string) string {
+	switch {
+	case len(addrs) <= 2:
+		return strings.Join(addrs, ",")
+	default:
+		return fmt.Sprintf("%s,%s +%d", addrs[0], addrs[1], len(addrs)-2)
+	}
+}
+
+func (s *Shell) rememberNames(entries []store.Entry) {
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name)
+	}
+	s.setLastNames(names)
+}
+
+func cmdList(ctx context.Context, s *Shell, c *call) error {
+	glob := ""
+	if len(c.args) == 1 {
+		glob = c.args[0]
+	}
+	cl, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	entries, more, err := cl.List(ctx, glob, 0)
+	if err != nil {
+		return err
+	}
+	s.rememberNames(entries)
+	switch {
+	case len(entries) == 0 && glob == "":
+		s.out("the index is empty: no file server has registered files\n")
+		return nil
+	case len(entries) == 0:
+		s.out("no file matches %q\n", glob)
+		return nil
+	}
+	s.out("%s", s.entryTable(entries))
+	if more {
+		s.out("(more files match; narrow the glob)\n")
+	}
+	return nil
+}
+
+func cmdSearch(ctx context.Context, s *Shell, c *call) error {
+	q := strings.Join(c.args, " ")
+	cl, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	entries, more, err := cl.Search(ctx, q, 0)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		s.out("NOT FOUND\n")
+		return fmt.Errorf("no file name contains %s", quoteWords(c.args))
+	}
+	s.rememberNames(entries)
+	s.out("%s", s.entryTable(entries))
+	if more {
+		s.out("(more files match; add words to narrow the search)\n")
+	}
+	return nil
+}
+
+func quoteWords(ws []string) string {
+	q := make([]string, len(ws))
+	for i, w := range ws {
+		q[i] = strconv.Quote(w)
+	}
+	return strings.Join(q, " and ")
+}
+
+func cmdPeers(ctx context.Context, s *Shell, _ *call) error {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	peers, err := cl.Peers(ctx)
+	if err != nil {
+		return err
+	}
+	if len(peers) == 0 {
+		s.out("no peers: no file server or receiver is registered\n")
+		return nil
+	}
+	sort.Slice(peers, func(a, b int) bool { return peers[a].Addr < peers[b].Addr })
+	rows := [][]string{{"ADDRESS", "ROLE", "NAME", "FILES", "REGISTERED"}}
+	now := time.Now()
+	for _, p := range peers {
+		name := p.Name
+		if name == "" {
+			name = "-"
+		}
+		rows = append(rows, []string{p.Addr, p.Role, name, strconv.Itoa(p.Files),
+			p.Registered.Local().Format("15:04:05") + " (" + humanDuration(now.Sub(p.Registered).Truncate(time.Second)) + " ago)"})
+	}
+	s.out("%s", table(s.pal, rows, 3))
+	return nil
+}
