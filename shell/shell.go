@@ -82,7 +82,7 @@ type Shell struct {
 	quitForce bool
 	depth     int // source nesting
 
-	mclient   *masterclient.Client // connection for queries, dialled on first use
+	mclient *masterclient.Client // connection for queries, dialled on first use
 }
 
 // errReported marks an error already printed, so callers only stop.

@@ -48,12 +48,12 @@ type Config struct {
 type EventKind int
 
 const (
-	Registered  EventKind = iota // the file list is registered on Master
-	MasterLost                   // the master connection ended (Err); it is retried
-	Refused                      // the master refused us (Err)
-	Rescanned                    // a rescan changed the list (Files)
-	Warning                      // a file was skipped (Err)
-	Offered                      // a push offer (receivers only; see masterclient)
+	Registered EventKind = iota // the file list is registered on Master
+	MasterLost                  // the master connection ended (Err); it is retried
+	Refused                     // the master refused us (Err)
+	Rescanned                   // a rescan changed the list (Files)
+	Warning                     // a file was skipped (Err)
+	Offered                     // a push offer (receivers only; see masterclient)
 )
 
 // Event is a change the shell may show.
