@@ -1,0 +1,703 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const gib = 1 << 30
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.out, "   "+format+"\n", args...)
+}
+
+// logTransfer prints one line per download as it ends.
+func (b *bench) logTransfer(t Transfer) {
+	head := fmt.Sprintf("r%d %-9s %s", t.Round, t.Impl, t.Label)
+	if !t.OK && !t.Partial {
+		b.logf("%s FAILED after %.2f s: %s", head, t.Seconds, t.Err)
+		return
+	}
+	part := ""
+	if t.Partial {
+		part = " (partial: time limit)"
+	}
+	b.logf("%s %s in %.2f s = %s MB/s%s; cpu client %.2f s server %.2f s; rss client %d MiB server %d MiB",
+		head, formatSize(t.Bytes), t.Seconds, num(t.MBps), part, t.ClientCPU, t.ServerCPU,
+		t.ClientRSSKiB>>10, t.ServerRSSKiB>>10)
+}
+
+// rotate returns impls starting at the r-th, so each goes first in turn.
+func rotate(impls []string, r int) []string {
+	if len(impls) == 0 {
+		return nil
+	}
+	k := r % len(impls)
+	return append(append([]string(nil), impls[k:]...), impls[:k]...)
+}
+
+// pick returns f of the transfer of impl and label in each round, NaN where
+// there is none.
+func pick(ts []Transfer, impl, label string, rounds int, f func(Transfer) float64) []float64 {
+	out := make([]float64, rounds)
+	for i := range out {
+		out[i] = math.NaN()
+	}
+	for _, t := range ts {
+		if t.Impl == impl && t.Label == label && t.Round >= 1 && t.Round <= rounds {
+			out[t.Round-1] = f(t)
+		}
+	}
+	return out
+}
+
+func throughput(t Transfer) float64 { return t.value() }
+
+// startServers starts the fxsh server (unless skipped) and the TCP server
+// for set in namespace ns; stop them with stopServers.
+func (b *bench) startServers(ctx context.Context, ns, host string, set *fileSet) (fx, tcp *server, err error) {
+	if tcp, err = b.startTCPServer(ctx, ns, host, set); err != nil {
+		return nil, nil, err
+	}
+	if !b.cfg.SkipFxsh {
+		if fx, err = b.startFxshServer(ctx, ns, host, set); err != nil {
+			b.logf("fxsh server failed, fxsh rows stay untested: %v", err)
+			return nil, tcp, nil
+		}
+	}
+	return fx, tcp, nil
+}
+
+func stopServers(ss ...*server) {
+	for _, s := range ss {
+		if s != nil {
+			s.p.stop()
+		}
+	}
+}
+
+// serverFor picks the server an implementation talks to.
+func serverFor(impl string, fx, tcp *server) *server {
+	if impl == implFxsh {
+		return fx
+	}
+	return tcp
+}
+
+func (b *bench) impls(fx *server, ccs ...string) []string {
+	var out []string
+	if fx != nil {
+		out = append(out, implFxsh)
+	}
+	for _, cc := range ccs {
+		if b.facts.hasCC(cc) {
+			out = append(out, implTCP+cc)
+		}
+	}
+	return out
+}
+
+// fxshRows says why fxsh rows are empty.
+func (b *bench) fxshNote(fx *server) string {
+	switch {
+	case b.cfg.SkipFxsh:
+		return "fxsh skipped (-skip-fxsh)"
+	case fx == nil:
+		return "fxsh server did not start: untested against fxsh"
+	}
+	return ""
+}
+
+// loopbackTransfers runs the loopback rounds once per run; the cost case
+// reuses them.
+func (b *bench) loopbackTransfers(ctx context.Context) ([]Transfer, string, error) {
+	tcpImpl := implTCP + b.cfg.LoopbackCC
+	if b.loopback != nil {
+		return b.loopback, tcpImpl, nil
+	}
+	if !b.facts.hasCC(b.cfg.LoopbackCC) {
+		return nil, tcpImpl, fmt.Errorf("congestion control %q is missing on this kernel", b.cfg.LoopbackCC)
+	}
+	set, err := ensureFiles(ctx, b.cfg.DataDir, b.cfg.Size, 1)
+	if err != nil {
+		return nil, tcpImpl, err
+	}
+	fx, tcp, err := b.startServers(ctx, "", "127.0.0.1", set)
+	if err != nil {
+		return nil, tcpImpl, err
+	}
+	defer stopServers(fx, tcp)
+	impls := b.impls(fx, b.cfg.LoopbackCC)
+	var ts []Transfer
+	for r := range b.cfg.Rounds {
+		for _, impl := range rotate(impls, r) {
+			if ctx.Err() != nil {
+				return nil, tcpImpl, ctx.Err()
+			}
+			t := b.measure(ctx, impl, serverFor(impl, fx, tcp), set.Names[:1], b.cfg.Timeout)
+			t.Case, t.Round = "loopback", r+1
+			b.logTransfer(t)
+			ts = append(ts, t)
+		}
+	}
+	b.loopback = ts
+	return ts, tcpImpl, nil
+}
+
+func (b *bench) caseLoopback(ctx context.Context) (CaseResult, error) {
+	cr := CaseResult{Info: []string{fmt.Sprintf("one %s file over 127.0.0.1; fxsh get (SHA-256 verified by fxsh) against the TCP copy (%s, fsync %v)",
+		formatSize(b.cfg.Size), b.cfg.LoopbackCC, b.cfg.TCPFsync)}}
+	ts, tcpImpl, err := b.loopbackTransfers(ctx)
+	cr.Transfers = ts
+	if err != nil {
+		return cr, err
+	}
+	n := b.cfg.Rounds
+	cr.Rows = append(cr.Rows, Row{Case: "loopback " + formatSize(b.cfg.Size), Unit: "MB/s",
+		Fxsh: pick(ts, implFxsh, "", n, throughput), Ref: pick(ts, tcpImpl, "", n, throughput), RefIs: tcpImpl,
+		Target: Target{Of: "ratio", Op: ">=", Value: 0.8}, Note: b.fxshNoteFor(ts)})
+	return cr, nil
+}
+
+// fxshNoteFor explains missing fxsh figures.
+func (b *bench) fxshNoteFor(ts []Transfer) string {
+	if b.cfg.SkipFxsh {
+		return "fxsh skipped (-skip-fxsh)"
+	}
+	for _, t := range ts {
+		if t.Impl == implFxsh {
+			if t.Err != "" {
+				return "fxsh failed: " + t.Err
+			}
+			return ""
+		}
+	}
+	return "fxsh did not run (its server did not start): untested against fxsh"
+}
+
+// manyTransfers runs the many-clients rounds once per run; the cost case
+// reuses them.
+func (b *bench) manyTransfers(ctx context.Context) ([]Transfer, error) {
+	if b.many != nil {
+		return b.many, nil
+	}
+	set, err := ensureFiles(ctx, b.cfg.DataDir, b.cfg.ManySize, 1)
+	if err != nil {
+		return nil, err
+	}
+	fx, tcp, err := b.startServers(ctx, "", "127.0.0.1", set)
+	if err != nil {
+		return nil, err
+	}
+	defer stopServers(fx, tcp)
+	impls := b.impls(fx, b.cfg.LoopbackCC)
+	var all []Transfer
+	b.manyCPU = make([][]float64, b.cfg.Rounds)
+	for r := range b.cfg.Rounds {
+		b.manyCPU[r] = []float64{math.NaN(), math.NaN()}
+		for _, impl := range rotate(impls, r) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			ts, scpu := b.measureMany(ctx, impl, serverFor(impl, fx, tcp), set.Names[:1], b.cfg.Clients, b.cfg.Timeout)
+			if impl == implFxsh {
+				b.manyCPU[r][0] = scpu
+			} else {
+				b.manyCPU[r][1] = scpu
+			}
+			ok, lo, hi := 0, math.Inf(1), 0.0
+			for i := range ts {
+				ts[i].Case, ts[i].Round = "concurrency", r+1
+				ts[i].Label = "many " + ts[i].Label
+				if ts[i].OK {
+					ok++
+					lo, hi = min(lo, ts[i].MBps), max(hi, ts[i].MBps)
+				} else {
+					b.logTransfer(ts[i])
+				}
+			}
+			agg := manyAggregate(ts)
+			b.logf("r%d %-9s %d×%s: %d/%d verified, aggregate %s MB/s, per client %s..%s MB/s, server cpu %.2f s, server rss %d MiB",
+				r+1, impl, len(ts), formatSize(set.Size), ok, len(ts), num(agg), num(lo), num(hi), scpu, ts[0].ServerRSSKiB>>10)
+			all = append(all, ts...)
+		}
+	}
+	b.many = all
+	return all, nil
+}
+
+// manyAggregate is the bytes of all clients over the time from the first
+// start to the last exit; NaN unless every client verified its file.
+func manyAggregate(ts []Transfer) float64 {
+	if len(ts) == 0 {
+		return math.NaN()
+	}
+	var bytes int64
+	first, last := math.Inf(1), math.Inf(-1)
+	for _, t := range ts {
+		if !t.OK {
+			return math.NaN()
+		}
+		bytes += t.Bytes
+		first, last = min(first, t.Start), max(last, t.Start+t.Seconds)
+	}
+	return mbps(bytes, last-first)
+}
+
+// manyPerRound groups the many-clients transfers of impl by round.
+func manyPerRound(ts []Transfer, impl string, rounds int) [][]Transfer {
+	out := make([][]Transfer, rounds)
+	for _, t := range ts {
+		if t.Impl == impl && t.Round >= 1 && t.Round <= rounds {
+			out[t.Round-1] = append(out[t.Round-1], t)
+		}
+	}
+	return out
+}
+
+func (b *bench) caseConcurrency(ctx context.Context) (CaseResult, error) {
+	cr := CaseResult{Info: []string{fmt.Sprintf("loopback; one server; (a) 1 then 3 files of %s in one client; (b) %d clients × %s at once (the same file)",
+		formatSize(b.cfg.ConcSize), b.cfg.Clients, formatSize(b.cfg.ManySize))}}
+	tcpImpl := implTCP + b.cfg.LoopbackCC
+	if !b.facts.hasCC(b.cfg.LoopbackCC) {
+		return cr, fmt.Errorf("congestion control %q is missing on this kernel", b.cfg.LoopbackCC)
+	}
+	n := b.cfg.Rounds
+	set, err := ensureFiles(ctx, b.cfg.DataDir, b.cfg.ConcSize, 3)
+	if err != nil {
+		return cr, err
+	}
+	fx, tcp, err := b.startServers(ctx, "", "127.0.0.1", set)
+	if err != nil {
+		return cr, err
+	}
+	impls := b.impls(fx, b.cfg.LoopbackCC)
+	for r := range n {
+		for _, impl := range rotate(impls, r) {
+			for _, k := range []int{1, 3} {
+				if ctx.Err() != nil {
+					stopServers(fx, tcp)
+					return cr, ctx.Err()
+				}
+				t := b.measure(ctx, impl, serverFor(impl, fx, tcp), set.Names[:k], b.cfg.Timeout)
+				t.Case, t.Round, t.Label = "concurrency", r+1, fmt.Sprintf("%d×%s", k, formatSize(set.Size))
+				b.logTransfer(t)
+				cr.Transfers = append(cr.Transfers, t)
+			}
+		}
+	}
+	stopServers(fx, tcp)
+	one, three := "1×"+formatSize(set.Size), "3×"+formatSize(set.Size)
+	ts := cr.Transfers
+	fxOne, fxThree := pick(ts, implFxsh, one, n, throughput), pick(ts, implFxsh, three, n, throughput)
+	tcpOne, tcpThree := pick(ts, tcpImpl, one, n, throughput), pick(ts, tcpImpl, three, n, throughput)
+	note := b.fxshNoteFor(ts)
+	cr.Rows = append(cr.Rows,
+		Row{Case: three + " aggregate / 1 transfer", Unit: "MB/s", Fxsh: fxThree, Ref: fxOne, RefIs: "fxsh " + one,
+			Target: Target{Of: "ratio", Op: ">=", Value: 0.8}, Note: note},
+		Row{Case: three + " aggregate vs TCP", Unit: "MB/s", Fxsh: fxThree, Ref: tcpThree, RefIs: tcpImpl},
+		Row{Case: "TCP " + three + " aggregate / 1 transfer", Unit: "MB/s", Fxsh: tcpThree, Ref: tcpOne, RefIs: tcpImpl + " " + one,
+			Note: "reference only: the fxsh column holds TCP here"},
+	)
+
+	many, err := b.manyTransfers(ctx)
+	cr.Transfers = append(cr.Transfers, many...)
+	if err != nil {
+		return cr, err
+	}
+	label := fmt.Sprintf("%d×%s", b.cfg.Clients, formatSize(b.cfg.ManySize))
+	agg := func(impl string) []float64 {
+		out := make([]float64, n)
+		for i, ts := range manyPerRound(many, impl, n) {
+			out[i] = manyAggregate(ts)
+		}
+		return out
+	}
+	fairness := func(impl string) []float64 {
+		out := make([]float64, n)
+		for i, ts := range manyPerRound(many, impl, n) {
+			vs := make([]float64, len(ts))
+			for j, t := range ts {
+				vs[j] = throughput(t)
+				if !t.OK {
+					vs = nil
+					break
+				}
+			}
+			lo, hi := minMax(vs)
+			out[i] = ratio(lo, hi)
+		}
+		return out
+	}
+	fxAgg, tcpAgg := agg(implFxsh), agg(tcpImpl)
+	cr.Rows = append(cr.Rows,
+		Row{Case: label + " aggregate / 1 transfer", Unit: "MB/s", Fxsh: fxAgg, Ref: fxOne, RefIs: "fxsh " + one,
+			Target: Target{Of: "ratio", Op: ">=", Value: 0.8}, Note: b.fxshNoteFor(many)},
+		Row{Case: label + " aggregate vs TCP", Unit: "MB/s", Fxsh: fxAgg, Ref: tcpAgg, RefIs: tcpImpl},
+		Row{Case: label + " slowest/fastest client", Unit: "slow/fast", Fxsh: fairness(implFxsh), Ref: fairness(tcpImpl),
+			RefIs: tcpImpl, Target: Target{Of: "fxsh", Op: ">=", Value: 0.5}},
+	)
+	return cr, nil
+}
+
+func (b *bench) caseCost(ctx context.Context) (CaseResult, error) {
+	cr := CaseResult{Info: []string{"CPU: user+sys of the client (rusage at exit) + the server over the transfer (/proc/PID/stat); RSS: ru_maxrss of the client, VmHWM of the server"}}
+	ts, tcpImpl, err := b.loopbackTransfers(ctx)
+	if err != nil {
+		return cr, err
+	}
+	n := b.cfg.Rounds
+	perGiB := func(t Transfer) float64 {
+		if !t.OK {
+			return math.NaN()
+		}
+		return (t.ClientCPU + t.ServerCPU) / (float64(t.Bytes) / gib)
+	}
+	clientRSS := func(t Transfer) float64 { return float64(t.ClientRSSKiB) / 1024 }
+	serverRSS := func(t Transfer) float64 { return float64(t.ServerRSSKiB) / 1024 }
+	lb := formatSize(b.cfg.Size)
+	cr.Rows = append(cr.Rows,
+		Row{Case: "CPU per GiB, both sides, loopback " + lb, Unit: "CPU-s/GiB", Fxsh: pick(ts, implFxsh, "", n, perGiB),
+			Ref: pick(ts, tcpImpl, "", n, perGiB), RefIs: tcpImpl, Target: Target{Of: "fxsh", Op: "<=", Value: 1.5}, Note: b.fxshNoteFor(ts)},
+		Row{Case: "client peak RSS, " + lb + " download", Unit: "MiB", Fxsh: pick(ts, implFxsh, "", n, clientRSS),
+			Ref: pick(ts, tcpImpl, "", n, clientRSS), RefIs: tcpImpl, Target: Target{Of: "fxsh", Op: "<=", Value: 64}},
+		Row{Case: "server peak RSS, " + lb + " transfer", Unit: "MiB", Fxsh: pick(ts, implFxsh, "", n, serverRSS),
+			Ref: pick(ts, tcpImpl, "", n, serverRSS), RefIs: tcpImpl},
+	)
+	many, err := b.manyTransfers(ctx)
+	if err != nil {
+		return cr, err
+	}
+	rssMany := func(impl string) []float64 {
+		out := make([]float64, n)
+		for i, ts := range manyPerRound(many, impl, n) {
+			out[i] = math.NaN()
+			if len(ts) > 0 {
+				out[i] = float64(ts[0].ServerRSSKiB) / 1024
+			}
+		}
+		return out
+	}
+	cpuMany := func(impl string, col int) []float64 {
+		out := make([]float64, n)
+		for i, ts := range manyPerRound(many, impl, n) {
+			out[i] = math.NaN()
+			var c float64
+			var by int64
+			for _, t := range ts {
+				if !t.OK {
+					by = 0
+					break
+				}
+				c += t.ClientCPU
+				by += t.Bytes
+			}
+			if by > 0 && i < len(b.manyCPU) {
+				out[i] = (c + b.manyCPU[i][col]) / (float64(by) / gib)
+			}
+		}
+		return out
+	}
+	label := fmt.Sprintf("%d×%s", b.cfg.Clients, formatSize(b.cfg.ManySize))
+	cr.Rows = append(cr.Rows,
+		Row{Case: "server peak RSS serving " + label, Unit: "MiB", Fxsh: rssMany(implFxsh), Ref: rssMany(tcpImpl),
+			RefIs: tcpImpl, Target: Target{Of: "fxsh", Op: "<=", Value: 64}, Note: b.fxshNoteFor(many)},
+		Row{Case: "CPU per GiB, both sides, " + label, Unit: "CPU-s/GiB", Fxsh: cpuMany(implFxsh, 0), Ref: cpuMany(tcpImpl, 1), RefIs: tcpImpl},
+	)
+	return cr, nil
+}
+
+// ensurePath builds the lossy path once per run.
+func (b *bench) ensurePath(ctx context.Context) (*lossyPath, error) {
+	if b.path != nil {
+		return b.path, nil
+	}
+	p, err := setupPath(ctx, b.cfg.Delay, b.cfg.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("building the lossy path (needs root, ip, /dev/net/tun): %w", err)
+	}
+	b.path = p
+	return p, nil
+}
+
+// ceiling measures the forwarder alone: a UDP flood through the path with
+// no delay and with the case's delay, and the TCP reference with no delay.
+func (b *bench) ceiling(ctx context.Context, p *lossyPath, tcp *server) ([]string, map[string]any, error) {
+	var info []string
+	extra := map[string]any{}
+	p.fwd.setLoss(0)
+	defer p.fwd.setDelay(b.cfg.Delay)
+	mins := math.Inf(1)
+	for _, d := range []time.Duration{0, b.cfg.Delay} {
+		p.fwd.setDelay(d)
+		sinkAddr := net.JoinHostPort(AddrClient, strconv.Itoa(nsBlastPort))
+		sink, err := b.start(ctx, "udp sink", inNS(NSClient, b.self, cmdUDPSink, "-listen", sinkAddr, "-for", "5s"), nil)
+		if err != nil {
+			return info, extra, err
+		}
+		if _, err := sink.waitLine(ctx, reTCPListen, 30*time.Second); err != nil {
+			sink.stop()
+			return info, extra, err
+		}
+		before := p.fwd.stats()
+		blast, err := b.start(ctx, "udp blast", inNS(NSServer, b.self, cmdUDPBlast, "-to", sinkAddr, "-for", "2s"), nil)
+		if err != nil {
+			sink.stop()
+			return info, extra, err
+		}
+		berr := blast.wait(ctx, 30*time.Second)
+		time.Sleep(d + 20*time.Millisecond) // let the delay queue drain before counting
+		after := p.fwd.stats()
+		serr := sink.wait(ctx, 30*time.Second)
+		if err := errors.Join(berr, serr); err != nil {
+			return info, extra, err
+		}
+		var sent, got blastResult
+		for _, l := range blast.output() {
+			json.Unmarshal([]byte(l), &sent)
+		}
+		for _, l := range sink.output() {
+			if strings.HasPrefix(l, "{") {
+				json.Unmarshal([]byte(l), &got)
+			}
+		}
+		st := after[0].sub(before[0])
+		secs := sent.Seconds
+		mb, kpps := mbps(int64(st.Bytes), secs), float64(st.Packets)/secs/1e3
+		mins = min(mins, mb)
+		info = append(info, fmt.Sprintf("forwarder ceiling, delay %s: %s MB/s, %s kpps of 1500-B packets (flood sent %s kpps, gso %v; sink got %s kpps; overflow %d, write errors %d)",
+			d, num(mb), num(kpps), num(float64(sent.Packets)/secs/1e3), sent.GSO, num(float64(got.Packets)/secs/1e3), st.Overflow, st.WriteErrs))
+		extra[fmt.Sprintf("ceiling_delay_%s", d)] = map[string]any{"mbps": nanNull(mb), "kpps": nanNull(kpps), "stats": st, "sent": sent, "received": got}
+	}
+	b.ceilingMB = mins
+	if tcp != nil && b.facts.hasCC("cubic") {
+		p.fwd.setDelay(0)
+		t := b.measure(ctx, implTCP+"cubic", tcp, tcp.set.Names[:1], b.cfg.LossyTimeout)
+		t.Case, t.Label = "ceiling", "delay 0"
+		b.logTransfer(t)
+		info = append(info, fmt.Sprintf("TCP cubic through the forwarder, no delay, no loss: %s MB/s (%s)", num(t.value()), formatSize(t.Bytes)))
+		extra["tcp_no_delay"] = t
+	}
+	return info, extra, nil
+}
+
+func (b *bench) caseCeiling(ctx context.Context) (CaseResult, error) {
+	var cr CaseResult
+	p, err := b.ensurePath(ctx)
+	if err != nil {
+		return cr, err
+	}
+	set, err := ensureFiles(ctx, b.cfg.DataDir, b.cfg.LossySize, 1)
+	if err != nil {
+		return cr, err
+	}
+	tcp, err := b.startTCPServer(ctx, NSServer, AddrServer, set)
+	if err != nil {
+		return cr, err
+	}
+	defer stopServers(tcp)
+	cr.Info, cr.Extra, err = b.ceiling(ctx, p, tcp)
+	return cr, err
+}
+
+func lossLabel(p float64) string { return "loss " + strconv.FormatFloat(p, 'f', -1, 64) + "%" }
+
+func (b *bench) caseLossy(ctx context.Context) (CaseResult, error) {
+	cr := CaseResult{Extra: map[string]any{}}
+	p, err := b.ensurePath(ctx)
+	if err != nil {
+		return cr, err
+	}
+	set, err := ensureFiles(ctx, b.cfg.DataDir, b.cfg.LossySize, 1)
+	if err != nil {
+		return cr, err
+	}
+	fx, tcp, err := b.startServers(ctx, NSServer, AddrServer, set)
+	if err != nil {
+		return cr, err
+	}
+	defer stopServers(fx, tcp)
+	cr.Info = append(cr.Info, fmt.Sprintf("two namespaces joined by a TUN forwarder (MTU %d), %s each way, random loss on server→client only; %s; time limit %s per download (TCP counts what it got)",
+		PathMTU, b.cfg.Delay, formatSize(set.Size), b.cfg.LossyTimeout))
+	for _, cc := range []string{"cubic", "bbr"} {
+		if !b.facts.hasCC(cc) {
+			cr.Info = append(cr.Info, "TCP congestion control "+cc+" is missing on this kernel: its rows stay empty")
+		}
+	}
+	info, extra, err := b.ceiling(ctx, p, tcp)
+	cr.Info = append(cr.Info, info...)
+	for k, v := range extra {
+		cr.Extra[k] = v
+	}
+	if err != nil {
+		return cr, fmt.Errorf("measuring the forwarder: %w", err)
+	}
+	impls := b.impls(fx, "cubic", "bbr")
+	n := b.cfg.Rounds
+	for r := range n {
+		for _, loss := range b.cfg.Losses {
+			p.fwd.setLoss(loss / 100)
+			for _, impl := range rotate(impls, r) {
+				if ctx.Err() != nil {
+					return cr, ctx.Err()
+				}
+				limit := b.cfg.LossyTimeout
+				before := p.fwd.stats()
+				t := b.measure(ctx, impl, serverFor(impl, fx, tcp), set.Names[:1], limit)
+				st := p.fwd.stats()
+				t.Case, t.Round, t.Label = "lossy", r+1, lossLabel(loss)
+				t.Path = ptr(st[0].sub(before[0]))
+				b.logTransfer(t)
+				if v := t.value(); !math.IsNaN(v) && v > 0.7*b.ceilingMB {
+					cr.Info = append(cr.Info, fmt.Sprintf("r%d %s %s: %s MB/s is near the forwarder's ceiling (%s MB/s): the path may be the bottleneck",
+						t.Round, t.Impl, t.Label, num(v), num(b.ceilingMB)))
+				}
+				cr.Transfers = append(cr.Transfers, t)
+			}
+		}
+	}
+	p.fwd.setLoss(0)
+	ts := cr.Transfers
+	fx0 := pick(ts, implFxsh, lossLabel(0), n, throughput)
+	note := b.fxshNoteFor(ts)
+	for _, loss := range b.cfg.Losses {
+		l := lossLabel(loss)
+		fxv := pick(ts, implFxsh, l, n, throughput)
+		var tBBR, tCubic, tZero Target
+		if loss > 0 {
+			tBBR = Target{Of: "ratio", Op: ">=", Value: 1}
+			tCubic = Target{Of: "ratio", Op: ">=", Value: 10}
+			tZero = Target{Of: "ratio", Op: ">=", Value: 0.9}
+		}
+		cr.Rows = append(cr.Rows,
+			Row{Case: l + ": fxsh vs TCP bbr", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"bbr", l, n, throughput), RefIs: "tcp-bbr", Target: tBBR, Note: note},
+			Row{Case: l + ": fxsh vs TCP cubic", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"cubic", l, n, throughput), RefIs: "tcp-cubic", Target: tCubic},
+		)
+		if loss > 0 && slices.Contains(b.cfg.Losses, 0) {
+			cr.Rows = append(cr.Rows, Row{Case: l + ": fxsh vs fxsh at 0%", Unit: "MB/s", Fxsh: fxv, Ref: fx0, RefIs: "fxsh loss 0%", Target: tZero})
+		}
+	}
+	return cr, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// benchLine is one result line of go test -bench: name, iterations, then
+// value-unit pairs.
+var reBenchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+
+// parseBenchLines reads go test -bench output: for each result line, the
+// benchmark's name (without the -GOMAXPROCS suffix) and its metrics by unit.
+func parseBenchLines(out string) (names []string, metrics []map[string]float64) {
+	for l := range strings.Lines(out) {
+		m := reBenchLine.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[3])
+		if len(f)%2 != 0 {
+			continue
+		}
+		mm := map[string]float64{}
+		for i := 0; i < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				mm = nil
+				break
+			}
+			mm[f[i+1]] = v
+		}
+		if mm != nil {
+			names, metrics = append(names, m[1]), append(metrics, mm)
+		}
+	}
+	return names, metrics
+}
+
+// MasterLimit bounds the master case's go test runs.
+const MasterLimit = 20 * time.Minute
+
+func (b *bench) goBench(ctx context.Context, bench string, benchtime string) ([]map[string]float64, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, MasterLimit)
+	defer cancel()
+	args := []string{"test", "-run", "^$", "-bench", "^" + bench + "$", "-benchtime", benchtime,
+		"-count", strconv.Itoa(b.cfg.Rounds), "-timeout", MasterLimit.String(), b.cfg.MasterPkg}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = b.root
+	out, err := cmd.CombinedOutput()
+	line := "go " + strings.Join(args, " ")
+	if err != nil {
+		return nil, line, fmt.Errorf("%s: %w: %s", line, err, lastLines(string(out), 6))
+	}
+	names, ms := parseBenchLines(string(out))
+	var res []map[string]float64
+	for i, n := range names {
+		if n == bench {
+			res = append(res, ms[i])
+		}
+	}
+	if len(res) == 0 {
+		return nil, line, fmt.Errorf("%s: no %s result: %s", line, bench, lastLines(string(out), 6))
+	}
+	return res, line, nil
+}
+
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(ls[max(0, len(ls)-n):], " | ")
+}
+
+func metric(ms []map[string]float64, unit string, rounds int) []float64 {
+	out := make([]float64, rounds)
+	for i := range out {
+		out[i] = math.NaN()
+		if i < len(ms) {
+			if v, ok := ms[i][unit]; ok {
+				out[i] = v
+			}
+		}
+	}
+	return out
+}
+
+func (b *bench) caseMaster(ctx context.Context) (CaseResult, error) {
+	var cr CaseResult
+	n := b.cfg.Rounds
+	search, line, err := b.goBench(ctx, "BenchmarkSearch", fmt.Sprintf("%dx", b.cfg.SearchOps))
+	cr.Info = append(cr.Info, "in-process catalog benchmark: "+line)
+	if err != nil {
+		return cr, err
+	}
+	b.logf("search: %v", search)
+	cr.Rows = append(cr.Rows,
+		Row{Case: "search p99, 1 000 000 entries", Unit: "ms", Fxsh: metric(search, "p99-ms", n), Target: Target{Of: "fxsh", Op: "<", Value: 2}},
+		Row{Case: "search p50, 1 000 000 entries", Unit: "ms", Fxsh: metric(search, "p50-ms", n)},
+		Row{Case: "search max", Unit: "ms", Fxsh: metric(search, "max-ms", n)},
+		Row{Case: "catalog peak RSS (1M entries)", Unit: "MiB", Fxsh: metric(search, "peakRSS-MiB", n)},
+	)
+	if b.cfg.Quick {
+		cr.Rows = append(cr.Rows, Row{Case: "register 10 000 servers × 100 files", Unit: "s", Fxsh: metric(search, "build-s", n),
+			Note: "quick: the build time of BenchmarkSearch's catalog"})
+		return cr, nil
+	}
+	reg, line, err := b.goBench(ctx, "BenchmarkRegister", "1x")
+	cr.Info = append(cr.Info, line)
+	if err != nil {
+		return cr, err
+	}
+	b.logf("register: %v", reg)
+	cr.Rows = append(cr.Rows, Row{Case: "register 10 000 servers × 100 files", Unit: "s", Fxsh: metric(reg, "s/10k-servers", n)})
+	return cr, nil
+}
