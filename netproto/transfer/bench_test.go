@@ -1,0 +1,108 @@
+package transfer
+
+import (
+	"context"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"fxsh/netproto/chunk"
+)
+
+// benchSize is what each loopback benchmark iteration moves.
+const benchSize = 256 << 20
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// report adds MB/s and CPU-seconds per GiB (both sides: they share this
+// process) to a benchmark.
+func report(b *testing.B, bytes int64, wall, cpu time.Duration) {
+	b.ReportMetric(float64(bytes)/wall.Seconds()/1e6, "MB/s")
+	b.ReportMetric(cpu.Seconds()/(float64(bytes)/(1<<30)), "cpu-s/GiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkLoopback moves benchSize bytes from an in-memory file to a
+// discarding sink over loopback, next to a raw TCP copy of the same size
+// (1 MiB buffers) for the ratio. Run with -benchtime=3x.
+func BenchmarkLoopback(b *testing.B) {
+	content := randomBytes(benchSize, 1)
+	for _, cs := range []int{chunk.MaxChunkSize, 8192, chunk.DefaultChunkSize} {
+		b.Run("fxsh/chunk="+itoa(cs), func(b *testing.B) {
+			_, addr := startServer(b, newLibrary(content), ServerConfig{})
+			req := Request{Hash: hashOf(content), Size: benchSize, ChunkSize: cs, Sources: []string{addr}}
+			var wall, cpu time.Duration
+			for b.Loop() {
+				conn := listen(b)
+				c0, t0 := cpuTime(), time.Now()
+				if _, err := Fetch(context.Background(), conn, req, discardSink{}, ClientConfig{}); err != nil {
+					b.Fatal(err)
+				}
+				wall += time.Since(t0)
+				cpu += cpuTime() - c0
+				conn.Close()
+			}
+			report(b, int64(b.N)*benchSize, wall, cpu)
+		})
+	}
+	b.Run("tcp", func(b *testing.B) {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					buf := make([]byte, 1<<20)
+					for off := 0; off < len(content); off += len(buf) {
+						if _, err := c.Write(content[off:min(off+len(buf), len(content))]); err != nil {
+							return
+						}
+					}
+				}()
+			}
+		}()
+		var wall, cpu time.Duration
+		for b.Loop() {
+			c0, t0 := cpuTime(), time.Now()
+			c, err := net.Dial("tcp4", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, 1<<20)
+			n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, buf)
+			c.Close()
+			if err != nil || n != benchSize {
+				b.Fatalf("tcp copy: %d bytes, %v", n, err)
+			}
+			wall += time.Since(t0)
+			cpu += cpuTime() - c0
+		}
+		report(b, int64(b.N)*benchSize, wall, cpu)
+	})
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}

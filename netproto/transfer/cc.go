@@ -1,0 +1,263 @@
+package transfer
+
+import "time"
+
+// Congestion control: a BBR-style model (Cardwell et al., "BBR:
+// Congestion-Based Congestion Control", 2016) that paces at the measured
+// bottleneck bandwidth and keeps about two bandwidth-delay products in
+// flight. Loss is not taken as a congestion signal by itself: a bandwidth
+// sample taken while the RTT stays near its minimum is corrected for the
+// fraction of chunks lost in its interval (random loss does not fill
+// queues), while one taken with an inflated RTT is used as measured (loss
+// with a queue is congestion). See PROTOCOL-udp.md.
+const (
+	startupGain    = 2.885 // 2/ln 2: doubles the delivery rate each round
+	drainGain      = 1 / startupGain
+	cwndGain       = 2.0
+	bwWindowRounds = 10               // the bandwidth filter's window, in round trips
+	minRTTWindow   = 10 * time.Second // the min-RTT filter's window
+	probeRTTTime   = 200 * time.Millisecond
+	fullBwGrowth   = 1.25 // startup ends when a round grows the bandwidth less than this...
+	fullBwRounds   = 3    // ...three rounds running
+	// InitialWindow is the congestion window, in chunks, before the first
+	// ACK. The chunk size already says what kind of path this is: 10 small
+	// chunks for the internet (RFC 6928), 10 large ones on loopback.
+	InitialWindow = 10
+	// MinWindow is the smallest congestion window, in chunks.
+	MinWindow = 4
+	// MaxLossCorrection caps how much a bandwidth sample is scaled up for
+	// random loss: loss above 50 % is treated as congestion whatever the RTT.
+	MaxLossCorrection = 0.5
+	// pacingQuantum is how far, in time, a sender may burst ahead of its
+	// pacing rate: Go timers cannot be relied on for shorter sleeps.
+	pacingQuantum = time.Millisecond
+)
+
+var probeBwGains = [...]float64{1.25, 0.75, 1, 1, 1, 1, 1, 1}
+
+type bbrMode uint8
+
+const (
+	modeStartup bbrMode = iota
+	modeDrain
+	modeProbeBW
+	modeProbeRTT
+)
+
+// rateSample is what one ACK says about delivery (BBR's rs).
+type rateSample struct {
+	delivered      int64         // bytes delivered in the interval
+	lost           int64         // bytes declared lost in the interval
+	interval       time.Duration // the interval
+	rtt            time.Duration // RTT of the newest acknowledged chunk
+	priorDelivered int64         // delivered count when that chunk was sent
+	appLimited     bool
+}
+
+// bbr is the controller of one transfer. Times are monotonic durations
+// since the transfer began. Not safe for concurrent use.
+type bbr struct {
+	chunk int64 // bytes in one full chunk datagram
+
+	mode                bbrMode
+	bw                  [bwWindowRounds]struct{ round, v int64 }
+	btlBw               int64 // bytes/s
+	minRTT              time.Duration
+	minRTTStamp         time.Duration
+	round               int64
+	nextRoundDelivered  int64
+	roundStart          bool
+	fullBw              int64
+	fullBwCount         int
+	filledPipe          bool
+	cycleIdx            int
+	cycleStamp          time.Duration
+	probeRTTDone        time.Duration
+	probeRTTRoundDone   bool
+	priorCwnd           int64
+	pacingGain, cwndGn  float64
+	pacingRate          int64 // bytes/s
+	cwnd                int64 // bytes
+	lossCorrectedSample bool  // the last sample was corrected for loss (for tests)
+}
+
+func newBBR(chunk int) *bbr {
+	b := &bbr{
+		chunk:      int64(chunk),
+		pacingGain: startupGain,
+		cwndGn:     startupGain,
+		cwnd:       InitialWindow * int64(chunk),
+	}
+	// Before any RTT is known: the initial window per millisecond.
+	b.pacingRate = InitialWindow * int64(chunk) * int64(time.Second/time.Millisecond)
+	return b
+}
+
+func (b *bbr) bdp(gain float64) int64 {
+	if b.btlBw == 0 || b.minRTT == 0 {
+		return InitialWindow * b.chunk
+	}
+	return int64(gain * float64(b.btlBw) * b.minRTT.Seconds())
+}
+
+func (b *bbr) quantum() int64 {
+	return max(2*b.chunk, int64(float64(b.pacingRate)*pacingQuantum.Seconds()))
+}
+
+// onAck updates the model. acked is the bytes newly acknowledged,
+// delivered the transfer's running total, inflight the bytes still in
+// flight after this ACK.
+func (b *bbr) onAck(now time.Duration, rs rateSample, acked, delivered, inflight int64) {
+	b.roundStart = false
+	if acked > 0 && rs.priorDelivered >= b.nextRoundDelivered {
+		b.nextRoundDelivered = delivered
+		b.round++
+		b.roundStart = true
+	}
+	b.updateBw(rs)
+	b.checkFullPipe()
+	b.updateMinRTT(now, rs.rtt, inflight)
+	b.updateMode(now, inflight)
+	b.setPacing()
+	b.setCwnd(acked)
+}
+
+// onLoss is told about bytes declared lost; BBR keeps its model, but the
+// window must not hold phantom bytes.
+func (b *bbr) onLoss(int64) {}
+
+func (b *bbr) updateBw(rs rateSample) {
+	if rs.interval <= 0 || rs.delivered <= 0 {
+		return
+	}
+	bw := float64(rs.delivered) / rs.interval.Seconds()
+	b.lossCorrectedSample = false
+	if rs.lost > 0 && b.minRTT > 0 && rs.rtt > 0 && rs.rtt <= b.minRTT*5/4+2*time.Millisecond {
+		frac := float64(rs.lost) / float64(rs.lost+rs.delivered)
+		if frac <= MaxLossCorrection {
+			bw /= 1 - frac
+			b.lossCorrectedSample = true
+		}
+	}
+	v := int64(bw)
+	if rs.appLimited && v < b.btlBw {
+		return
+	}
+	slot := &b.bw[b.round%bwWindowRounds]
+	if slot.round != b.round {
+		slot.round, slot.v = b.round, 0
+	}
+	slot.v = max(slot.v, v)
+	var m int64
+	for _, s := range b.bw {
+		if s.round > b.round-bwWindowRounds {
+			m = max(m, s.v)
+		}
+	}
+	b.btlBw = m
+}
+
+func (b *bbr) checkFullPipe() {
+	if b.filledPipe || !b.roundStart || b.btlBw == 0 {
+		return
+	}
+	if float64(b.btlBw) >= float64(b.fullBw)*fullBwGrowth {
+		b.fullBw, b.fullBwCount = b.btlBw, 0
+		return
+	}
+	b.fullBwCount++
+	if b.fullBwCount >= fullBwRounds {
+		b.filledPipe = true
+	}
+}
+
+func (b *bbr) updateMinRTT(now, rtt time.Duration, inflight int64) {
+	expired := b.minRTT > 0 && now > b.minRTTStamp+minRTTWindow
+	if rtt > 0 && (b.minRTT == 0 || rtt <= b.minRTT || expired) {
+		b.minRTT, b.minRTTStamp = rtt, now
+	}
+	if expired && b.mode != modeProbeRTT {
+		b.mode = modeProbeRTT
+		b.pacingGain, b.cwndGn = 1, 1
+		b.priorCwnd = b.cwnd
+		b.probeRTTDone = 0
+	}
+	if b.mode == modeProbeRTT {
+		if b.probeRTTDone == 0 && inflight <= MinWindow*b.chunk {
+			b.probeRTTDone = now + probeRTTTime
+			b.probeRTTRoundDone = false
+			b.nextRoundDelivered = 0 // the next ACK starts a round
+		} else if b.probeRTTDone != 0 {
+			if b.roundStart {
+				b.probeRTTRoundDone = true
+			}
+			if b.probeRTTRoundDone && now > b.probeRTTDone {
+				b.minRTTStamp = now
+				b.cwnd = max(b.cwnd, b.priorCwnd)
+				b.enterProbeBW(now)
+				if !b.filledPipe {
+					b.mode, b.pacingGain, b.cwndGn = modeStartup, startupGain, startupGain
+				}
+			}
+		}
+	}
+}
+
+func (b *bbr) enterProbeBW(now time.Duration) {
+	b.mode = modeProbeBW
+	b.cwndGn = cwndGain
+	b.cycleIdx = int(now) % len(probeBwGains) // desynchronise competing flows
+	if b.cycleIdx == 1 {
+		b.cycleIdx = 2 // do not start by draining
+	}
+	b.pacingGain = probeBwGains[b.cycleIdx]
+	b.cycleStamp = now
+}
+
+func (b *bbr) updateMode(now time.Duration, inflight int64) {
+	switch b.mode {
+	case modeStartup:
+		if b.filledPipe {
+			b.mode, b.pacingGain, b.cwndGn = modeDrain, drainGain, startupGain
+		}
+	case modeDrain:
+		if inflight <= b.bdp(1) {
+			b.enterProbeBW(now)
+		}
+	case modeProbeBW:
+		phase := max(b.minRTT, pacingQuantum)
+		adv := now-b.cycleStamp > phase
+		if b.pacingGain < 1 && inflight <= b.bdp(1) {
+			adv = true
+		}
+		if adv {
+			b.cycleIdx = (b.cycleIdx + 1) % len(probeBwGains)
+			b.pacingGain = probeBwGains[b.cycleIdx]
+			b.cycleStamp = now
+		}
+	}
+}
+
+func (b *bbr) setPacing() {
+	if b.btlBw == 0 {
+		return
+	}
+	rate := int64(b.pacingGain * float64(b.btlBw))
+	if b.filledPipe || rate > b.pacingRate {
+		b.pacingRate = max(rate, MinWindow*b.chunk) // never below MinWindow chunks a second
+	}
+}
+
+func (b *bbr) setCwnd(acked int64) {
+	if b.mode == modeProbeRTT {
+		b.cwnd = MinWindow * b.chunk
+		return
+	}
+	target := b.bdp(b.cwndGn) + 3*b.quantum()
+	if b.filledPipe {
+		b.cwnd = min(b.cwnd+acked, target)
+	} else if b.cwnd < target {
+		b.cwnd += acked
+	}
+	b.cwnd = max(b.cwnd, MinWindow*b.chunk)
+}

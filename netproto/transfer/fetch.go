@@ -1,0 +1,868 @@
+package transfer
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"fxsh/netproto/chunk"
+)
+
+// Sink stores the chunks of one download (store/partfile implements it).
+type Sink interface {
+	Have(i int) bool                     // chunk i already stored (resume: never requested again)
+	WriteChunk(i int, data []byte) error // store chunk i at offset i*ChunkSize; data is only valid during the call
+}
+
+// Request says what to fetch and from where.
+type Request struct {
+	Hash      string   // "sha256:" + 64 hex digits
+	Size      int64    // bytes
+	ChunkSize int      // in [chunk.MinChunkSize, chunk.MaxChunkSize]; see ChooseChunkSize
+	Sources   []string // UDP HOST:PORT of servers holding the file (several: swarm)
+}
+
+// Client limits and timers.
+const (
+	// DefaultSourceTimeout is how long a source with work may stay silent
+	// (or busy) before it is dropped; with no source left the fetch fails.
+	DefaultSourceTimeout = 15 * time.Second
+	// DefaultProgressInterval is how often ClientConfig.Progress is called.
+	DefaultProgressInterval = 250 * time.Millisecond
+	// SpanBytes is the unit of work handed to one source: big enough that
+	// handing out work costs nothing, small enough that a slow source
+	// holds back little at the end (when idle sources duplicate it).
+	SpanBytes = 16 << 20
+	// MaxSpanChunks caps a span in chunks, so two spans fit the sender's
+	// sent-chunk ring and one ACK bitmap's reach stays meaningful.
+	MaxSpanChunks = 4096
+	// SpansPerSource is how many unfinished spans a source holds: one it
+	// sends and one queued behind it, so it never waits for a REQUEST.
+	SpansPerSource = 2
+	// MinSteal is the fewest missing chunks an idle source takes from a
+	// busy one's claim at the end (it takes the upper half).
+	MinSteal = 4
+	// minStallTime is the least silence after which a source's claims go
+	// to others (it becomes 8 RTTs on slower paths).
+	minStallTime = 200 * time.Millisecond
+	// MaxSources caps the sources of one fetch.
+	MaxSources = 64
+	// controlTick is the client's timer resolution (delayed ACKs, request
+	// retries, progress).
+	controlTick = time.Millisecond
+	// initialRequestTimeout is the REQUEST retry timeout before any RTT is
+	// known; after that it is 4 RTTs (at least minRequestTimeout). It
+	// doubles with each retry up to maxRequestTimeout.
+	initialRequestTimeout = 200 * time.Millisecond
+	minRequestTimeout     = 10 * time.Millisecond
+	maxRequestTimeout     = time.Second
+)
+
+// ErrSourcesFailed is wrapped by the error Fetch returns when every source
+// failed; the message names each source and why.
+var ErrSourcesFailed = errors.New("every source failed")
+
+// ClientConfig configures Fetch.
+type ClientConfig struct {
+	Key              []byte        // shared key (at least chunk.MinKeyLen bytes): seal every datagram
+	SourceTimeout    time.Duration // 0: DefaultSourceTimeout
+	Window           int           // receive window in chunks; 0: from the socket's receive buffer
+	Impair           *Impair
+	Counters         *Counters // where this fetch counts (live); nil: private counters
+	Trace            func(Event)
+	TraceSample      int
+	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
+	ProgressInterval time.Duration
+}
+
+// SourceStats describe one source of a fetch.
+type SourceStats struct {
+	Addr       string
+	State      string // "idle", "requesting", "active", "failed"
+	Err        error  // why it failed
+	Bytes      int64  // new chunk bytes it delivered
+	Chunks     int64
+	Duplicates int64
+	RTT        time.Duration
+}
+
+// Progress is a fetch's state for a progress display.
+type Progress struct {
+	Have, Total int64         // bytes stored (resumed ones included) and file size
+	Rate        float64       // bytes/s, smoothed
+	ETA         time.Duration // 0 if unknown
+	Sources     []SourceStats
+	Stats       Stats
+}
+
+// Result is what a finished fetch did.
+type Result struct {
+	Bytes   int64 // chunk bytes written by this call (resumed chunks not included)
+	Elapsed time.Duration
+	Sources []SourceStats
+	Stats   Stats
+}
+
+// ChooseChunkSize picks the chunk size for a download from these sources:
+// the largest one when every source is on loopback, otherwise one that fits
+// a 1280-byte MTU.
+func ChooseChunkSize(sources []string) int {
+	if len(sources) == 0 {
+		return chunk.DefaultChunkSize
+	}
+	for _, s := range sources {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil || !ap.Addr().IsLoopback() {
+			return chunk.DefaultChunkSize
+		}
+	}
+	return chunk.MaxChunkSize
+}
+
+type srcState uint8
+
+const (
+	srcIdle       srcState = iota // no work given yet
+	srcRequesting                 // REQUEST sent, no DATA yet
+	srcActive
+	srcFailed
+)
+
+func (s srcState) String() string {
+	return [...]string{"idle", "requesting", "active", "failed"}[s]
+}
+
+// source is one server of a fetch. Guarded by fetcher.mu.
+// claim is a range of chunks [lo, hi) given to one source; next is the
+// first chunk in it that may still be missing.
+type claim struct{ lo, hi, next int }
+
+type source struct {
+	addr   netip.AddrPort
+	name   string
+	tid    uint64
+	cipher *chunk.Cipher
+	pn     uint64
+	cookie []byte
+	state  srcState
+	err    error
+
+	claims     []claim // chunk ranges this source is asked for (ascending)
+	needUpdate bool
+	reqSent    time.Duration
+	backoff    int  // REQUEST retries since the source last answered
+	reqPending bool // a REQUEST is unanswered (for RTT samples)
+	started    time.Duration
+	lastData   time.Duration
+	busyUntil  time.Duration
+	contacted  bool
+
+	largestPn uint64
+	largestAt time.Duration
+	hasPn     bool
+	unacked   int
+	unackedAt time.Duration
+	lastChunk int
+	highest   int
+	bytes     int64
+	chunks    int64
+	dups      int64
+	rtt       rttEstimator
+}
+
+func (s *source) nextPn() uint64 { s.pn++; return s.pn }
+
+func (s *source) requestTimeout() time.Duration {
+	d := initialRequestTimeout
+	if s.rtt.has {
+		d = max(4*s.rtt.srtt()+MaxAckDelay, minRequestTimeout)
+	}
+	return min(d<<min(s.backoff, 16), maxRequestTimeout)
+}
+
+type fetcher struct {
+	req       Request
+	hash      [32]byte
+	nchunks   int
+	chunkSize int
+	sink      Sink
+	cfg       ClientConfig
+	link      *link
+	stats     *Counters
+	window    int
+	ackEvery  int
+	spanLen   int
+	epoch     time.Time
+	srcs      []*source
+	byTid     map[uint64]*source // read-only after start
+	complete  chan struct{}
+
+	mu        sync.Mutex // guards everything below and every source
+	finished  bool       // Fetch has returned or is returning: handlers do nothing
+	err       error
+	have      *chunk.ChunkBitmap
+	haveBytes int64
+	written   int64
+	cum       int
+	pool      []claim // missing chunks nobody is asked for, ascending, at most spanLen each
+	payBuf    []byte
+	pktBuf    []byte
+	rate      float64
+	lastProg  time.Duration
+	lastHave  int64
+}
+
+// Fetch downloads req into sink over conn (a UDP socket of the caller's,
+// used by this fetch alone until it returns). It returns when every chunk
+// is stored, ctx is done, the sink fails, or every source has failed.
+// Chunks the sink already has are never requested. On a *net.UDPConn,
+// Fetch enlarges the socket buffers; it leaves the read deadline cleared.
+func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (Result, error) {
+	start := time.Now()
+	f, err := newFetcher(conn, req, sink, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	if f.have.Full() {
+		return f.result(start), nil
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f.readLoop()
+	}()
+	err = f.control(ctx)
+	f.mu.Lock()
+	f.finished = true
+	reason := chunk.DoneComplete
+	if err != nil {
+		reason = chunk.DoneCancel
+	}
+	for _, s := range f.srcs {
+		if s.contacted && s.state != srcFailed {
+			f.sendDone(s, reason)
+			f.sendDone(s, reason) // twice: a lost DONE would leave the server sending until its idle timeout
+		}
+	}
+	f.mu.Unlock()
+	_ = conn.SetReadDeadline(time.Now())
+	wg.Wait()
+	_ = conn.SetReadDeadline(time.Time{})
+	f.stats.set(TransfersActive, 0)
+	return f.result(start), err
+}
+
+func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (*fetcher, error) {
+	f := &fetcher{req: req, sink: sink, cfg: cfg, epoch: time.Now(), complete: make(chan struct{}), byTid: map[uint64]*source{}}
+	h, ok := strings.CutPrefix(req.Hash, "sha256:")
+	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("transfer: bad hash %q", req.Hash)
+	} else {
+		copy(f.hash[:], b)
+	}
+	probe := chunk.Request{Size: req.Size, ChunkSize: uint32(req.ChunkSize), Window: 1}
+	if req.ChunkSize < chunk.MinChunkSize || req.ChunkSize > chunk.MaxChunkSize {
+		return nil, fmt.Errorf("transfer: chunk size %d outside [%d, %d]", req.ChunkSize, chunk.MinChunkSize, chunk.MaxChunkSize)
+	}
+	if err := probe.Validate(); err != nil {
+		return nil, fmt.Errorf("transfer: %w", err)
+	}
+	if len(req.Sources) == 0 || len(req.Sources) > MaxSources {
+		return nil, fmt.Errorf("transfer: %d sources (want 1 to %d)", len(req.Sources), MaxSources)
+	}
+	if sink == nil {
+		return nil, errors.New("transfer: nil sink")
+	}
+	if cfg.Key != nil && len(cfg.Key) < chunk.MinKeyLen {
+		return nil, fmt.Errorf("transfer: key of %d bytes (min %d)", len(cfg.Key), chunk.MinKeyLen)
+	}
+	if f.cfg.SourceTimeout <= 0 {
+		f.cfg.SourceTimeout = DefaultSourceTimeout
+	}
+	if f.cfg.ProgressInterval <= 0 {
+		f.cfg.ProgressInterval = DefaultProgressInterval
+	}
+	f.chunkSize = req.ChunkSize
+	f.nchunks = int(probe.Chunks())
+	f.stats = cfg.Counters
+	if f.stats == nil {
+		f.stats = NewCounters(nil)
+	}
+	f.link = newLink(conn, cfg.Impair, f.stats, cfg.Trace, cfg.TraceSample)
+
+	f.have = chunk.NewChunkBitmap(f.nchunks)
+	for i := 0; i < f.nchunks; i++ {
+		if sink.Have(i) {
+			f.have.Set(i)
+			f.haveBytes += int64(f.chunkLen(i))
+		}
+	}
+	f.cum = f.have.NextMissing(0)
+	f.spanLen = max(1, min(SpanBytes/f.chunkSize, MaxSpanChunks))
+	for lo := 0; lo < f.nchunks; lo += f.spanLen {
+		hi := min(lo+f.spanLen, f.nchunks)
+		if i := f.have.NextMissing(lo); i < hi {
+			f.pool = append(f.pool, claim{i, hi, i})
+		}
+	}
+	if f.have.Full() {
+		return f, nil
+	}
+
+	dg := chunk.HeaderLen + f.chunkSize + chunk.TagLen
+	f.window = cfg.Window
+	if f.window <= 0 {
+		f.window = f.link.receiveBuffer() / (dg + 1024) // + kernel bookkeeping per datagram
+	} else {
+		f.link.receiveBuffer()
+	}
+	f.window = max(MinWindow, min(f.window, chunk.MaxWindow))
+	f.ackEvery = max(2, min(f.window/16, 8))
+
+	for _, addr := range req.Sources {
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("transfer: source %q: %w", addr, err)
+		}
+		s := &source{addr: ua.AddrPort(), name: addr, lastChunk: -2, highest: -1}
+		for s.tid == 0 || f.byTid[s.tid] != nil {
+			s.tid = randUint64()
+		}
+		s.pn = randUint64() >> 2
+		if cfg.Key != nil {
+			c, err := chunk.NewCipher(cfg.Key, s.tid, chunk.RoleClient)
+			if err != nil {
+				return nil, fmt.Errorf("transfer: %w", err)
+			}
+			s.cipher = c
+		}
+		f.srcs = append(f.srcs, s)
+		f.byTid[s.tid] = s
+	}
+	return f, nil
+}
+
+func (f *fetcher) now() time.Duration { return time.Since(f.epoch) }
+
+func (f *fetcher) chunkLen(i int) int {
+	return int(min(int64(f.chunkSize), f.req.Size-int64(i)*int64(f.chunkSize)))
+}
+
+func (f *fetcher) result(start time.Time) Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Result{Bytes: f.written, Elapsed: time.Since(start), Sources: f.sourceStats(), Stats: f.stats.Snapshot()}
+}
+
+func (f *fetcher) sourceStats() []SourceStats {
+	out := make([]SourceStats, len(f.srcs))
+	for i, s := range f.srcs {
+		out[i] = SourceStats{Addr: s.name, State: s.state.String(), Err: s.err, Bytes: s.bytes, Chunks: s.chunks, Duplicates: s.dups}
+		if s.rtt.has {
+			out[i].RTT = s.rtt.srtt()
+		}
+	}
+	return out
+}
+
+// finish ends the fetch (err nil: complete). Called with f.mu held.
+func (f *fetcher) finish(err error) {
+	select {
+	case <-f.complete:
+		return
+	default:
+	}
+	f.err = err
+	close(f.complete)
+}
+
+func (f *fetcher) control(ctx context.Context) error {
+	f.mu.Lock()
+	f.stats.set(TransfersActive, 1)
+	for _, s := range f.srcs {
+		f.refill(s, 0)
+	}
+	f.tick()
+	f.mu.Unlock()
+	ticker := time.NewTicker(controlTick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("transfer: fetch stopped: %w", ctx.Err())
+		case <-f.complete:
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.err
+		case <-ticker.C:
+		}
+		f.mu.Lock()
+		f.tick()
+		var p *Progress
+		if f.cfg.Progress != nil && f.now()-f.lastProg >= f.cfg.ProgressInterval {
+			p = f.progress()
+		}
+		f.mu.Unlock()
+		if p != nil {
+			f.cfg.Progress(*p)
+		}
+	}
+}
+
+func (f *fetcher) progress() *Progress {
+	now := f.now()
+	if dt := (now - f.lastProg).Seconds(); f.lastProg > 0 && dt > 0 {
+		inst := float64(f.haveBytes-f.lastHave) / dt
+		if f.rate == 0 {
+			f.rate = inst
+		} else {
+			f.rate = 0.7*f.rate + 0.3*inst
+		}
+	}
+	f.lastProg, f.lastHave = now, f.haveBytes
+	p := &Progress{Have: f.haveBytes, Total: f.req.Size, Rate: f.rate, Sources: f.sourceStats(), Stats: f.stats.Snapshot()}
+	if f.rate > 0 {
+		p.ETA = time.Duration(float64(f.req.Size-f.haveBytes) / f.rate * float64(time.Second))
+	}
+	return p
+}
+
+// tick runs the timers. Called with f.mu held.
+func (f *fetcher) tick() {
+	now := f.now()
+	live := 0
+	for _, s := range f.srcs {
+		if s.state == srcFailed {
+			continue
+		}
+		live++
+		if s.unacked > 0 && now-s.unackedAt >= MaxAckDelay {
+			f.sendAck(s, now)
+		}
+		if !f.hasWork(s) {
+			f.refill(s, now)
+			if !f.hasWork(s) {
+				if s.needUpdate && s.state == srcActive {
+					f.sendRequest(s, now) // its claims went to others
+				}
+				continue
+			}
+		}
+		if s.state == srcIdle {
+			s.state, s.started, s.lastData = srcRequesting, now, now
+			s.needUpdate = true
+		}
+		if now-max(s.lastData, s.started) > f.cfg.SourceTimeout {
+			f.fail(s, fmt.Errorf("no data for %v", f.cfg.SourceTimeout))
+			live--
+			continue
+		}
+		if now < s.busyUntil {
+			continue
+		}
+		switch {
+		case s.needUpdate:
+			f.sendRequest(s, now)
+		case s.state == srcRequesting && now-s.reqSent >= s.requestTimeout():
+			f.stats.add(Timeouts, 1)
+			s.backoff++
+			f.sendRequest(s, now)
+		case s.state == srcActive && now-max(s.lastData, s.reqSent) >= s.requestTimeout():
+			// Work outstanding but nothing arriving: the last REQUEST or
+			// the tail may be lost, or the server forgot us.
+			f.stats.add(Timeouts, 1)
+			s.backoff++
+			f.sendRequest(s, now)
+			f.sendAck(s, now)
+		}
+	}
+	if live == 0 {
+		var msgs []string
+		for _, s := range f.srcs {
+			msgs = append(msgs, fmt.Sprintf("%s: %v", s.name, s.err))
+		}
+		f.finish(fmt.Errorf("transfer: %w: %s", ErrSourcesFailed, strings.Join(msgs, "; ")))
+	}
+}
+
+func (f *fetcher) fail(s *source, err error) {
+	s.state, s.err = srcFailed, err
+	f.giveBack(s.claims)
+	s.claims = nil
+}
+
+// giveBack returns claims to the front of the pool.
+func (f *fetcher) giveBack(cs []claim) {
+	var back []claim
+	for _, c := range cs {
+		if c.next = f.have.NextMissing(c.next); c.next < c.hi {
+			back = append(back, c)
+		}
+	}
+	f.pool = append(back, f.pool...)
+}
+
+// hasWork reports whether s is asked for a chunk still missing, dropping
+// the claims that are complete.
+func (f *fetcher) hasWork(s *source) bool {
+	kept := s.claims[:0]
+	for _, c := range s.claims {
+		if c.next = f.have.NextMissing(c.next); c.next < c.hi {
+			kept = append(kept, c)
+		}
+	}
+	s.claims = kept
+	return len(kept) > 0
+}
+
+func (f *fetcher) stallTime(s *source) time.Duration {
+	return max(8*s.rtt.srtt(), minStallTime)
+}
+
+// stalled reports whether s holds work but has not delivered for a while.
+func (f *fetcher) stalled(s *source, now time.Duration) bool {
+	return len(s.claims) > 0 && now-max(s.lastData, s.started) > f.stallTime(s)
+}
+
+// refill tops s up to SpansPerSource claims from the pool. With the pool
+// empty, an idle source takes over the claims of a stalled source, or else
+// the upper half of the largest claim another source still works on (the
+// end game), so a slow or dead source holds nobody up.
+func (f *fetcher) refill(s *source, now time.Duration) {
+	if s.state == srcFailed {
+		return
+	}
+	busy := f.hasWork(s)
+	changed := false
+	for len(s.claims) < SpansPerSource && len(f.pool) > 0 {
+		c := f.pool[0]
+		f.pool = f.pool[1:]
+		if c.next = f.have.NextMissing(c.next); c.next < c.hi {
+			s.claims = append(s.claims, c)
+			changed = true
+		}
+	}
+	if !busy && !changed {
+		changed = f.steal(s, now)
+	}
+	if changed {
+		slicesSortClaims(s.claims)
+		s.needUpdate = true
+	}
+}
+
+func (f *fetcher) steal(s *source, now time.Duration) bool {
+	var victim *source
+	vi, most := -1, 0
+	for _, o := range f.srcs {
+		if o == s || o.state == srcFailed || !f.hasWork(o) {
+			continue
+		}
+		if f.stalled(o, now) {
+			s.claims = append(s.claims, o.claims...)
+			o.claims = nil
+			o.needUpdate = true
+			return true
+		}
+		for i, c := range o.claims {
+			if n := f.missingIn(c); n > most {
+				victim, vi, most = o, i, n
+			}
+		}
+	}
+	if victim == nil || most < 2*MinSteal {
+		return false
+	}
+	c := &victim.claims[vi]
+	// Split so that each side keeps about half the missing chunks.
+	mid, seen := c.hi, 0
+	for i := f.have.NextMissing(c.next); i < c.hi; i = f.have.NextMissing(i + 1) {
+		if seen++; seen > most/2 {
+			mid = i
+			break
+		}
+	}
+	s.claims = append(s.claims, claim{mid, c.hi, mid})
+	c.hi = mid
+	victim.needUpdate = true
+	return true
+}
+
+// missingIn counts the missing chunks of c, up to MaxSpanChunks.
+func (f *fetcher) missingIn(c claim) int {
+	n := 0
+	for i := f.have.NextMissing(c.next); i < c.hi && n < MaxSpanChunks; i = f.have.NextMissing(i + 1) {
+		n++
+	}
+	return n
+}
+
+func slicesSortClaims(cs []claim) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && cs[j-1].lo > cs[j].lo; j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+// ranges lists the missing chunks of s's claims, at most MaxRequestRanges runs.
+func (f *fetcher) ranges(s *source) []chunk.Range {
+	var rs []chunk.Range
+	for _, c := range s.claims {
+		for i := f.have.NextMissing(c.next); i < c.hi; {
+			j := min(f.have.NextSet(i), c.hi)
+			if len(rs) == chunk.MaxRequestRanges {
+				return rs
+			}
+			rs = append(rs, chunk.Range{First: uint32(i), Count: uint32(j - i)})
+			i = f.have.NextMissing(j)
+		}
+	}
+	return rs
+}
+
+// base is the first chunk s was asked for that is still missing.
+func (f *fetcher) base(s *source) int {
+	for i := range s.claims {
+		c := &s.claims[i]
+		if c.next = f.have.NextMissing(max(c.next, f.cum)); c.next < c.hi {
+			return c.next
+		}
+	}
+	return max(f.cum, min(s.highest+1, f.nchunks))
+}
+
+func (f *fetcher) sendPacket(s *source, kind chunk.Kind, payload []byte) {
+	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
+	_ = f.link.send(f.pktBuf, s.addr, payload) // a failed send is a lost datagram: timers recover it
+}
+
+func (f *fetcher) sendRequest(s *source, now time.Duration) {
+	r := chunk.Request{Hash: f.hash, Size: f.req.Size, ChunkSize: uint32(f.chunkSize), Window: uint32(f.window), Cookie: s.cookie, Ranges: f.ranges(s)}
+	f.payBuf = chunk.AppendRequest(f.payBuf[:0], &r)
+	f.sendPacket(s, chunk.KindRequest, f.payBuf)
+	if !s.contacted {
+		f.stats.add(TransfersStarted, 1)
+	}
+	s.reqSent, s.reqPending, s.needUpdate, s.contacted = now, true, false, true
+}
+
+func (f *fetcher) sendAck(s *source, now time.Duration) {
+	base := f.base(s)
+	nbits := 0
+	if s.highest >= base {
+		nbits = min(chunk.MaxAckBits, s.highest-base+1)
+	}
+	a := chunk.Ack{
+		Cumulative: uint32(f.cum), Base: uint32(base), Largest: s.largestPn,
+		Delay: uint32(min((now - s.largestAt).Microseconds(), 1<<32-1)), Window: uint32(f.window), NBits: uint16(nbits),
+	}
+	f.payBuf = f.payBuf[:0]
+	// The bitmap goes straight into the payload buffer after the fixed part.
+	fixed := chunk.AppendAck(f.payBuf, &a)
+	f.payBuf = f.have.AppendBits(fixed, base, nbits)
+	f.sendPacket(s, chunk.KindAck, f.payBuf)
+	s.unacked = 0
+}
+
+func (f *fetcher) sendDone(s *source, reason chunk.DoneReason) {
+	f.payBuf = chunk.AppendDone(f.payBuf[:0], &chunk.Done{Reason: reason})
+	f.sendPacket(s, chunk.KindDone, f.payBuf)
+}
+
+func (f *fetcher) readLoop() {
+	buf := make([]byte, chunk.MaxDatagram+1)
+	fails := 0
+	for {
+		n, from, err := f.link.read(buf)
+		if err != nil {
+			f.mu.Lock()
+			done := f.finished
+			if !done && (errors.Is(err, net.ErrClosed) || fails > 100) {
+				f.finish(fmt.Errorf("transfer: reading: %w", err))
+				done = true
+			}
+			f.mu.Unlock()
+			if done {
+				return
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				fails++
+			}
+			continue
+		}
+		fails = 0
+		f.link.deliver(buf[:n], from, f.handle)
+	}
+}
+
+// handle processes one datagram from the socket.
+func (f *fetcher) handle(b []byte, from netip.AddrPort) {
+	p, n, err := chunk.ParsePacket(b)
+	if err != nil {
+		if err == chunk.ErrChecksum {
+			f.stats.add(CRCDrops, 1)
+			if h, _, herr := chunk.ParseHeader(b); herr == nil {
+				f.link.traceRecv(h, nil, from, len(b), "crc")
+			}
+		} else {
+			f.stats.add(Malformed, 1)
+		}
+		return
+	}
+	s := f.byTid[p.Transfer]
+	if n != len(b) || s == nil || !sameAddr(s.addr, from) {
+		f.stats.add(Hostile, 1)
+		return
+	}
+	payload := p.Payload
+	switch {
+	case s.cipher != nil:
+		if payload, err = s.cipher.Open(b[:n]); err != nil {
+			f.stats.add(AuthDrops, 1)
+			f.link.traceRecv(p.Header, nil, from, len(b), "does not authenticate")
+			return
+		}
+	case p.Flags&chunk.FlagSealed != 0:
+		f.stats.add(AuthDrops, 1)
+		return
+	}
+	f.link.traceRecv(p.Header, payload, from, len(b), "")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.finished {
+		return
+	}
+	now := f.now()
+	switch p.Kind {
+	case chunk.KindData:
+		f.onData(s, &p.Header, payload, now)
+	case chunk.KindRetry:
+		r, _, err := chunk.ParseRetry(payload)
+		if err != nil {
+			f.stats.add(Malformed, 1)
+			return
+		}
+		f.stats.add(Retries, 1)
+		if s.reqPending {
+			s.rtt.update(now-s.reqSent, 0)
+			f.stats.set(SmoothedRTT, int64(s.rtt.srtt()))
+			s.reqPending = false
+		}
+		if int(r.MaxChunkSize) < f.chunkSize {
+			f.fail(s, fmt.Errorf("source takes chunks of at most %d bytes, not %d", r.MaxChunkSize, f.chunkSize))
+			return
+		}
+		s.cookie = append(s.cookie[:0], r.Cookie...)
+		s.backoff = 0
+		if f.hasWork(s) {
+			f.sendRequest(s, now)
+		}
+	case chunk.KindError:
+		e, _, err := chunk.ParseError(payload)
+		if err != nil {
+			f.stats.add(Malformed, 1)
+			return
+		}
+		switch e.Code {
+		case chunk.CodeBusy:
+			f.stats.add(BusyReplies, 1)
+			s.busyUntil = now + time.Duration(min(e.Value, 10000))*time.Millisecond
+		case chunk.CodeUnknownTransfer:
+			s.state = srcRequesting
+			s.needUpdate = true
+		default:
+			if s.state != srcFailed {
+				f.fail(s, &e)
+			}
+		}
+	case chunk.KindDone:
+		// an echo of our DONE, or the server ended the transfer: nothing to do
+	default:
+		f.stats.add(Hostile, 1)
+	}
+}
+
+// onData stores one chunk. Called with f.mu held.
+func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Duration) {
+	i := int(h.Chunk)
+	if i >= f.nchunks || len(data) != f.chunkLen(i) {
+		f.stats.add(Malformed, 1)
+		return
+	}
+	if s.state == srcFailed {
+		return
+	}
+	f.stats.add(ChunksReceived, 1)
+	if s.state != srcActive {
+		s.state = srcActive
+	}
+	if s.reqPending {
+		s.rtt.update(now-s.reqSent, 0)
+		f.stats.set(SmoothedRTT, int64(s.rtt.srtt()))
+		s.reqPending = false
+	}
+	s.lastData = now
+	s.backoff = 0
+	if !s.hasPn || h.Number > s.largestPn {
+		s.largestPn, s.largestAt, s.hasPn = h.Number, now, true
+	}
+	ackNow := h.Flags&chunk.FlagAckNow != 0 || i != s.lastChunk+1
+	s.lastChunk = i
+	if h.Flags&chunk.FlagRetransmit != 0 {
+		f.stats.add(Retransmits, 1)
+	}
+	if f.have.Has(i) {
+		f.stats.add(Duplicates, 1)
+		s.dups++
+		ackNow = true
+	} else {
+		if err := f.sink.WriteChunk(i, data); err != nil {
+			f.finish(fmt.Errorf("transfer: writing chunk %d: %w", i, err))
+			return
+		}
+		f.have.Set(i)
+		f.haveBytes += int64(len(data))
+		f.written += int64(len(data))
+		s.bytes += int64(len(data))
+		s.chunks++
+		if i == f.cum {
+			f.cum = f.have.NextMissing(i)
+		}
+		s.highest = max(s.highest, i)
+		if len(s.claims) > 0 && (i >= s.claims[0].next || i >= s.claims[len(s.claims)-1].lo) && !f.hasWork(s) || len(s.claims) < SpansPerSource {
+			f.refill(s, now)
+		}
+	}
+	if s.unacked == 0 {
+		s.unackedAt = now
+	}
+	s.unacked++
+	if ackNow || s.unacked >= f.ackEvery || f.have.Full() {
+		f.sendAck(s, now)
+	}
+	if f.have.Full() {
+		f.finish(nil)
+		return
+	}
+	for _, o := range f.srcs {
+		if o.needUpdate && o.state != srcFailed && now >= o.busyUntil && (o.state == srcActive || o.cookie != nil) {
+			f.sendRequest(o, now)
+		}
+	}
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	_, _ = cryptoRead(b[:])
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}

@@ -1,0 +1,440 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fxsh/netproto/chunk"
+)
+
+func TestFetchResume(t *testing.T) {
+	content := randomBytes(1<<20+999, 10)
+	const cs = 1200
+	tests := []struct {
+		name  string
+		which func(i int) bool
+	}{
+		{"every other chunk", func(i int) bool { return i%2 == 0 }},
+		{"first half", func(i int) bool { return i < 437 }},
+		{"scattered", func(i int) bool { return i%7 == 3 || i%13 == 0 }},
+		{"all but the last", func(i int) bool { return i < 874 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, addr := startServer(t, newLibrary(content), ServerConfig{})
+			sink := newMemSink(int64(len(content)), cs)
+			sink.preload(content, tt.which)
+			missing := 0
+			for i := range sink.have {
+				if !sink.have[i] {
+					missing++
+				}
+			}
+			conn := listen(t)
+			defer conn.Close()
+			res, err := Fetch(fetchCtx(t, 30*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: cs, Sources: []string{addr}}, sink, ClientConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(sink.data, content) {
+				t.Fatal("content differs")
+			}
+			for i := range sink.requested {
+				if tt.which(i) {
+					t.Fatalf("chunk %d was already stored but written again", i)
+				}
+			}
+			if sink.writes != missing {
+				t.Errorf("%d writes, want %d", sink.writes, missing)
+			}
+			if sent := srv.Stats().ChunksSent; sent != int64(missing) {
+				t.Errorf("server sent %d chunks for %d missing (no loss: want equal)", sent, missing)
+			}
+			if res.Bytes >= int64(len(content)) {
+				t.Errorf("Bytes = %d counts resumed chunks", res.Bytes)
+			}
+		})
+	}
+}
+
+// killSink closes a server after n chunks have been stored.
+type killSink struct {
+	*memSink
+	n    int
+	once sync.Once
+	kill func()
+}
+
+func (k *killSink) WriteChunk(i int, data []byte) error {
+	if err := k.memSink.WriteChunk(i, data); err != nil {
+		return err
+	}
+	k.memSink.mu.Lock()
+	w := k.memSink.writes
+	k.memSink.mu.Unlock()
+	if w >= k.n {
+		k.once.Do(func() { go k.kill() })
+	}
+	return nil
+}
+
+func TestFetchSwarm(t *testing.T) {
+	content := randomBytes(8<<20+5, 11)
+	const cs = 8192
+	tests := []struct {
+		name  string
+		rates []int64 // per-server rate cap (0: none)
+		kill  int     // server to close mid-transfer (-1: none)
+		dead  int     // server that never existed (-1: none)
+	}{
+		{"three equal", []int64{0, 0, 0}, -1, -1},
+		{"one killed", []int64{8 << 20, 8 << 20, 8 << 20}, 1, -1},
+		{"one never there", []int64{0, 0, 0}, -1, 2},
+		{"one slow", []int64{0, 0, 1 << 20}, -1, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var srvs []*Server
+			var addrs []string
+			for i, r := range tt.rates {
+				if i == tt.dead {
+					c := listen(t)
+					addrs = append(addrs, c.LocalAddr().String())
+					c.Close()
+					srvs = append(srvs, nil)
+					continue
+				}
+				s, a := startServer(t, newLibrary(content), ServerConfig{Impair: impair(t, ImpairSettings{Rate: r})})
+				srvs = append(srvs, s)
+				addrs = append(addrs, a)
+			}
+			ms := newMemSink(int64(len(content)), cs)
+			var sink Sink = ms
+			if tt.kill >= 0 {
+				sink = &killSink{memSink: ms, n: len(ms.have) / 4, kill: srvs[tt.kill].Close}
+			}
+			conn := listen(t)
+			defer conn.Close()
+			res, err := Fetch(fetchCtx(t, 60*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: cs, Sources: addrs}, sink,
+				ClientConfig{SourceTimeout: 3 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(ms.data, content) {
+				t.Fatal("content differs")
+			}
+			var total int64
+			for i, s := range res.Sources {
+				total += s.Bytes
+				t.Logf("source %d %s: %s %d bytes, %d dups, rtt %v, err %v", i, s.Addr, s.State, s.Bytes, s.Duplicates, s.RTT, s.Err)
+				if i != tt.dead && i != tt.kill && s.Bytes == 0 {
+					t.Errorf("live source %d delivered nothing", i)
+				}
+			}
+			if tt.dead >= 0 && res.Sources[tt.dead].Bytes != 0 {
+				t.Errorf("a source that does not exist delivered bytes")
+			}
+			if total != int64(len(content)) {
+				t.Errorf("sources delivered %d bytes in all, want %d", total, len(content))
+			}
+		})
+	}
+}
+
+func TestFetchManyClients(t *testing.T) {
+	clients := 20
+	size := 2 << 20
+	if testing.Short() {
+		clients, size = 10, 1<<20
+	}
+	content := randomBytes(size, 12)
+	srv, addr := startServer(t, newLibrary(content), ServerConfig{Impair: impair(t, ImpairSettings{Loss: 0.02})})
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sink := newMemSink(int64(size), 4096)
+			conn := listen(t)
+			defer conn.Close()
+			if _, err := Fetch(fetchCtx(t, 60*time.Second), conn, Request{Hash: hashOf(content), Size: int64(size), ChunkSize: 4096, Sources: []string{addr}}, sink, ClientConfig{}); err != nil {
+				errs <- err
+				return
+			}
+			if !bytes.Equal(sink.data, content) {
+				errs <- errors.New("content differs")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if s := srv.Stats(); s.TransfersStarted != int64(clients) {
+		t.Errorf("TransfersStarted = %d, want %d", s.TransfersStarted, clients)
+	}
+}
+
+func TestFetch64MiB(t *testing.T) {
+	size := 64 << 20
+	if testing.Short() {
+		t.Skip("64 MiB under -short")
+	}
+	content := randomBytes(size, 13)
+	tests := []struct {
+		name string
+		loss float64
+	}{
+		{"clean", 0},
+		{"loss 0.2 both ends", 0.2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im := impair(t, ImpairSettings{Loss: tt.loss})
+			_, addr := startServer(t, newLibrary(content), ServerConfig{Impair: im})
+			sink := newMemSink(int64(size), chunk.MaxChunkSize)
+			conn := listen(t)
+			defer conn.Close()
+			start := time.Now()
+			res, err := Fetch(fetchCtx(t, 120*time.Second), conn, Request{Hash: hashOf(content), Size: int64(size), ChunkSize: chunk.MaxChunkSize, Sources: []string{addr}}, sink, ClientConfig{Impair: im})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(sink.data, content) {
+				t.Fatal("content differs")
+			}
+			t.Logf("%v, %.0f MB/s, retransmits %d", time.Since(start), float64(size)/time.Since(start).Seconds()/1e6, res.Stats.Retransmits)
+		})
+	}
+}
+
+func TestFetchFailures(t *testing.T) {
+	content := randomBytes(2<<20, 14)
+	t.Run("not found", func(t *testing.T) {
+		_, addr := startServer(t, newLibrary(), ServerConfig{})
+		conn := listen(t)
+		defer conn.Close()
+		_, err := Fetch(fetchCtx(t, 10*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: 1200, Sources: []string{addr}}, newMemSink(int64(len(content)), 1200), ClientConfig{})
+		var pe *chunk.Error
+		if !errors.Is(err, ErrSourcesFailed) || !errors.As(err, &pe) && !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("err = %v", err)
+		}
+		if !strings.Contains(err.Error(), "not found") {
+			t.Errorf("error does not say not found: %v", err)
+		}
+	})
+	t.Run("wrong size", func(t *testing.T) {
+		_, addr := startServer(t, newLibrary(content), ServerConfig{})
+		conn := listen(t)
+		defer conn.Close()
+		_, err := Fetch(fetchCtx(t, 10*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)) + 1, ChunkSize: 1200, Sources: []string{addr}}, newMemSink(int64(len(content))+1, 1200), ClientConfig{})
+		if err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("chunk size above the server's", func(t *testing.T) {
+		_, addr := startServer(t, newLibrary(content), ServerConfig{MaxChunkSize: 1400})
+		conn := listen(t)
+		defer conn.Close()
+		_, err := Fetch(fetchCtx(t, 10*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: 8192, Sources: []string{addr}}, newMemSink(int64(len(content)), 8192), ClientConfig{})
+		if err == nil || !strings.Contains(err.Error(), "1400") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("dead source", func(t *testing.T) {
+		c := listen(t)
+		addr := c.LocalAddr().String()
+		c.Close()
+		conn := listen(t)
+		defer conn.Close()
+		start := time.Now()
+		_, err := Fetch(fetchCtx(t, 10*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: 1200, Sources: []string{addr}}, newMemSink(int64(len(content)), 1200), ClientConfig{SourceTimeout: 500 * time.Millisecond})
+		if !errors.Is(err, ErrSourcesFailed) || !strings.Contains(err.Error(), addr) {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("took %v to give up", d)
+		}
+	})
+	t.Run("sink fails", func(t *testing.T) {
+		_, addr := startServer(t, newLibrary(content), ServerConfig{})
+		sink := newMemSink(int64(len(content)), 1200)
+		sink.failAfter = 100
+		conn := listen(t)
+		defer conn.Close()
+		_, err := Fetch(fetchCtx(t, 10*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: 1200, Sources: []string{addr}}, sink, ClientConfig{})
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("cancel", func(t *testing.T) {
+		srv, addr := startServer(t, newLibrary(content), ServerConfig{Impair: impair(t, ImpairSettings{Rate: 1 << 20})})
+		ctx, cancel := context.WithCancel(context.Background())
+		var once sync.Once
+		conn := listen(t)
+		defer conn.Close()
+		_, err := Fetch(ctx, conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: 1200, Sources: []string{addr}}, newMemSink(int64(len(content)), 1200),
+			ClientConfig{ProgressInterval: time.Millisecond, Progress: func(p Progress) {
+				if p.Have > 0 {
+					once.Do(cancel)
+				}
+			}})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+		// The DONE we sent ends the server's transfer well before its idle timeout.
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.Stats().TransfersActive != 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if a := srv.Stats().TransfersActive; a != 0 {
+			t.Errorf("server still has %d transfers after cancel", a)
+		}
+	})
+	t.Run("bad requests", func(t *testing.T) {
+		conn := listen(t)
+		defer conn.Close()
+		for _, req := range []Request{
+			{Hash: "md5:00", Size: 1, ChunkSize: 1200, Sources: []string{"127.0.0.1:1"}},
+			{Hash: hashOf(content), Size: 1, ChunkSize: 10, Sources: []string{"127.0.0.1:1"}},
+			{Hash: hashOf(content), Size: -1, ChunkSize: 1200, Sources: []string{"127.0.0.1:1"}},
+			{Hash: hashOf(content), Size: 1, ChunkSize: 1200},
+			{Hash: hashOf(content), Size: 1, ChunkSize: 1200, Sources: []string{"no port"}},
+		} {
+			if _, err := Fetch(context.Background(), conn, req, discardSink{}, ClientConfig{}); err == nil {
+				t.Errorf("accepted %+v", req)
+			}
+		}
+	})
+}
+
+func TestTraceAndProgress(t *testing.T) {
+	content := randomBytes(1<<20, 15)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var ackWithBits, sampledData, retransmitted atomic.Int64
+	trace := func(who string) func(Event) {
+		return func(ev Event) {
+			mu.Lock()
+			seen[who+" "+ev.Dir.String()+" "+ev.Header.Kind.String()]++
+			mu.Unlock()
+			if ev.Ack != nil && ev.Ack.NBits > 0 {
+				ackWithBits.Add(1)
+			}
+			if ev.Header.Kind == chunk.KindData {
+				sampledData.Add(1)
+				if ev.Header.Flags&chunk.FlagRetransmit != 0 {
+					retransmitted.Add(1)
+				}
+			}
+			if ev.Time.IsZero() {
+				t.Errorf("event without a time")
+			}
+		}
+	}
+	srv, addr := startServer(t, newLibrary(content), ServerConfig{Trace: trace("server"), TraceSample: 16, Impair: impair(t, ImpairSettings{Loss: 0.05})})
+	var progress []Progress
+	conn := listen(t)
+	defer conn.Close()
+	res, err := Fetch(fetchCtx(t, 30*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: 1200, Sources: []string{addr}}, newMemSink(int64(len(content)), 1200),
+		ClientConfig{Trace: trace("client"), TraceSample: 16, ProgressInterval: time.Millisecond, Progress: func(p Progress) { progress = append(progress, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range []string{"client send REQUEST", "server recv REQUEST", "server send RETRY", "client recv RETRY", "client send ACK", "server recv ACK", "client send DONE", "server send DATA", "client recv DATA"} {
+		if seen[k] == 0 {
+			t.Errorf("no %q event; saw %v", k, seen)
+		}
+	}
+	if ackWithBits.Load() == 0 {
+		t.Errorf("no ACK event carried a bitmap")
+	}
+	chunks := int64(len(content)+1199) / 1200
+	if n := sampledData.Load(); n >= 2*chunks {
+		t.Errorf("%d DATA events for %d chunks: not sampled", n, chunks)
+	}
+	if srv.Stats().Retransmits > 0 && retransmitted.Load() == 0 {
+		t.Errorf("retransmissions not traced")
+	}
+	if len(progress) == 0 || progress[len(progress)-1].Total != int64(len(content)) {
+		t.Errorf("progress: %d calls", len(progress))
+	}
+	if res.Stats.ChunksReceived < chunks || res.Stats.RTT == 0 {
+		t.Errorf("stats: %+v", res.Stats)
+	}
+}
+
+func TestCountersParent(t *testing.T) {
+	process := NewCounters(nil)
+	job := NewCounters(process)
+	job.add(Retransmits, 3)
+	NewCounters(process).add(Retransmits, 2)
+	if job.Load(Retransmits) != 3 || process.Load(Retransmits) != 5 {
+		t.Errorf("job %d process %d", job.Load(Retransmits), process.Load(Retransmits))
+	}
+	job.set(SmoothedRTT, int64(time.Millisecond))
+	if process.Snapshot().RTT != time.Millisecond {
+		t.Errorf("gauge not passed up")
+	}
+	var nilc *Counters
+	if nilc.Load(Retransmits) != 0 {
+		t.Errorf("nil counters")
+	}
+}
+
+func TestImpairSettings(t *testing.T) {
+	tests := []struct {
+		s  ImpairSettings
+		ok bool
+	}{
+		{ImpairSettings{}, true},
+		{ImpairSettings{Loss: 1, Dup: 0.5, Reorder: 0.1, Corrupt: 0.01, Delay: time.Second, Rate: 20 << 20}, true},
+		{ImpairSettings{Loss: 1.5}, false},
+		{ImpairSettings{Dup: -0.1}, false},
+		{ImpairSettings{Delay: -time.Millisecond}, false},
+		{ImpairSettings{Delay: MaxImpairDelay + 1}, false},
+		{ImpairSettings{Rate: -1}, false},
+	}
+	for _, tt := range tests {
+		var im Impair
+		err := im.Set(tt.s)
+		if (err == nil) != tt.ok {
+			t.Errorf("Set(%+v) = %v", tt.s, err)
+		}
+		if err == nil && im.Settings() != tt.s {
+			t.Errorf("Settings() = %+v", im.Settings())
+		}
+	}
+	var nilIm *Impair
+	if nilIm.Settings() != (ImpairSettings{}) {
+		t.Errorf("nil Impair has settings")
+	}
+}
+
+func TestChooseChunkSize(t *testing.T) {
+	tests := []struct {
+		srcs []string
+		want int
+	}{
+		{nil, chunk.DefaultChunkSize},
+		{[]string{"127.0.0.1:9"}, chunk.MaxChunkSize},
+		{[]string{"[::1]:9", "127.0.0.2:9"}, chunk.MaxChunkSize},
+		{[]string{"127.0.0.1:9", "10.0.0.1:9"}, chunk.DefaultChunkSize},
+		{[]string{"host.example:9"}, chunk.DefaultChunkSize},
+	}
+	for _, tt := range tests {
+		if got := ChooseChunkSize(tt.srcs); got != tt.want {
+			t.Errorf("ChooseChunkSize(%v) = %d, want %d", tt.srcs, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package transfer
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"fxsh/netproto/chunk"
+)
+
+// SocketBuffer is the send and receive buffer NewServer and Fetch ask the
+// kernel for on a *net.UDPConn: about 4 ms at 2 GB/s, so a receiver that is
+// descheduled for a moment does not drop a window's worth of datagrams.
+const SocketBuffer = 8 << 20
+
+// link is one UDP socket with counting, tracing and impairment on both
+// directions. It is safe for concurrent use.
+type link struct {
+	conn   net.PacketConn
+	udp    *net.UDPConn // non-nil: the allocation-free path
+	impair *Impair
+	stats  *Counters
+	trace  func(Event)
+	sample uint64
+	nData  atomic.Uint64
+	outQ   delayLine // Impair's delay, sending side
+	inQ    delayLine // Impair's delay, receiving side
+}
+
+func newLink(conn net.PacketConn, im *Impair, stats *Counters, trace func(Event), sample int) *link {
+	if sample <= 0 {
+		sample = DefaultTraceSample
+	}
+	l := &link{conn: conn, impair: im, stats: stats, trace: trace, sample: uint64(sample)}
+	l.udp, _ = conn.(*net.UDPConn)
+	return l
+}
+
+// receiveBuffer enlarges the socket's buffers and returns the receive
+// buffer's usable size in bytes.
+func (l *link) receiveBuffer() int {
+	if l.udp == nil {
+		return 256 << 10
+	}
+	return setSocketBuffers(l.udp, SocketBuffer)
+}
+
+func (l *link) write(b []byte, to netip.AddrPort) error {
+	var err error
+	if l.udp != nil {
+		_, err = l.udp.WriteToUDPAddrPort(b, to)
+	} else {
+		_, err = l.conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	}
+	if err != nil {
+		return err
+	}
+	l.stats.add(DatagramsSent, 1)
+	l.stats.add(BytesSent, int64(len(b)))
+	return nil
+}
+
+// send writes the packet b to `to` through the impairment. plain is the
+// plaintext payload of a control packet, for the trace. A DATA packet may
+// wait for Impair's rate cap; control packets never wait.
+func (l *link) send(b []byte, to netip.AddrPort, plain []byte) error {
+	s := l.impair.load()
+	if s == nil {
+		l.traceSent(b, to, plain, "")
+		return l.write(b, to)
+	}
+	isData := len(b) > 3 && chunk.Kind(b[3]) == chunk.KindData
+	if s.Rate > 0 {
+		if d := l.impair.take(s.Rate, len(b)); d > 0 && isData {
+			time.Sleep(d)
+		}
+	}
+	if !s.active() {
+		l.traceSent(b, to, plain, "")
+		return l.write(b, to)
+	}
+	if s.Loss > 0 && randFloat() < s.Loss {
+		l.stats.add(ImpairDrops, 1)
+		l.traceSent(b, to, plain, "impairment")
+		return nil
+	}
+	l.traceSent(b, to, plain, "")
+	n := 1
+	if s.Dup > 0 && randFloat() < s.Dup {
+		n = 2
+	}
+	corruptIt := s.Corrupt > 0 && randFloat() < s.Corrupt
+	d := s.extraDelay()
+	if !corruptIt && d == 0 {
+		for ; n > 0; n-- {
+			if err := l.write(b, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cp := append([]byte(nil), b...)
+	if corruptIt {
+		corrupt(cp)
+	}
+	if d == 0 {
+		for ; n > 0; n-- {
+			if err := l.write(cp, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !l.outQ.add(d, func() {
+		for i := 0; i < n; i++ {
+			_ = l.write(cp, to) // the socket may be closed by then
+		}
+	}) {
+		l.stats.add(ImpairDrops, 1)
+	}
+	return nil
+}
+
+// read reads one datagram.
+func (l *link) read(buf []byte) (int, netip.AddrPort, error) {
+	if l.udp != nil {
+		return l.udp.ReadFromUDPAddrPort(buf)
+	}
+	n, a, err := l.conn.ReadFrom(buf)
+	if err != nil {
+		return n, netip.AddrPort{}, err
+	}
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return n, ua.AddrPort(), nil
+	}
+	ap, perr := netip.ParseAddrPort(a.String())
+	if perr != nil {
+		return 0, netip.AddrPort{}, errors.New("transfer: peer address is not IP:port: " + a.String())
+	}
+	return n, ap, nil
+}
+
+// deliver counts a received datagram and hands it to h through the
+// impairment: h may run later on another goroutine, twice, or never. h may
+// modify b (sealed packets open in place) and must not keep it.
+func (l *link) deliver(b []byte, from netip.AddrPort, h func([]byte, netip.AddrPort)) {
+	l.stats.add(DatagramsReceived, 1)
+	l.stats.add(BytesReceived, int64(len(b)))
+	s := l.impair.load()
+	if s == nil || !s.active() {
+		h(b, from)
+		return
+	}
+	if s.Loss > 0 && randFloat() < s.Loss {
+		l.stats.add(ImpairDrops, 1)
+		if hd, _, err := chunk.ParseHeader(b); err == nil && l.sampled(hd) {
+			l.emit(Event{Dir: Received, Peer: from, Header: hd, Size: len(b), Dropped: "impairment"})
+		}
+		return
+	}
+	if s.Corrupt > 0 && randFloat() < s.Corrupt {
+		corrupt(b)
+	}
+	var dup []byte
+	if s.Dup > 0 && randFloat() < s.Dup {
+		dup = append([]byte(nil), b...)
+	}
+	if d := s.extraDelay(); d > 0 {
+		cp := append([]byte(nil), b...)
+		if !l.inQ.add(d, func() {
+			h(cp, from)
+			if dup != nil {
+				h(dup, from)
+			}
+		}) {
+			l.stats.add(ImpairDrops, 1)
+		}
+		return
+	}
+	h(b, from)
+	if dup != nil {
+		h(dup, from)
+	}
+}
+
+func (l *link) sampled(h chunk.Header) bool {
+	if l.trace == nil {
+		return false
+	}
+	if h.Kind != chunk.KindData || h.Flags&chunk.FlagRetransmit != 0 {
+		return true
+	}
+	return (l.nData.Add(1)-1)%l.sample == 0
+}
+
+func (l *link) emit(ev Event) {
+	ev.Time = time.Now()
+	l.trace(ev)
+}
+
+func (l *link) traceSent(b []byte, to netip.AddrPort, plain []byte, dropped string) {
+	if l.trace == nil {
+		return
+	}
+	h, _, err := chunk.ParseHeader(b)
+	if err != nil || !l.sampled(h) {
+		return
+	}
+	ev := Event{Dir: Sent, Peer: to, Header: h, Size: len(b), Dropped: dropped}
+	decodeEvent(&ev, plain)
+	l.emit(ev)
+}
+
+// traceRecv reports a received packet whose header parsed; payload is
+// plaintext (nil if it never opened).
+func (l *link) traceRecv(h chunk.Header, payload []byte, from netip.AddrPort, size int, dropped string) {
+	if !l.sampled(h) {
+		return
+	}
+	ev := Event{Dir: Received, Peer: from, Header: h, Size: size, Dropped: dropped}
+	decodeEvent(&ev, payload)
+	l.emit(ev)
+}
+
+// sameAddr compares addresses ignoring IPv4-in-IPv6 mapping.
+func sameAddr(a, b netip.AddrPort) bool {
+	return a.Port() == b.Port() && a.Addr().Unmap() == b.Addr().Unmap()
+}

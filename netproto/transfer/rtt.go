@@ -1,0 +1,67 @@
+package transfer
+
+import "time"
+
+// RTT and timer constants (RFC 6298 / RFC 9002 style).
+const (
+	// InitialRTT is assumed before the first sample: a LAN or a campus
+	// path; the first ACK replaces it.
+	InitialRTT = 100 * time.Millisecond
+	// MaxAckDelay is the longest a receiver holds an ACK back; senders add
+	// it to their probe timeout.
+	MaxAckDelay = 2 * time.Millisecond
+	// timerGranularity floors RTTVAR's share of the timeout: Go timers and
+	// schedulers are not finer than this under load.
+	timerGranularity = time.Millisecond
+	// MaxPTO caps the backed-off probe timeout.
+	MaxPTO = 2 * time.Second
+)
+
+// rttEstimator keeps SRTT and RTTVAR from samples.
+type rttEstimator struct {
+	latest, smoothed, rttvar, min time.Duration
+	has                           bool
+}
+
+func (r *rttEstimator) update(sample, ackDelay time.Duration) {
+	if sample <= 0 {
+		return
+	}
+	r.latest = sample
+	if !r.has {
+		r.has, r.min, r.smoothed, r.rttvar = true, sample, sample, sample/2
+		return
+	}
+	r.min = min(r.min, sample)
+	adj := sample
+	if ackDelay > 0 && sample-ackDelay >= r.min {
+		adj -= ackDelay
+	}
+	d := r.smoothed - adj
+	if d < 0 {
+		d = -d
+	}
+	r.rttvar = (3*r.rttvar + d) / 4
+	r.smoothed = (7*r.smoothed + adj) / 8
+}
+
+func (r *rttEstimator) srtt() time.Duration {
+	if !r.has {
+		return InitialRTT
+	}
+	return r.smoothed
+}
+
+// pto is the probe timeout before backoff.
+func (r *rttEstimator) pto() time.Duration {
+	if !r.has {
+		return 2 * InitialRTT
+	}
+	return r.smoothed + max(4*r.rttvar, timerGranularity) + MaxAckDelay
+}
+
+// lossDelay is RFC 9002's time threshold: a chunk sent this long before
+// one that was acknowledged is lost.
+func (r *rttEstimator) lossDelay() time.Duration {
+	return max(9*max(r.latest, r.srtt())/8, timerGranularity)
+}

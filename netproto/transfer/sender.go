@@ -1,0 +1,544 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"fxsh/netproto/chunk"
+)
+
+// Sent-chunk record states.
+const (
+	recFree  uint8 = iota
+	recLive        // in flight
+	recLost        // declared lost, waiting in the retransmit queue
+	recAcked       // acknowledged
+)
+
+// sentRec is what a sender remembers about the last transmission of a chunk.
+// The delivery fields are BBR's per-packet snapshot for rate samples.
+type sentRec struct {
+	chunk         uint32
+	state         uint8
+	appLimited    bool
+	size          int32
+	pn            uint64
+	sendTime      time.Duration
+	delivered     int64
+	deliveredTime time.Duration
+	firstSentTime time.Duration
+	lost          int64
+}
+
+type fifoEntry struct {
+	chunk uint32
+	pn    uint64
+}
+
+// queue is a FIFO that reuses its backing array.
+type queue[T any] struct {
+	items []T
+	head  int
+}
+
+func (q *queue[T]) push(v T) {
+	if q.head > 0 && q.head >= len(q.items)/2 {
+		n := copy(q.items, q.items[q.head:])
+		q.items = q.items[:n]
+		q.head = 0
+	}
+	q.items = append(q.items, v)
+}
+func (q *queue[T]) len() int { return len(q.items) - q.head }
+func (q *queue[T]) front() T { return q.items[q.head] }
+func (q *queue[T]) pop()     { q.head++ }
+func (q *queue[T]) reset()   { q.items, q.head = q.items[:0], 0 }
+func (q *queue[T]) pushFront(v T) {
+	if q.head > 0 {
+		q.head--
+		q.items[q.head] = v
+		return
+	}
+	q.items = append([]T{v}, q.items...)
+}
+
+// transfer is the server side of one transfer: a paced sender goroutine
+// (run) and the ACK processing the read loop calls (onAck).
+type transfer struct {
+	srv       *Server
+	key       tkey
+	cipher    *chunk.Cipher
+	file      File
+	hash      [32]byte
+	size      int64
+	chunkSize int
+	nchunks   uint32
+	epoch     time.Time
+	wake      chan struct{}
+
+	mu       sync.Mutex // guards everything below
+	closed   bool
+	ranges   []chunk.Range // wanted, ascending
+	ri       int           // cursor: range index...
+	next     uint32        // ...and the next chunk to look at
+	ring     []sentRec     // indexed by chunk & mask
+	mask     uint32
+	fifo     queue[fifoEntry] // live transmissions in send order
+	retx     queue[uint32]    // chunks declared lost
+	low      uint32           // every chunk below is acknowledged
+	cum      uint32           // the client's file-wide cumulative point
+	rangesPn uint64           // packet number of the REQUEST that set ranges
+	sentHigh uint32           // one past the highest chunk ever sent
+	rwnd     int              // chunks
+	maxIn    int              // chunks: the server's cap
+	inflight int64            // bytes
+	inN      int              // chunks
+
+	delivered     int64
+	deliveredTime time.Duration
+	firstSentTime time.Duration
+	lost          int64
+	appLimited    bool
+	largestAcked  uint64
+	hasLargest    bool
+	rtt           rttEstimator
+	cc            *bbr
+	pn            uint64
+	lastRecv      time.Duration
+	lastSend      time.Duration
+	ptoCount      int
+	probes        int // datagrams a probe timeout may send past the window
+	nextSendAt    time.Duration
+	readErr       error
+}
+
+func newTransfer(s *Server, key tkey, c *chunk.Cipher, f File, r *chunk.Request, reqPn uint64) (*transfer, error) {
+	t := &transfer{
+		srv:       s,
+		key:       key,
+		cipher:    c,
+		file:      f,
+		hash:      r.Hash,
+		size:      r.Size,
+		chunkSize: int(r.ChunkSize),
+		nchunks:   uint32(r.Chunks()),
+		epoch:     time.Now(),
+		wake:      make(chan struct{}, 1),
+		maxIn:     s.cfg.MaxInFlight,
+		rwnd:      int(r.Window),
+	}
+	ringSize := 1 << bits.Len(uint(min(2*t.maxIn, max(int(t.nchunks), 1))-1))
+	t.ring = make([]sentRec, ringSize)
+	t.mask = uint32(ringSize - 1)
+	for i := range t.ring {
+		t.ring[i].chunk = ^uint32(0)
+	}
+	t.cc = newBBR(chunk.HeaderLen + t.chunkSize)
+	// A random starting packet number (below 2^62) keeps nonces unique even
+	// if a REQUEST is replayed to a restarted transfer.
+	t.pn = randUint64() >> 2
+	t.setRanges(r.Ranges, reqPn)
+	return t, nil
+}
+
+func (t *transfer) now() time.Duration { return time.Since(t.epoch) }
+
+func (t *transfer) signal() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (t *transfer) stop() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.signal()
+}
+
+// setRanges replaces the wanted chunks, as asked by the client's packet
+// number pn. Called with t.mu held (or before run).
+func (t *transfer) setRanges(rs []chunk.Range, pn uint64) {
+	t.ranges = append(t.ranges[:0], rs...)
+	t.ri, t.next = 0, 0
+	t.rangesPn = pn
+	// An ACK's base speaks of the ranges it was sent under; only the
+	// file-wide cumulative point carries over to the new ones.
+	t.low = t.cum
+}
+
+func (t *transfer) wanted(c uint32) bool {
+	i := sort.Search(len(t.ranges), func(i int) bool { return uint64(t.ranges[i].First)+uint64(t.ranges[i].Count) > uint64(c) })
+	return i < len(t.ranges) && t.ranges[i].First <= c
+}
+
+// update applies a REQUEST on the live transfer: new wanted ranges and window.
+func (t *transfer) update(r *chunk.Request, pn uint64) error {
+	if r.Hash != t.hash || r.Size != t.size || int(r.ChunkSize) != t.chunkSize {
+		return errors.New("request does not match the transfer")
+	}
+	t.mu.Lock()
+	t.lastRecv = t.now()
+	if pn < t.rangesPn {
+		t.mu.Unlock()
+		return nil // overtaken by a newer REQUEST
+	}
+	t.setRanges(r.Ranges, pn)
+	t.rwnd = int(r.Window)
+	t.mu.Unlock()
+	t.signal()
+	return nil
+}
+
+func (t *transfer) chunkLen(c uint32) int {
+	off := int64(c) * int64(t.chunkSize)
+	return int(min(int64(t.chunkSize), t.size-off))
+}
+
+func (t *transfer) slot(c uint32) *sentRec { return &t.ring[c&t.mask] }
+
+// pick chooses the next chunk to send: a lost one first, then the next new
+// one. ok is false if there is nothing (or the ring is full).
+func (t *transfer) pick() (c uint32, retransmit, ok bool) {
+	for t.retx.len() > 0 {
+		c := t.retx.front()
+		t.retx.pop()
+		r := t.slot(c)
+		if r.chunk == c && r.state == recLost && c >= t.low && t.wanted(c) {
+			return c, true, true
+		}
+	}
+	for t.ri < len(t.ranges) {
+		rg := t.ranges[t.ri]
+		c := max(t.next, rg.First, t.low)
+		if uint64(c) >= rg.End() {
+			t.ri++
+			continue
+		}
+		r := t.slot(c)
+		if r.chunk == c && r.state != recFree {
+			t.next = c + 1 // in flight, lost (queued) or acknowledged already
+			continue
+		}
+		if r.state == recLive || r.state == recLost {
+			return 0, false, false // the slot still holds another chunk in flight
+		}
+		t.next = c + 1
+		return c, false, true
+	}
+	return 0, false, false
+}
+
+// window is how many bytes may be in flight.
+func (t *transfer) window() int64 {
+	w := min(t.cc.cwnd, int64(min(t.rwnd, t.maxIn))*t.cc.chunk)
+	return max(w, t.cc.chunk)
+}
+
+func (t *transfer) ptoDeadline() time.Duration {
+	d := t.rtt.pto() << min(t.ptoCount, 10)
+	return t.lastSend + min(d, MaxPTO)
+}
+
+// plan decides, under t.mu, what to do now: send chunk c (with flags), or
+// wait (0 < wait), or stop.
+func (t *transfer) plan(now time.Duration) (c uint32, flags chunk.Flags, wait time.Duration, stop bool) {
+	if t.closed || t.readErr != nil {
+		return 0, 0, 0, true
+	}
+	idle := t.srv.cfg.IdleTimeout
+	if now-t.lastRecv > idle {
+		return 0, 0, 0, true
+	}
+	t.detectLosses(now)
+	if t.inN > 0 && now >= t.ptoDeadline() {
+		t.onPTO()
+	}
+	if t.nextSendAt > now+50*time.Microsecond {
+		return 0, 0, t.nextSendAt - now, false
+	}
+	size := t.cc.chunk
+	if t.inflight+size > t.window() && t.probes == 0 {
+		return 0, 0, t.waitFor(now), false
+	}
+	c, retransmit, ok := t.pick()
+	if !ok {
+		t.appLimited = true
+		return 0, 0, t.waitFor(now), false
+	}
+	if retransmit {
+		flags |= chunk.FlagRetransmit
+	}
+	if t.probes > 0 {
+		t.probes--
+		flags |= chunk.FlagAckNow
+	}
+	if t.inflight+2*size > t.window() || (t.ri >= len(t.ranges) && t.retx.len() == 0) {
+		flags |= chunk.FlagAckNow // the window is full, or this is the last: do not make the ACK wait
+	}
+	t.record(c, int32(chunk.HeaderLen+t.chunkLen(c)), now)
+	rate := max(t.cc.pacingRate, 1)
+	t.nextSendAt = max(t.nextSendAt, now-2*pacingQuantum) + time.Duration(int64(size)*int64(time.Second)/rate)
+	return c, flags, 0, false
+}
+
+// waitFor is how long to sleep when nothing can be sent.
+func (t *transfer) waitFor(now time.Duration) time.Duration {
+	d := t.lastRecv + t.srv.cfg.IdleTimeout - now
+	if t.inN > 0 {
+		d = min(d, t.ptoDeadline()-now)
+		if t.fifo.len() > 0 && t.hasLargest {
+			e := t.fifo.front()
+			if r := t.slot(e.chunk); r.chunk == e.chunk && r.state == recLive && e.pn < t.largestAcked {
+				d = min(d, r.sendTime+t.rtt.lossDelay()-now)
+			}
+		}
+	}
+	return max(d, 100*time.Microsecond)
+}
+
+func (t *transfer) record(c uint32, size int32, now time.Duration) {
+	if t.inN == 0 {
+		t.firstSentTime, t.deliveredTime = now, now
+	}
+	r := t.slot(c)
+	*r = sentRec{
+		chunk: c, state: recLive, size: size, pn: t.pn, sendTime: now,
+		delivered: t.delivered, deliveredTime: t.deliveredTime, firstSentTime: t.firstSentTime,
+		lost: t.lost, appLimited: t.appLimited,
+	}
+	t.appLimited = false
+	t.fifo.push(fifoEntry{c, t.pn})
+	t.pn++
+	t.inflight += int64(size)
+	t.inN++
+	t.lastSend = now
+	t.sentHigh = max(t.sentHigh, c+1)
+}
+
+func (t *transfer) markLost(r *sentRec, first bool) {
+	r.state = recLost
+	t.inflight -= int64(r.size)
+	t.inN--
+	t.lost += int64(r.size)
+	if first {
+		t.retx.pushFront(r.chunk)
+	} else {
+		t.retx.push(r.chunk)
+	}
+	t.srv.stats.add(Losses, 1)
+}
+
+// detectLosses declares lost what RFC 9002's packet and time thresholds say.
+func (t *transfer) detectLosses(now time.Duration) {
+	if !t.hasLargest {
+		return
+	}
+	lossDelay := t.rtt.lossDelay()
+	for t.fifo.len() > 0 {
+		e := t.fifo.front()
+		r := t.slot(e.chunk)
+		if r.chunk != e.chunk || r.pn != e.pn || r.state != recLive {
+			t.fifo.pop() // acknowledged or superseded
+			continue
+		}
+		if e.pn > t.largestAcked {
+			return
+		}
+		if t.largestAcked-e.pn >= 3 || now-r.sendTime >= lossDelay {
+			t.fifo.pop()
+			t.markLost(r, false)
+			continue
+		}
+		return
+	}
+}
+
+// onPTO fires when nothing has been acknowledged for a probe timeout: the
+// oldest chunk in flight is sent again, past the window, with ACK-now.
+func (t *transfer) onPTO() {
+	t.ptoCount++
+	t.probes = 2
+	t.srv.stats.add(Timeouts, 1)
+	for t.fifo.len() > 0 {
+		e := t.fifo.front()
+		t.fifo.pop()
+		if r := t.slot(e.chunk); r.chunk == e.chunk && r.pn == e.pn && r.state == recLive {
+			t.markLost(r, true)
+			return
+		}
+	}
+}
+
+// onAck processes one ACK from the client.
+func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	t.lastRecv = now
+	t.rwnd = int(a.Window)
+
+	var newest, largest *sentRec
+	var acked int64
+	ack := func(r *sentRec) {
+		switch r.state {
+		case recLive:
+			t.inflight -= int64(r.size)
+			t.inN--
+		case recLost: // a spurious loss: it arrived after all
+		default:
+			return
+		}
+		r.state = recAcked
+		t.delivered += int64(r.size)
+		t.deliveredTime = now
+		acked += int64(r.size)
+		if newest == nil || r.pn > newest.pn {
+			newest = r
+		}
+		if r.pn == a.Largest {
+			largest = r
+		}
+	}
+	t.cum = max(t.cum, min(a.Cumulative, t.nchunks))
+	newLow := t.cum
+	if pn > t.rangesPn {
+		newLow = max(newLow, min(a.Base, t.nchunks))
+	}
+	if newLow > t.low {
+		if newLow-t.low >= uint32(len(t.ring)) {
+			for i := range t.ring {
+				if r := &t.ring[i]; r.chunk < newLow {
+					ack(r)
+				}
+			}
+		} else {
+			for c := t.low; c < newLow; c++ {
+				if r := t.slot(c); r.chunk == c {
+					ack(r)
+				}
+			}
+		}
+		t.low = newLow
+	}
+	var unsent int64
+	a.ForEach(func(c uint32) {
+		if c < t.low {
+			return
+		}
+		if c >= t.sentHigh {
+			unsent++
+			return
+		}
+		if r := t.slot(c); r.chunk == c {
+			ack(r)
+		}
+	})
+	if unsent > 0 {
+		t.srv.stats.add(AckUnsent, unsent)
+	}
+	if newest == nil {
+		return
+	}
+	if largest != nil {
+		t.rtt.update(now-largest.sendTime, time.Duration(a.Delay)*time.Microsecond)
+	}
+	if !t.hasLargest || newest.pn > t.largestAcked {
+		t.largestAcked, t.hasLargest = newest.pn, true
+	}
+	t.ptoCount = 0
+	t.firstSentTime = newest.sendTime
+	rs := rateSample{
+		delivered:      t.delivered - newest.delivered,
+		lost:           t.lost - newest.lost,
+		interval:       max(newest.sendTime-newest.firstSentTime, now-newest.deliveredTime),
+		priorDelivered: newest.delivered,
+		appLimited:     newest.appLimited,
+	}
+	if largest != nil {
+		// Only a chunk whose packet number the ACK names gives an RTT:
+		// another one may have been acknowledged for an earlier
+		// transmission (Karn's problem, solved by packet numbers).
+		rs.rtt = now - largest.sendTime
+		if d := time.Duration(a.Delay) * time.Microsecond; rs.rtt > d {
+			rs.rtt -= d
+		}
+	}
+	if rs.interval < t.rtt.min {
+		rs.interval = 0 // too short to trust (ACK compression)
+	}
+	t.detectLosses(now)
+	t.cc.onAck(now, rs, acked, t.delivered, t.inflight)
+	st := t.srv.stats
+	st.set(SmoothedRTT, int64(t.rtt.srtt()))
+	st.set(Cwnd, t.cc.cwnd)
+	st.set(PacingRate, t.cc.pacingRate)
+	t.signal()
+}
+
+// run is the transfer's sender goroutine.
+func (t *transfer) run() {
+	s := t.srv
+	defer s.wg.Done()
+	defer func() {
+		_ = t.file.Close()
+		s.remove(t)
+	}()
+	t.mu.Lock()
+	t.lastRecv = t.now()
+	t.mu.Unlock()
+	buf := make([]byte, 0, chunk.HeaderLen+t.chunkSize+chunk.TagLen)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		t.mu.Lock()
+		c, flags, wait, stop := t.plan(t.now())
+		pn := t.pn - 1
+		t.mu.Unlock()
+		if stop {
+			t.mu.Lock()
+			err := t.readErr
+			t.mu.Unlock()
+			if err != nil {
+				s.replyStateless(t.key.addr, 1<<20, t.key.tid, t.cipher, chunk.CodeInternal, 0, "reading the file failed")
+			}
+			return
+		}
+		if wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-t.wake:
+			case <-timer.C:
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		n := t.chunkLen(c)
+		buf = chunk.AppendHeader(buf[:0], chunk.Header{Kind: chunk.KindData, Flags: flags, Transfer: t.key.tid, Chunk: c, Number: pn})
+		buf = buf[:chunk.HeaderLen+n]
+		if m, err := t.file.ReadAt(buf[chunk.HeaderLen:], int64(c)*int64(t.chunkSize)); m < n {
+			t.mu.Lock()
+			t.readErr = fmt.Errorf("reading chunk %d: %w", c, err)
+			t.mu.Unlock()
+			continue
+		}
+		buf = chunk.Finish(buf, 0, t.cipher)
+		if err := s.link.send(buf, t.key.addr, nil); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // e.g. ENOBUFS: the chunk counts as sent and is recovered as a loss
+		}
+		s.stats.add(ChunksSent, 1)
+		if flags&chunk.FlagRetransmit != 0 {
+			s.stats.add(Retransmits, 1)
+		}
+	}
+}

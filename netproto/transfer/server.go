@@ -1,0 +1,458 @@
+package transfer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"fxsh/netproto/chunk"
+)
+
+// File is what a Server sends: the shared-folder index opens it by hash.
+type File interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// ErrNotFound is what ServerConfig.Open should wrap when it has no file
+// with that hash; any Open error is answered with ERROR not found.
+var ErrNotFound = errors.New("transfer: no such file")
+
+// ErrServerClosed is what Serve returns when the server was closed before
+// it started.
+var ErrServerClosed = errors.New("transfer: server closed")
+
+// Server limits. Each is a default for the ServerConfig field of the same
+// name; a zero field takes the default.
+const (
+	// DefaultMaxTransfers caps the transfers (and pending REQUESTs) one
+	// server runs at once: each costs a goroutine, an open file and up to
+	// ~0.5 MiB of sent-chunk records.
+	DefaultMaxTransfers = 256
+	// DefaultMaxTransfersPerAddr caps the transfers one client address
+	// (IP:port, one client socket) may hold, so one client cannot take a
+	// server's every slot. Per IP:port rather than per IP because a
+	// classroom behind one NAT shares an IP.
+	DefaultMaxTransfersPerAddr = 16
+	// DefaultMaxPending caps the validated REQUESTs whose file is still
+	// being opened: Open may touch the disk and runs off the read loop.
+	DefaultMaxPending = 32
+	// DefaultMaxInFlight caps the chunks one transfer may have in flight,
+	// whatever the receiver's window says: the sent-chunk records are a
+	// ring of twice this size.
+	DefaultMaxInFlight = 4096
+	// DefaultIdleTimeout drops a transfer whose client has sent nothing
+	// for this long.
+	DefaultIdleTimeout = 20 * time.Second
+	// BusyRetryAfter is the wait an ERROR busy asks for.
+	BusyRetryAfter = 500 * time.Millisecond
+	// AmplificationFactor bounds what a server sends to an address it has
+	// not validated: at most this many bytes per byte received (RFC 9000 §8).
+	AmplificationFactor = 3
+)
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Open returns the file with the given hash ("sha256:" + 64 hex digits).
+	Open func(hash string) (File, error)
+	// Key, if set (at least chunk.MinKeyLen bytes), makes every datagram
+	// sealed with keys derived from it; unsealed ones are refused.
+	Key []byte
+
+	MaxChunkSize        int // largest chunk size accepted; 0: chunk.MaxChunkSize
+	MaxTransfers        int // 0: DefaultMaxTransfers
+	MaxTransfersPerAddr int // 0: DefaultMaxTransfersPerAddr
+	MaxPending          int // 0: DefaultMaxPending
+	MaxInFlight         int // chunks; 0: DefaultMaxInFlight (at most chunk.MaxWindow)
+	IdleTimeout         time.Duration
+
+	Impair      *Impair     // may be shared with other roles of the process
+	Counters    *Counters   // parent of the server's counters (e.g. the process's); may be nil
+	Trace       func(Event) // called from the server's goroutines; must not block
+	TraceSample int         // DATA events: one in TraceSample (0: DefaultTraceSample)
+}
+
+func (c *ServerConfig) defaults() error {
+	if c.Open == nil {
+		return errors.New("transfer: ServerConfig.Open is nil")
+	}
+	if c.Key != nil && len(c.Key) < chunk.MinKeyLen {
+		return fmt.Errorf("transfer: key of %d bytes (min %d)", len(c.Key), chunk.MinKeyLen)
+	}
+	def := func(v *int, d, hi int) {
+		if *v <= 0 {
+			*v = d
+		}
+		*v = min(*v, hi)
+	}
+	def(&c.MaxChunkSize, chunk.MaxChunkSize, chunk.MaxChunkSize)
+	c.MaxChunkSize = max(c.MaxChunkSize, chunk.MinChunkSize)
+	def(&c.MaxTransfers, DefaultMaxTransfers, 1<<20)
+	def(&c.MaxTransfersPerAddr, DefaultMaxTransfersPerAddr, c.MaxTransfers)
+	def(&c.MaxPending, DefaultMaxPending, c.MaxTransfers)
+	def(&c.MaxInFlight, DefaultMaxInFlight, chunk.MaxWindow)
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	return nil
+}
+
+type tkey struct {
+	addr netip.AddrPort
+	tid  uint64
+}
+
+// Server serves files over the chunk protocol from one socket.
+type Server struct {
+	cfg     ServerConfig
+	cfgErr  error
+	link    *link
+	stats   *Counters
+	cookies *cookieJar
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // senders and openers
+
+	mu        sync.RWMutex // guards the fields below
+	transfers map[tkey]*transfer
+	pending   map[tkey]bool
+	perAddr   map[netip.AddrPort]int // transfers + pending per client address
+	served    bool
+	closed    bool
+}
+
+// NewServer returns a server that will serve on conn. The server owns conn
+// from now on: Serve and Close close it. On a *net.UDPConn it enlarges the
+// socket buffers (SocketBuffer).
+func NewServer(conn net.PacketConn, cfg ServerConfig) *Server {
+	s := &Server{
+		cookies:   newCookieJar(),
+		transfers: make(map[tkey]*transfer),
+		pending:   make(map[tkey]bool),
+		perAddr:   make(map[netip.AddrPort]int),
+	}
+	s.cfgErr = cfg.defaults()
+	s.cfg = cfg
+	s.stats = NewCounters(cfg.Counters)
+	s.link = newLink(conn, cfg.Impair, s.stats, cfg.Trace, cfg.TraceSample)
+	s.link.receiveBuffer()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Addr is the server's local address.
+func (s *Server) Addr() net.Addr { return s.link.conn.LocalAddr() }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats { return s.stats.Snapshot() }
+
+// Serve reads and answers datagrams until ctx is done or Close is called,
+// then stops every transfer and returns nil. It returns an error for a bad
+// configuration or a socket that fails.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.cfgErr != nil {
+		s.Close()
+		return s.cfgErr
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	if s.served {
+		s.mu.Unlock()
+		return errors.New("transfer: Serve called twice")
+	}
+	s.served = true
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, s.Close)
+	defer stop()
+	buf := make([]byte, chunk.MaxDatagram+1)
+	fails := 0
+	for {
+		n, from, err := s.link.read(buf)
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				s.Close()
+				return nil
+			}
+			// ICMP errors surface on some systems as read errors; a run of
+			// them means the socket itself is broken.
+			if fails++; fails > 100 {
+				s.Close()
+				return fmt.Errorf("transfer: reading: %w", err)
+			}
+			continue
+		}
+		fails = 0
+		s.link.deliver(buf[:n], from, s.handle)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+// Close stops the server: the socket closes, every transfer stops and its
+// file closes. It waits for the server's goroutines and may be called more
+// than once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return
+	}
+	s.closed = true
+	ts := make([]*transfer, 0, len(s.transfers))
+	for _, t := range s.transfers {
+		ts = append(ts, t)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	_ = s.link.conn.Close()
+	for _, t := range ts {
+		t.stop()
+	}
+	s.wg.Wait()
+}
+
+// handle processes one datagram; it runs on the read loop or, under
+// impairment, on a timer goroutine.
+func (s *Server) handle(b []byte, from netip.AddrPort) {
+	p, n, err := chunk.ParsePacket(b)
+	if err != nil {
+		if err == chunk.ErrChecksum {
+			s.stats.add(CRCDrops, 1)
+			if h, _, herr := chunk.ParseHeader(b); herr == nil {
+				s.link.traceRecv(h, nil, from, len(b), "crc")
+			}
+		} else {
+			s.stats.add(Malformed, 1)
+		}
+		return
+	}
+	if n != len(b) {
+		s.stats.add(Malformed, 1)
+		return
+	}
+	key := tkey{from, p.Transfer}
+	s.mu.RLock()
+	t := s.transfers[key]
+	s.mu.RUnlock()
+
+	payload := p.Payload
+	var c *chunk.Cipher
+	switch {
+	case s.cfg.Key == nil && p.Flags&chunk.FlagSealed != 0:
+		s.stats.add(AuthDrops, 1)
+		s.link.traceRecv(p.Header, nil, from, len(b), "sealed, but this server has no key")
+		if p.Kind == chunk.KindRequest {
+			s.replyStateless(from, len(b), p.Transfer, nil, chunk.CodeUnauthorized, 0, "this server has no key")
+		}
+		return
+	case s.cfg.Key != nil && p.Flags&chunk.FlagSealed == 0:
+		s.stats.add(AuthDrops, 1)
+		s.link.traceRecv(p.Header, nil, from, len(b), "not sealed")
+		if p.Kind == chunk.KindRequest {
+			s.replyStateless(from, len(b), p.Transfer, nil, chunk.CodeUnauthorized, 0, "a key is required")
+		}
+		return
+	case s.cfg.Key != nil:
+		if t != nil {
+			c = t.cipher
+		} else if c, err = chunk.NewCipher(s.cfg.Key, p.Transfer, chunk.RoleServer); err != nil {
+			s.stats.add(AuthDrops, 1)
+			return
+		}
+		if payload, err = c.Open(b[:n]); err != nil {
+			s.stats.add(AuthDrops, 1)
+			s.link.traceRecv(p.Header, nil, from, len(b), "does not authenticate")
+			return
+		}
+	}
+	s.link.traceRecv(p.Header, payload, from, len(b), "")
+
+	switch p.Kind {
+	case chunk.KindRequest:
+		s.onRequest(key, t, c, payload, len(b), p.Number)
+	case chunk.KindAck:
+		a, _, err := chunk.ParseAck(payload)
+		if err != nil {
+			s.stats.add(Malformed, 1)
+			return
+		}
+		if t == nil {
+			s.stats.add(Hostile, 1)
+			s.replyStateless(from, len(b), p.Transfer, c, chunk.CodeUnknownTransfer, 0, "")
+			return
+		}
+		t.onAck(&a, p.Number)
+	case chunk.KindDone:
+		d, _, err := chunk.ParseDone(payload)
+		if err != nil {
+			s.stats.add(Malformed, 1)
+			return
+		}
+		if t != nil {
+			t.stop()
+		}
+		if d.Reason != chunk.DoneEcho {
+			s.sendStateless(from, len(b), p.Transfer, c, chunk.KindDone, chunk.AppendDone(nil, &chunk.Done{Reason: chunk.DoneEcho}))
+		}
+	case chunk.KindError:
+		if t != nil {
+			t.stop()
+		}
+	default: // RETRY and DATA only flow towards clients
+		s.stats.add(Hostile, 1)
+	}
+}
+
+func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byte, inSize int, pn uint64) {
+	r, _, err := chunk.ParseRequest(payload)
+	if err != nil {
+		s.stats.add(Malformed, 1)
+		s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeBadRequest, 0, "")
+		return
+	}
+	if t != nil {
+		if err := t.update(&r, pn); err != nil {
+			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeBadRequest, 0, err.Error())
+		}
+		return
+	}
+	now := time.Now()
+	if !s.cookies.check(r.Cookie, key.addr, key.tid, now) {
+		retry := chunk.Retry{Cookie: s.cookies.make(key.addr, key.tid, now), MaxChunkSize: uint32(s.cfg.MaxChunkSize)}
+		if s.sendStateless(key.addr, inSize, key.tid, c, chunk.KindRetry, chunk.AppendRetry(nil, &retry)) {
+			s.stats.add(Retries, 1)
+		}
+		return
+	}
+	if int(r.ChunkSize) > s.cfg.MaxChunkSize {
+		s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeChunkSize, uint32(s.cfg.MaxChunkSize), "")
+		return
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed || s.pending[key]:
+		s.mu.Unlock()
+		return
+	case len(s.transfers)+len(s.pending) >= s.cfg.MaxTransfers,
+		s.perAddr[key.addr] >= s.cfg.MaxTransfersPerAddr,
+		len(s.pending) >= s.cfg.MaxPending:
+		s.mu.Unlock()
+		s.stats.add(BusyReplies, 1)
+		s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeBusy, uint32(BusyRetryAfter/time.Millisecond), "")
+		return
+	}
+	s.pending[key] = true
+	s.perAddr[key.addr]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.open(key, c, r, inSize, pn)
+}
+
+// open opens the file of a validated REQUEST and starts its transfer.
+func (s *Server) open(key tkey, c *chunk.Cipher, r chunk.Request, inSize int, pn uint64) {
+	defer s.wg.Done()
+	hash := "sha256:" + hex.EncodeToString(r.Hash[:])
+	f, err := s.cfg.Open(hash)
+	if err == nil && f.Size() != r.Size {
+		_ = f.Close()
+		err = fmt.Errorf("size %d, not %d", f.Size(), r.Size)
+	}
+	var t *transfer
+	if err == nil {
+		t, err = newTransfer(s, key, c, f, &r, pn)
+		if err != nil {
+			_ = f.Close()
+		}
+	}
+	s.mu.Lock()
+	delete(s.pending, key)
+	if err != nil || s.closed {
+		s.dropAddr(key.addr)
+		s.mu.Unlock()
+		if err != nil {
+			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeNotFound, 0, "")
+		} else {
+			_ = f.Close()
+		}
+		return
+	}
+	s.transfers[key] = t
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.stats.add(TransfersStarted, 1)
+	s.stats.add(TransfersActive, 1)
+	go t.run()
+}
+
+func (s *Server) dropAddr(a netip.AddrPort) {
+	if s.perAddr[a]--; s.perAddr[a] <= 0 {
+		delete(s.perAddr, a)
+	}
+}
+
+// remove forgets a transfer whose sender has ended.
+func (s *Server) remove(t *transfer) {
+	s.mu.Lock()
+	if s.transfers[t.key] == t {
+		delete(s.transfers, t.key)
+		s.dropAddr(t.key.addr)
+	}
+	s.mu.Unlock()
+	s.stats.add(TransfersActive, -1)
+}
+
+// statelessNumber is a packet number for a reply sent without transfer
+// state: random with the top bit set, so it never meets a stateful one.
+func statelessNumber() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) | 1<<63
+}
+
+// sendStateless sends one control packet in reply to an inSize-byte
+// datagram, if it stays within the amplification limit.
+func (s *Server) sendStateless(to netip.AddrPort, inSize int, tid uint64, c *chunk.Cipher, kind chunk.Kind, payload []byte) bool {
+	pkt := chunk.AppendPacket(make([]byte, 0, chunk.HeaderLen+len(payload)+chunk.TagLen), chunk.Header{Kind: kind, Transfer: tid, Number: statelessNumber()}, payload, c)
+	if len(pkt) > AmplificationFactor*inSize {
+		return false
+	}
+	return s.link.send(pkt, to, payload) == nil
+}
+
+func (s *Server) replyStateless(to netip.AddrPort, inSize int, tid uint64, c *chunk.Cipher, code chunk.ErrorCode, value uint32, text string) {
+	if len(text) > chunk.MaxErrorText {
+		text = text[:chunk.MaxErrorText]
+	}
+	e := chunk.Error{Code: code, Value: value, Text: sanitize(text)}
+	s.sendStateless(to, inSize, tid, c, chunk.KindError, chunk.AppendError(nil, &e))
+}
+
+// sanitize makes text a valid ERROR text.
+func sanitize(text string) string {
+	b := []byte(text)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f || c >= 0x80 {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+func cryptoRead(b []byte) (int, error) { return rand.Read(b) }
