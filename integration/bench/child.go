@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,8 @@ const (
 	// StopGrace is how long a child has to leave after SIGTERM before
 	// SIGKILL.
 	StopGrace = 5 * time.Second
+	// RSSSampleEvery is how often a child's VmHWM is read while it runs.
+	RSSSampleEvery = 50 * time.Millisecond
 	// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on
 	// every Linux architecture Go supports).
 	clockTicks = 100
@@ -52,6 +55,7 @@ type proc struct {
 	lines   []string   // the last MaxChildLines lines
 	changed chan struct{}
 
+	peakKiB  atomic.Int64  // highest VmHWM seen while it ran
 	readDone chan struct{} // output reader finished (EOF)
 	done     chan struct{} // process waited for; end and err are set
 	end      time.Time
@@ -80,6 +84,7 @@ func startProc(ctx context.Context, name string, argv []string, env []string) (*
 	}
 	pw.Close()
 	go p.read(pr)
+	go p.sampleRSS()
 	go func() {
 		err := cmd.Wait()
 		p.mu.Lock()
@@ -241,17 +246,40 @@ func (p *proc) elapsed() time.Duration {
 	return p.end.Sub(p.start)
 }
 
-// usage is CPU seconds (user+sys) and peak RSS (KiB) from rusage; valid
-// once the process has ended.
+// sampleRSS keeps the highest VmHWM of the process until it ends.
+//
+// Peak RSS cannot come from rusage here: Go starts children with
+// clone(CLONE_VM|CLONE_VFORK), and at exec Linux folds the high-water RSS of
+// the mm being left (the benchmark's own, shared until exec) into the
+// child's ru_maxrss, so ru_maxrss reports the benchmark's peak when that is
+// larger. VmHWM belongs to the mm the child has after exec. A zombie has
+// no VmHWM line, which reads as 0 and changes nothing.
+func (p *proc) sampleRSS() {
+	t := time.NewTicker(RSSSampleEvery)
+	defer t.Stop()
+	for {
+		if kib := p.hwmKiB(); kib > p.peakKiB.Load() {
+			p.peakKiB.Store(kib)
+		}
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// usage is CPU seconds (user+sys, from rusage) and peak RSS (KiB, VmHWM
+// sampled while it ran); valid once the process has ended.
 func (p *proc) usage() (cpu float64, rssKiB int64) {
 	if !p.exited() || p.cmd.ProcessState == nil {
 		return 0, 0
 	}
 	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
-		return 0, 0
+		return 0, p.peakKiB.Load()
 	}
-	return tv(ru.Utime) + tv(ru.Stime), ru.Maxrss
+	return tv(ru.Utime) + tv(ru.Stime), p.peakKiB.Load()
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
