@@ -353,7 +353,7 @@ func (b *bench) caseConcurrency(ctx context.Context) (CaseResult, error) {
 }
 
 func (b *bench) caseCost(ctx context.Context) (CaseResult, error) {
-	cr := CaseResult{Info: []string{"CPU: user+sys of the client (rusage at exit) + the server over the transfer (/proc/PID/stat); RSS: ru_maxrss of the client, VmHWM of the server"}}
+	cr := CaseResult{Info: []string{"CPU: user+sys of the client (rusage at exit) + the server over the transfer (/proc/PID/stat); RSS: VmHWM of the client (sampled every 50 ms) and of the server"}}
 	ts, tcpImpl, err := b.loopbackTransfers(ctx)
 	if err != nil {
 		return cr, err

@@ -198,7 +198,11 @@ func nums(xs []float64) string {
 // medians (per round in brackets when more than one), ratio per round,
 // median ratio, target, met.
 func printCase(w io.Writer, c CaseResult) {
-	fmt.Fprintf(w, "\n== %s (%.0f s)\n", c.Name, c.Seconds)
+	if c.Seconds > 0 {
+		fmt.Fprintf(w, "\n== %s (%.0f s)\n", c.Name, c.Seconds)
+	} else {
+		fmt.Fprintf(w, "\n== %s\n", c.Name)
+	}
 	for _, l := range c.Info {
 		fmt.Fprintf(w, "   %s\n", l)
 	}
