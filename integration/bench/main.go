@@ -362,6 +362,9 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return err
 	}
 	res := &Results{Started: time.Now().UTC(), Command: os.Args, Facts: b.facts, Config: b.cfg}
+	if err := writeJSON(b.cfg.Out, res); err != nil { // a bad -out fails now, not after the run
+		return err
+	}
 	for _, name := range b.cfg.Cases {
 		if ctx.Err() != nil {
 			break

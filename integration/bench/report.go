@@ -156,6 +156,9 @@ func writeJSON(path string, res *Results) error {
 			return fmt.Errorf("writing results: %w", err)
 		}
 	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("writing results: %s is a folder", path)
+	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing results: %w", err)
