@@ -4,9 +4,13 @@
 package integration
 
 import (
+	"bufio"
+	"math/rand/v2"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,6 +42,8 @@ func TestStories(t *testing.T) {
 			"freeport": cmdFreeport,
 			"waitport": cmdWaitport,
 			"poll":     cmdPoll,
+			"rawtcp":   cmdRawTCP,
+			"mkfile":   cmdMkfile,
 		},
 	})
 }
@@ -126,4 +132,78 @@ func cmdPoll(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// rawtcp ADDR FILE sends FILE's bytes (as they are: a hostile peer's lines)
+// to a TCP listener, half-closes, and writes everything it answers, until it
+// closes or stays silent for two seconds, to stdout.
+func cmdRawTCP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: rawtcp ADDR FILE")
+	}
+	c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+	ts.Check(err)
+	defer c.Close()
+	data := ts.ReadFile(args[1])
+	// Send line by line, reading answers as they come, so a peer that
+	// closes after an error does not make the rest of the writes fail.
+	done := make(chan string)
+	go func() {
+		var b strings.Builder
+		r := bufio.NewReader(c)
+		for {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			line, err := r.ReadString('\n')
+			b.WriteString(line)
+			if err != nil {
+				if err != io.EOF && !strings.Contains(err.Error(), "timeout") && !strings.Contains(err.Error(), "reset") {
+					b.WriteString("read error: " + err.Error() + "\n")
+				}
+				break
+			}
+		}
+		done <- b.String()
+	}()
+	for _, l := range strings.SplitAfter(data, "\n") {
+		if _, err := c.Write([]byte(l)); err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // one request at a time, as a person would type them
+	}
+	out := <-done
+	ts.Stdout().Write([]byte(out))
+}
+
+// mkfile PATH SIZE [SEED] writes SIZE pseudo-random bytes (k, M suffixes:
+// KiB, MiB), the same for the same seed.
+func cmdMkfile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: mkfile PATH SIZE [SEED]")
+	}
+	sz := args[1]
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(sz, "k"):
+		mult, sz = 1<<10, strings.TrimSuffix(sz, "k")
+	case strings.HasSuffix(sz, "M"):
+		mult, sz = 1<<20, strings.TrimSuffix(sz, "M")
+	}
+	n, err := strconv.ParseInt(sz, 10, 64)
+	ts.Check(err)
+	seed := uint64(1)
+	if len(args) == 3 {
+		seed, err = strconv.ParseUint(args[2], 10, 64)
+		ts.Check(err)
+	}
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	buf := make([]byte, n*mult)
+	for i := 0; i+8 <= len(buf); i += 8 {
+		v := r.Uint64()
+		for k := 0; k < 8; k++ {
+			buf[i+k] = byte(v >> (8 * k))
+		}
+	}
+	path := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(filepath.Dir(path), 0o755))
+	ts.Check(os.WriteFile(path, buf, 0o644))
 }

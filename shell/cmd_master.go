@@ -150,6 +150,16 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 		note = "key required"
 	}
 	s.out("master listening on %s (%s; catalog %s)\n", r.addr, note, storeName)
+	s.mu.Lock()
+	given := s.opts.MasterGiven
+	s.mu.Unlock()
+	if !given {
+		// Without --master, this shell's own master is the one to use.
+		s.mu.Lock()
+		s.opts.Masters = []string{dialable(ln.Addr())}
+		s.mu.Unlock()
+		s.dropClient()
+	}
 	return nil
 }
 
@@ -213,9 +223,27 @@ func cmdMaster(_ context.Context, s *Shell, c *call) error {
 	}
 	s.mu.Lock()
 	s.opts.Masters = list
+	s.opts.MasterGiven = true
 	s.mu.Unlock()
 	s.masterChanged()
 	return nil
+}
+
+// dialable turns a listening address into one a local client can dial:
+// an unspecified host becomes loopback.
+func dialable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // masters returns the masters in use.

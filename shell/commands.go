@@ -93,9 +93,6 @@ func (s *Shell) commandTable() []*cmdSpec {
 // files cmd_*.go append to it in init-free fashion through this table.
 var areaCommands = []func() []*cmdSpec{}
 
-// settingHooks returns hooks that push settings into running roles.
-func (s *Shell) settingHooks() []func(key, val string) { return nil }
-
 func shellCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{

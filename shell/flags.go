@@ -56,6 +56,7 @@ func parseFlags(args []string, getenv func(string) string) (flags, error) {
 	if m == "" {
 		m = getenv("FXSH_MASTER")
 	}
+	fl.opts.MasterGiven = m != ""
 	if m == "" {
 		m = DefaultMaster
 	}

@@ -76,6 +76,16 @@ func durationMax(maxD time.Duration) func(string) (string, error) {
 	}
 }
 
+func durationRange(lo, hi time.Duration) func(string) (string, error) {
+	return func(s string) (string, error) {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < lo || d > hi {
+			return "", fmt.Errorf("want a duration from %v to %v (e.g. 30s), not %q", lo, hi, s)
+		}
+		return d.String(), nil
+	}
+}
+
 func rateValue(s string) (string, error) {
 	switch strings.ToLower(s) {
 	case "0", "off", "none", "unlimited":
@@ -123,6 +133,7 @@ func newSettings() *Settings {
 		{name: "reorder", help: "delay this fraction of datagrams past later ones (demo)", def: "0", values: []string{"0", "0.05"}, parse: probability},
 		{name: "delay", help: "add this one-way delay to every datagram (demo)", def: "0s", values: []string{"0", "10ms", "50ms"}, parse: durationMax(10 * time.Second)},
 		{name: "rate", help: "cap this process's UDP sending rate (e.g. 20MB/s)", def: "unlimited", values: []string{"unlimited", "1MB/s", "20MB/s"}, parse: rateValue},
+		{name: "timeout", help: "how long a silent file server is retried before a download fails", def: "15s", values: []string{"5s", "15s", "1m"}, parse: durationRange(time.Second, time.Hour)},
 		{name: "autoaccept", help: "accept pushed files without asking", def: "on", values: []string{"on", "off"}, parse: onOff},
 	}
 	s := &Settings{defs: map[string]*setting{}, vals: map[string]string{}}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"fxsh/netproto/masterclient"
+	"fxsh/netproto/transfer"
 )
 
 // Version is fxsh's version.
@@ -38,11 +39,14 @@ const MaxSourceDepth = 16
 
 // Options are the global flags.
 type Options struct {
-	Masters  []string // master addresses, tried in order
-	Dir      string   // download folder
-	Key      string   // shared secret ("" = open network)
-	Color    bool     // colour on standard output
-	ErrColor bool     // colour on standard error
+	Masters []string // master addresses, tried in order
+	// MasterGiven: --master or FXSH_MASTER was given, so serve master
+	// does not make this shell use its own master.
+	MasterGiven bool
+	Dir         string // download folder
+	Key         string // shared secret ("" = open network)
+	Color       bool   // colour on standard output
+	ErrColor    bool   // colour on standard error
 }
 
 // role is a network role running in this process (master, share, receive).
@@ -68,7 +72,7 @@ type Shell struct {
 
 	failed atomic.Bool // some command or job failed: exit status 1
 
-	events    chan string   // background messages, printed by one goroutine
+	events    chan event    // background messages, printed by one goroutine
 	evDone    chan struct{} // closed when the printer has drained events
 	outMu     sync.Mutex    // protects liveLines: the live block drawn by `wait`
 	liveLines int
@@ -80,9 +84,13 @@ type Shell struct {
 	fgCancel  context.CancelFunc // cancels the foreground command (Ctrl-C / SIGINT)
 	quit      bool               // quit was asked
 	quitForce bool
-	depth     int // source nesting
+	depth     int  // source nesting
+	shareDown bool // the share lost its master (reported once until it is back)
 
 	mclient *masterclient.Client // connection for queries, dialled on first use
+
+	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
+	counters *transfer.Counters // the whole process's protocol counters (stats)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -104,9 +112,12 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 		set:    newSettings(),
 		ctx:    ctx,
 		stop:   stop,
-		events: make(chan string, 256),
+		events: make(chan event, 256),
 		evDone: make(chan struct{}),
 		roles:  map[string]role{},
+
+		impair:   &transfer.Impair{},
+		counters: transfer.NewCounters(nil),
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)
 	s.set.OnChange(s.applySetting)
@@ -130,16 +141,31 @@ func (s *Shell) applySetting(key, val string) {
 	case "color":
 		s.pal.set(val == "on" && s.opts.Color)
 		s.epal.set(val == "on" && s.opts.ErrColor)
+	case "loss", "dup", "reorder", "delay", "rate":
+		if err := s.applyImpair(); err != nil {
+			s.warn("%s: %v", key, err)
+		}
 	}
-	for _, h := range s.settingHooks() {
-		h(key, val)
-	}
+}
+
+// event is one background message; err ones go to standard error.
+type event struct {
+	msg string
+	err bool
 }
 
 // notify queues a background message; it is printed above the prompt.
 func (s *Shell) notify(msg string) {
 	select {
-	case s.events <- msg:
+	case s.events <- event{msg: msg}:
+	case <-s.ctx.Done():
+	}
+}
+
+// notifyErr queues a background error message (standard error).
+func (s *Shell) notifyErr(msg string) {
+	select {
+	case s.events <- event{msg: msg, err: true}:
 	case <-s.ctx.Done():
 	}
 }
@@ -149,13 +175,13 @@ func (s *Shell) printer() {
 	defer close(s.evDone)
 	for {
 		select {
-		case msg := <-s.events:
-			s.printAbove(msg)
+		case ev := <-s.events:
+			s.printAbove(ev)
 		case <-s.ctx.Done():
 			for {
 				select {
-				case msg := <-s.events:
-					s.printAbove(msg)
+				case ev := <-s.events:
+					s.printAbove(ev)
 				default:
 					return
 				}
@@ -164,18 +190,23 @@ func (s *Shell) printer() {
 	}
 }
 
-// printAbove prints msg, first erasing a live block drawn by `wait`.
-func (s *Shell) printAbove(msg string) {
+// printAbove prints a message, first erasing a live block drawn by `wait`.
+func (s *Shell) printAbove(ev event) {
+	msg := ev.msg
 	if !strings.HasSuffix(msg, "\n") {
 		msg += "\n"
 	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	if s.liveLines > 0 {
-		msg = eraseLines(s.liveLines) + msg
+		s.ui.Print(eraseLines(s.liveLines))
 		s.liveLines = 0
 	}
-	s.ui.Print(msg)
+	if ev.err {
+		s.ui.PrintErr(msg)
+	} else {
+		s.ui.Print(msg)
+	}
 }
 
 // eraseLines moves the cursor up n lines, clearing them.
@@ -199,7 +230,7 @@ func (s *Shell) jobEnded(ev JobEvent) {
 		if !ev.Job.MayFail {
 			s.failed.Store(true)
 		}
-		s.notify(fmt.Sprintf("%s job %d failed: %s: %v", s.pal.err.Sprint("✗"), sn.ID, sn.Name, sn.Err))
+		s.notifyErr(fmt.Sprintf("%s job %d failed: %s: %v", s.epal.err.Sprint("✗"), sn.ID, sn.Name, sn.Err))
 	case JobCancelled:
 		s.notify(fmt.Sprintf("%s job %d cancelled: %s (%s kept for resume)", s.pal.warn.Sprint("-"), sn.ID, sn.Name, humanBytes(sn.Done)))
 	}

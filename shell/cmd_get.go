@@ -1,0 +1,361 @@
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"fxsh/netproto/download"
+	"fxsh/netproto/transfer"
+	"fxsh/store"
+	"fxsh/store/partfile"
+)
+
+func init() { areaCommands = append(areaCommands, getCommands) }
+
+func getCommands() []*cmdSpec {
+	return []*cmdSpec{
+		{
+			name: "get", group: "Transfers", usage: "get NAME... [-o DIR] [-f]", minArgs: 1, maxArgs: -1,
+			summary: "download files as background jobs (globs allowed); returns at once with the job ids",
+			detail: "Each file is a job (see jobs, wait, cancel); `set parallel N` run at once, the rest queue.\n" +
+				"A name offered with different contents must be chosen: NAME@HASH (a hash prefix from list)\n" +
+				"or NAME@HOST:PORT. Files land in the download folder (--dir, or -o DIR) and never outside it;\n" +
+				"an existing file is kept unless -f. A cancelled download resumes where it stopped.",
+			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads",
+			run:     cmdGet,
+			complete: func(s *Shell, c *compCtx) []string {
+				if len(c.prev) > 0 && c.prev[len(c.prev)-1] == "-o" {
+					return localPaths(c.cur)
+				}
+				return s.remoteNames(c.cur)
+			},
+		},
+		{
+			name: "stats", group: "Transfers", usage: "stats", maxArgs: 0,
+			summary: "protocol counters for this process (as a server and as a client)",
+			run:     cmdStats,
+		},
+		{
+			name: "trace", group: "Transfers", usage: "trace on|off", minArgs: 1, maxArgs: 1,
+			summary: "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled)",
+			run: func(_ context.Context, s *Shell, c *call) error {
+				_, err := s.set.Set("trace", c.args[0])
+				return err
+			},
+			complete: func(*Shell, *compCtx) []string { return []string{"on", "off"} },
+		},
+	}
+}
+
+// isGlob reports whether a name has path.Match metacharacters.
+func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// resolve turns one get argument into catalog entries: one per distinct
+// name, each with every server offering that content.
+func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	query := func(glob string) ([]store.Entry, error) {
+		entries, _, err := cl.List(ctx, glob, 0)
+		return entries, err
+	}
+	name, choose := arg, ""
+	entries, err := query(arg)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		if i := strings.LastIndexByte(arg, '@'); i > 0 {
+			name, choose = arg[:i], arg[i+1:]
+			if entries, err = query(name); err != nil {
+				return nil, err
+			}
+			entries = filterChoice(entries, choose)
+		}
+	}
+	if len(entries) == 0 {
+		if choose != "" {
+			return nil, fmt.Errorf("no file %q offered as %q", name, choose)
+		}
+		if isGlob(arg) {
+			return nil, fmt.Errorf("no file matches %q", arg)
+		}
+		return nil, fmt.Errorf("no file named %q in the index (try search)", arg)
+	}
+	byName := map[string][]store.Entry{}
+	for _, e := range entries {
+		byName[e.Name] = append(byName[e.Name], e)
+	}
+	var out []store.Entry
+	var ambiguous []string
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		es := byName[n]
+		if len(es) > 1 {
+			var opts []string
+			for _, e := range es {
+				opts = append(opts, fmt.Sprintf("%s@%s (%s, %s)", n, shortHash(e.Hash), humanBytes(e.Size), serverList(e.Servers)))
+			}
+			ambiguous = append(ambiguous, fmt.Sprintf("%q has %d different contents; choose one: %s", n, len(es), strings.Join(opts, " or ")))
+			continue
+		}
+		out = append(out, es[0])
+	}
+	if len(ambiguous) > 0 {
+		return nil, errors.New(strings.Join(ambiguous, "; "))
+	}
+	return out, nil
+}
+
+// filterChoice keeps the entries a NAME@CHOICE picks: a server address or a
+// hash prefix. A chosen server becomes the only source.
+func filterChoice(entries []store.Entry, choose string) []store.Entry {
+	var out []store.Entry
+	if _, _, err := net.SplitHostPort(choose); err == nil {
+		for _, e := range entries {
+			for _, srv := range e.Servers {
+				if srv == choose {
+					e.Servers = []string{srv}
+					out = append(out, e)
+					break
+				}
+			}
+		}
+		return out
+	}
+	p := strings.ToLower(strings.TrimPrefix(choose, "sha256:"))
+	if len(p) < 4 {
+		return nil
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(strings.TrimPrefix(e.Hash, "sha256:"), p) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func cmdGet(ctx context.Context, s *Shell, c *call) error {
+	names, f, err := c.flags(map[string]bool{"-o": true, "-f": false})
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return errors.New("usage: get NAME... [-o DIR] [-f]")
+	}
+	dir := s.opts.Dir
+	if o, ok := f["-o"]; ok {
+		dir = o
+	}
+	_, overwrite := f["-f"]
+	// Resolve every name first: a typo fails the command before any job starts.
+	var todo []store.Entry
+	seen := map[string]bool{}
+	for _, n := range names {
+		es, err := s.resolve(ctx, n)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if !seen[e.Name] {
+				seen[e.Name] = true
+				todo = append(todo, e)
+			}
+		}
+	}
+	var ids []string
+	for _, e := range todo {
+		j := s.startDownload(e, dir, overwrite, c.cmd.MayFail)
+		j.SetTotal(e.Size)
+		ids = append(ids, strconv.Itoa(j.ID))
+		s.out("job %d: %s (%s) from %s\n", j.ID, e.Name, humanBytes(e.Size), serverList(e.Servers))
+	}
+	_ = ids
+	return nil
+}
+
+// startDownload queues a download job.
+func (s *Shell) startDownload(e store.Entry, dir string, overwrite, mayFail bool) *Job {
+	return s.jobs.Start("get", e.Name, mayFail, func(ctx context.Context, j *Job) error {
+		j.SetTotal(e.Size)
+		j.SetSources(e.Servers)
+		counters := transfer.NewCounters(s.counters)
+		var last transfer.Progress
+		var lastMu = make(chan struct{}, 1)
+		lastMu <- struct{}{}
+		j.SetCounters(func() []Counter {
+			<-lastMu
+			p := last
+			lastMu <- struct{}{}
+			return progressCounters(counters.Snapshot(), p)
+		})
+		chunk := 0
+		if v := s.set.Get("chunk"); v != "auto" {
+			chunk, _ = strconv.Atoi(v)
+		}
+		res, err := download.Get(ctx, download.Request{
+			Entry:         e,
+			Dir:           dir,
+			Overwrite:     overwrite,
+			ChunkSize:     chunk,
+			Key:           s.opts.Key,
+			SourceTimeout: s.set.Duration("timeout"),
+			Impair:        s.impair,
+			Counters:      counters,
+			Trace:         s.traceUDP("get"),
+			Started: func(resumed int64, _ int) {
+				j.SetDone(resumed)
+				if resumed > 0 {
+					s.notify(fmt.Sprintf("job %d: resuming %s: %s already here", j.ID, e.Name, humanBytes(resumed)))
+				}
+			},
+			Progress: func(p transfer.Progress) {
+				j.SetDone(p.Have)
+				<-lastMu
+				last = p
+				lastMu <- struct{}{}
+			},
+		})
+		if err == nil {
+			j.SetDone(e.Size)
+		}
+		_ = res
+		return downloadError(err)
+	})
+}
+
+// downloadError makes a download failure read well in a job line.
+func downloadError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, partfile.ErrExists):
+		return fmt.Errorf("%w (use get -f to replace it)", err)
+	case errors.Is(err, partfile.ErrNoSpace):
+		return fmt.Errorf("%w; the partial file is kept: free space and get it again to resume", err)
+	case errors.Is(err, transfer.ErrSourcesFailed):
+		return fmt.Errorf("%w; the partial file is kept for a resume", err)
+	}
+	return err
+}
+
+// progressCounters renders a job's protocol counters for jobs -v.
+func progressCounters(st transfer.Stats, p transfer.Progress) []Counter {
+	out := []Counter{
+		{"sent", strconv.FormatInt(st.DatagramsSent, 10)},
+		{"recv", strconv.FormatInt(st.DatagramsReceived, 10)},
+		{"retrans", strconv.FormatInt(st.Retransmits, 10)},
+		{"dups", strconv.FormatInt(st.Duplicates, 10)},
+		{"crc_drops", strconv.FormatInt(st.CRCDrops, 10)},
+		{"impair_drops", strconv.FormatInt(st.ImpairDrops, 10)},
+		{"rtt", st.RTT.Round(10 * time.Microsecond).String()},
+	}
+	for _, src := range p.Sources {
+		v := fmt.Sprintf("%s/%s", src.State, humanBytes(src.Bytes))
+		if p.Total > 0 {
+			v += fmt.Sprintf("(%.0f%%)", 100*float64(src.Bytes)/float64(p.Total))
+		}
+		if src.RTT > 0 {
+			v += "/rtt=" + src.RTT.Round(10*time.Microsecond).String()
+		}
+		out = append(out, Counter{"src " + src.Addr, v})
+	}
+	return out
+}
+
+func cmdStats(_ context.Context, s *Shell, _ *call) error {
+	st := s.counters.Snapshot()
+	rows := [][]string{{"COUNTER", "VALUE"}}
+	add := func(k string, v int64) { rows = append(rows, []string{k, strconv.FormatInt(v, 10)}) }
+	add("datagrams sent", st.DatagramsSent)
+	add("datagrams received", st.DatagramsReceived)
+	rows = append(rows, []string{"bytes sent", humanBytes(st.BytesSent)}, []string{"bytes received", humanBytes(st.BytesReceived)})
+	add("chunks sent", st.ChunksSent)
+	add("chunks received", st.ChunksReceived)
+	add("retransmits", st.Retransmits)
+	add("duplicates", st.Duplicates)
+	add("losses detected", st.Losses)
+	add("timeouts (PTO)", st.Timeouts)
+	add("CRC drops", st.CRCDrops)
+	add("auth drops", st.AuthDrops)
+	add("malformed", st.Malformed)
+	add("hostile", st.Hostile)
+	add("impairment drops", st.ImpairDrops)
+	add("cookie retries", st.Retries)
+	add("busy replies", st.BusyReplies)
+	add("transfers started", st.TransfersStarted)
+	add("transfers active", st.TransfersActive)
+	rows = append(rows,
+		[]string{"smoothed RTT", st.RTT.Round(time.Microsecond).String()},
+		[]string{"congestion window", humanBytes(st.Cwnd)},
+		[]string{"pacing rate", humanRate(float64(st.PacingRate))},
+	)
+	s.out("%s", table(s.pal, rows, 1))
+	return nil
+}
+
+// traceUDP returns a trace hook for a role's datagrams (nil-safe: it checks
+// the trace setting on every event).
+func (s *Shell) traceUDP(role string) func(transfer.Event) {
+	return func(ev transfer.Event) {
+		if !s.set.On("trace") {
+			return
+		}
+		arrow := "<-"
+		if ev.Dir == transfer.Sent {
+			arrow = "->"
+		}
+		kind := ev.Header.Kind.String()
+		col := s.pal.dim
+		detail := ""
+		switch {
+		case ev.Request != nil:
+			col = s.pal.hi
+			detail = fmt.Sprintf(" %+v", *ev.Request)
+		case ev.Retry != nil:
+			col = s.pal.hi
+			detail = " cookie"
+		case ev.Ack != nil:
+			col = s.pal.ok
+			detail = fmt.Sprintf(" %+v", *ev.Ack)
+		case ev.Done != nil:
+			col = s.pal.ok
+			detail = fmt.Sprintf(" %+v", *ev.Done)
+		case ev.Error != nil:
+			col = s.pal.err
+			detail = fmt.Sprintf(" %+v", *ev.Error)
+		}
+		if ev.Dropped != "" {
+			detail += " DROPPED(" + ev.Dropped + ")"
+			col = s.pal.warn
+		}
+		if len(detail) > 200 {
+			detail = detail[:200] + "…"
+		}
+		s.notify(fmt.Sprintf("%s udp %s %s %s %s #%d %dB%s", ev.Time.Format("15:04:05.000"), role, arrow, ev.Peer,
+			col.Sprint(kind), ev.Header.Chunk, ev.Size, detail))
+	}
+}
+
+// applyImpair pushes the demo settings into the process's Impair.
+func (s *Shell) applyImpair() error {
+	return s.impair.Set(transfer.ImpairSettings{
+		Loss:    s.set.Float("loss"),
+		Dup:     s.set.Float("dup"),
+		Reorder: s.set.Float("reorder"),
+		Delay:   s.set.Duration("delay"),
+		Rate:    s.set.Bytes("rate"),
+	})
+}

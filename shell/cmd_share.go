@@ -1,0 +1,210 @@
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fxsh/netproto/fileserver"
+	"fxsh/netproto/line"
+	"fxsh/store/shareindex"
+)
+
+func init() { areaCommands = append(areaCommands, shareCommands) }
+
+func shareCommands() []*cmdSpec {
+	return []*cmdSpec{
+		{
+			name: "share", group: "Index", usage: "share PATH... [--udp ADDR]", minArgs: 1, maxArgs: -1,
+			summary: "share folders and files: index them, register them with the master, serve them over UDP",
+			detail: "Folders are indexed recursively; one folder's contents appear at the top of the index,\n" +
+				"several folders each under their own name. Symlinks never lead outside a shared folder;\n" +
+				"unsafe names are skipped with a warning. A rescan every 30 s picks up changes.\n" +
+				"--udp sets where to serve (default every interface, a free port).",
+			example: "share ./lectures --udp 0.0.0.0:4000",
+			run:     cmdShare,
+			complete: func(s *Shell, c *compCtx) []string {
+				if len(c.prev) > 0 && c.prev[len(c.prev)-1] == "--udp" {
+					return nil
+				}
+				return append(localPaths(c.cur), "--udp")
+			},
+		},
+		{
+			name: "unshare", group: "Index", usage: "unshare", maxArgs: 0,
+			summary: "stop sharing: BYE to the master (the files leave the index at once), close the UDP socket",
+			run:     cmdUnshare,
+		},
+		{
+			name: "rescan", group: "Index", usage: "rescan", maxArgs: 0,
+			summary: "re-index the shared folders now and register the changes",
+			run:     cmdRescan,
+		},
+	}
+}
+
+// shareRole is a share running in this process.
+type shareRole struct {
+	srv *fileserver.Server
+}
+
+func (r *shareRole) Describe() string {
+	return fmt.Sprintf("sharing %d files from %s on udp %s (master %s)", len(r.srv.Files()),
+		strings.Join(r.srv.Paths(), ", "), r.srv.Addr(), r.srv.Master())
+}
+
+func (r *shareRole) Close(ctx context.Context) error { return r.srv.Close(ctx) }
+
+// cachePath is where shared files' hashes are cached between runs.
+func cachePath() string {
+	dir := os.Getenv("XDG_CACHE_HOME")
+	if dir == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(h, ".cache")
+	}
+	dir = filepath.Join(dir, "fxsh")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "hashes")
+}
+
+func cmdShare(ctx context.Context, s *Shell, c *call) error {
+	paths, f, err := c.flags(map[string]bool{"--udp": true})
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return errors.New("usage: share PATH... [--udp ADDR]")
+	}
+	if s.role("share") != nil {
+		return errors.New("already sharing (unshare first, or rescan to pick up changes)")
+	}
+	udp := f["--udp"]
+	if udp != "" {
+		if _, _, err := net.SplitHostPort(udp); err != nil {
+			return fmt.Errorf("bad --udp address %q: want HOST:PORT", udp)
+		}
+	}
+	srv, warns, err := fileserver.Start(ctx, fileserver.Config{
+		Paths:     paths,
+		UDPAddr:   udp,
+		Masters:   s.masters(),
+		Key:       s.opts.Key,
+		CachePath: cachePath(),
+		Impair:    s.impair,
+		Counters:  s.counters,
+		Trace:     s.traceUDP("share"),
+		LineTrace: func(ev line.TraceEvent) {
+			if s.set.On("trace") {
+				s.traceTCP("share", ev)
+			}
+		},
+		OnEvent: s.shareEvent,
+	})
+	s.printWarnings(warns)
+	if err != nil {
+		if errors.Is(err, shareindex.ErrNothingToShare) {
+			return fmt.Errorf("%v: an empty share offers nothing; add files first", err)
+		}
+		return err
+	}
+	// Wait (bounded) for the first registration so a script's next command
+	// finds the files; a master that is not up yet is retried in the
+	// background and reported when it answers.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	werr := srv.WaitRegistered(wctx)
+	cancel()
+	if werr != nil && ctx.Err() == nil && !errors.Is(werr, context.DeadlineExceeded) {
+		srv.Close(context.Background())
+		return fmt.Errorf("registering with %s: %w", strings.Join(s.masters(), ","), werr)
+	}
+	s.addRole("share", &shareRole{srv: srv})
+	s.out("sharing %d files from %s on udp %s\n", len(srv.Files()), strings.Join(paths, ", "), srv.Addr())
+	if werr != nil {
+		s.warn("master %s not reachable yet; retrying in the background", strings.Join(s.masters(), ","))
+	}
+	return nil
+}
+
+// printWarnings shows skipped files, at most a screenful.
+func (s *Shell) printWarnings(warns []shareindex.Warning) {
+	const most = 20
+	for i, w := range warns {
+		if i == most {
+			s.warn("… and %d more skipped", len(warns)-most)
+			break
+		}
+		s.warn("skipped %s", w.String())
+	}
+}
+
+// shareEvent reports the share role's changes.
+func (s *Shell) shareEvent(ev fileserver.Event) {
+	switch ev.Kind {
+	case fileserver.MasterLost:
+		s.mu.Lock()
+		first := !s.shareDown
+		s.shareDown = true
+		s.mu.Unlock()
+		if first {
+			s.notifyErr(s.epal.warn.Sprint(fmt.Sprintf("share: master lost: %v; retrying in the background", ev.Err)))
+		}
+	case fileserver.Refused:
+		s.notifyErr(s.epal.err.Sprint(fmt.Sprintf("share: master %s refused us: %v", ev.Master, ev.Err)))
+	case fileserver.Rescanned:
+		s.notify(fmt.Sprintf("share: rescan found changes; %d files registered", ev.Files))
+	case fileserver.Warning:
+		s.notifyErr(s.epal.warn.Sprint("share: " + ev.Err.Error()))
+	case fileserver.Registered:
+		s.mu.Lock()
+		back := s.shareDown
+		s.shareDown = false
+		s.mu.Unlock()
+		if back || s.set.On("trace") {
+			s.notify(fmt.Sprintf("share: %d files registered on %s", ev.Files, ev.Master))
+		}
+	}
+}
+
+func cmdUnshare(ctx context.Context, s *Shell, _ *call) error {
+	r := s.role("share")
+	if r == nil {
+		return errors.New("not sharing")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := r.Close(cctx)
+	s.removeRole("share")
+	if err != nil {
+		return fmt.Errorf("stopped, but the master may keep the files until its timeout: %w", err)
+	}
+	s.out("stopped sharing\n")
+	return nil
+}
+
+func cmdRescan(ctx context.Context, s *Shell, _ *call) error {
+	r, ok := s.role("share").(*shareRole)
+	if !ok || r == nil {
+		return errors.New("not sharing")
+	}
+	changed, warns, err := r.srv.Rescan(ctx)
+	s.printWarnings(warns)
+	if err != nil {
+		return err
+	}
+	if changed {
+		s.out("rescanned: %d files, changes registered\n", len(r.srv.Files()))
+	} else {
+		s.out("rescanned: %d files, no change\n", len(r.srv.Files()))
+	}
+	return nil
+}
