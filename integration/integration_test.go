@@ -5,9 +5,9 @@ package integration
 
 import (
 	"bufio"
-	"math/rand/v2"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
