@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fxsh/netproto/line"
@@ -43,6 +44,10 @@ const (
 	MaxOffers = 16
 	// OfferTimeout is how long an offer waits for ACCEPT or REFUSE.
 	OfferTimeout = 2 * time.Minute
+	// CloseLinger bounds how long the master keeps reading (and dropping)
+	// what a peer still sends after a reply that ends its connection, so
+	// that the reply is not destroyed by a reset (see lingerClose).
+	CloseLinger = time.Second
 )
 
 // Config configures a Server. Zero values mean the defaults.
@@ -57,6 +62,7 @@ type Config struct {
 	MaxName      int           // line.MaxName
 	MaxFiles     int           // line.MaxFiles
 	HelloTimeout time.Duration // line.HelloTimeout
+	WriteTimeout time.Duration // WriteTimeout
 	Rate         float64       // DefaultRate requests per second
 	Burst        int           // DefaultBurst
 
@@ -82,6 +88,7 @@ func (c *Config) setDefaults() {
 	defd(&c.Heartbeat, line.DefaultHeartbeat)
 	defd(&c.TTL, line.DefaultTTL)
 	defd(&c.HelloTimeout, line.HelloTimeout)
+	defd(&c.WriteTimeout, WriteTimeout)
 	def(&c.MaxConns, line.MaxConns)
 	def(&c.MaxLine, line.MaxLine)
 	def(&c.MaxName, line.MaxName)
@@ -133,6 +140,12 @@ type Server struct {
 	ctx    context.Context // canceled by Shutdown: bounds catalog calls
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // one per connection goroutine
+
+	// refusing counts connections over MaxConns being refused; at most
+	// MaxConns of them linger (see lingerClose), the others are closed at
+	// once, so that a connection flood costs at most MaxConns goroutines
+	// for CloseLinger.
+	refusing atomic.Int32
 
 	mu       sync.Mutex // guards the fields below
 	ln       net.Listener
@@ -224,8 +237,16 @@ func (s *Server) startSession(nc net.Conn) {
 			s.event(Event{Kind: ConnRefused, Remote: nc.RemoteAddr().String(), Reason: "too many connections"})
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
 			b, _ := line.AppendMsg(nil, line.ErrorMsg(line.Errorf(line.CodeUnavailable, "too many connections, try later")))
-			nc.Write(b)
-			nc.Close()
+			if _, err := nc.Write(b); err != nil {
+				nc.Close()
+				return
+			}
+			defer s.refusing.Add(-1)
+			if s.refusing.Add(1) > int32(s.cfg.MaxConns) {
+				nc.Close()
+				return
+			}
+			lingerClose(nc)
 		}()
 		return
 	}

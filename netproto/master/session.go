@@ -18,6 +18,10 @@ import (
 // MaxPeerName bounds the display name a peer registers with (name=).
 const MaxPeerName = 32
 
+// preallocFiles bounds what a REGISTER header makes the master allocate
+// before its F lines arrive.
+const preallocFiles = 128
+
 // session serves one connection. Only its own goroutine reads; writes also
 // come from other sessions' goroutines (relayed offers), hence wmu.
 type session struct {
@@ -55,12 +59,15 @@ var errClose = errors.New("close connection")
 func (ss *session) send(msgs ...line.Msg) error {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
+	// The deadline goes first: WriteMsg flushes to the connection
+	// whenever the buffer fills, and a deadline left over from an earlier
+	// reply would fail those writes once it has passed.
+	ss.nc.SetWriteDeadline(time.Now().Add(ss.s.cfg.WriteTimeout))
 	for _, m := range msgs {
 		if err := ss.w.WriteMsg(m); err != nil {
 			return err
 		}
 	}
-	ss.nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
 	return ss.w.Flush()
 }
 
@@ -69,21 +76,52 @@ func (ss *session) sendErr(e *line.Error) error {
 }
 
 func (ss *session) serve() {
-	defer ss.nc.Close()
-	defer ss.leave()
-	if err := ss.handshake(); err != nil {
+	err := ss.run()
+	ss.leave()
+	if (errors.Is(err, errClose) || errors.Is(err, line.ErrLineTooLong)) && !ss.s.shuttingDown() {
+		lingerClose(ss.nc) // the peer must get the reply that ends it
 		return
+	}
+	ss.nc.Close()
+}
+
+func (ss *session) run() error {
+	if err := ss.handshake(); err != nil {
+		return err
 	}
 	for {
 		ss.nc.SetReadDeadline(time.Now().Add(ss.s.cfg.TTL))
 		m, err := ss.read()
 		if err != nil {
-			return
+			return err
 		}
 		if m.Verb == "" { // bad line, already answered
 			continue
 		}
 		if err := ss.dispatch(m); err != nil {
+			return err
+		}
+	}
+}
+
+// lingerClose closes a connection after a reply that ends it (ERR 413,
+// 414, 429, 401, 503 ...). The peer has often sent more than the master
+// read: the rest of an over-long line, a flood, the F lines of a refused
+// registration, or just its HELLO when it is over the cap. Closing with
+// unread input makes the kernel answer with a reset, and a reset destroys
+// the reply in the peer's receive buffer before it reads it. So: send FIN
+// after the reply, then read and drop input until the peer closes too, for
+// at most CloseLinger.
+func lingerClose(nc net.Conn) {
+	defer nc.Close()
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	nc.SetReadDeadline(time.Now().Add(CloseLinger))
+	var buf [512]byte
+	for {
+		if _, err := nc.Read(buf[:]); err != nil {
 			return
 		}
 	}
@@ -267,9 +305,13 @@ func (ss *session) register(m line.Msg) error {
 		ss.sendErr(line.Errorf(line.CodeTooMany, "too many files: %d, at most %d a registration; closing", n, cfg.MaxFiles))
 		return errClose
 	}
-	files := make([]store.File, 0, n)
+	// n is only a claim: memory grows with the F lines that arrive, not
+	// with the header, or a 30-byte REGISTER n=MaxFiles would pin about
+	// a megabyte until the TTL (see TestPendingRegistrationsCostLittle).
+	hint := min(n, preallocFiles)
+	files := make([]store.File, 0, hint)
 	var bad *line.Error
-	seen := make(map[string]bool, n)
+	seen := make(map[string]bool, hint)
 	for i := range n {
 		ss.nc.SetReadDeadline(time.Now().Add(cfg.TTL))
 		raw, err := ss.r.ReadLine()
