@@ -44,6 +44,7 @@ func TestStories(t *testing.T) {
 			"poll":     cmdPoll,
 			"rawtcp":   cmdRawTCP,
 			"mkfile":   cmdMkfile,
+			"sleep":    cmdSleep,
 		},
 	})
 }
@@ -206,4 +207,18 @@ func cmdMkfile(ts *testscript.TestScript, neg bool, args []string) {
 	path := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(filepath.Dir(path), 0o755))
 	ts.Check(os.WriteFile(path, buf, 0o644))
+}
+
+// sleep DURATION pauses the story: only to let data flow for a while, never
+// to wait for something to start (use waitport or poll for that).
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	if d > 10*time.Second {
+		ts.Fatalf("sleep %v: at most 10s", d)
+	}
+	time.Sleep(d)
 }

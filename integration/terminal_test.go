@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -95,14 +98,31 @@ func lastLine(screen string) string {
 	return strings.TrimRight(lines[len(lines)-1], " ")
 }
 
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildFxsh builds the fxsh binary once per test run, with the race detector.
 func buildFxsh(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "fxsh")
-	cmd := exec.Command("go", "build", "-race", "-o", bin, "fxsh")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fxsh-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "fxsh")
+		out, err := exec.Command("go", "build", "-race", "-o", builtBin, "fxsh").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return builtBin
 }
 
 func TestTerminalPrompt(t *testing.T) {
@@ -169,4 +189,58 @@ func TestTerminalPrompt(t *testing.T) {
 	if !strings.Contains(string(b), "echo still here") || strings.Contains(string(b), "unterminated") {
 		t.Errorf("history = %q: want the parsed lines only", b)
 	}
+}
+
+// TestTerminalBackgroundMessage: a file server registering with the master
+// running at the prompt prints a line above the prompt while a half-typed
+// line stays intact; remote names complete for every argument of get.
+func TestTerminalBackgroundMessage(t *testing.T) {
+	bin := buildFxsh(t)
+	work := t.TempDir()
+	share := filepath.Join(work, "share")
+	os.MkdirAll(share, 0o755)
+	os.WriteFile(filepath.Join(share, "alpha.txt"), []byte("a"), 0o644)
+	os.WriteFile(filepath.Join(share, "beta one.txt"), []byte("b"), 0o644)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	tm := newTmux(t, 120, 30, []string{"-u", "NO_COLOR", "XDG_STATE_HOME=" + work, "XDG_CACHE_HOME=" + work, "TERM=xterm-256color", "HOME=" + work},
+		"sh", "-c", "cd "+work+" && exec "+bin)
+	tm.waitScreen("the prompt", func(s string) bool { return strings.Contains(s, "fxsh>") })
+	tm.text("serve master " + addr)
+	tm.keys("Enter")
+	tm.waitScreen("the master", func(s string) bool { return strings.Contains(s, "master listening on "+addr) })
+
+	// Half a line typed, then a file server registers from another process.
+	tm.text("echo half-typed")
+	srv := exec.Command(bin, "--master", addr, "-c", "share "+share)
+	srv.Env = append(os.Environ(), "XDG_CACHE_HOME="+work)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
+	screen := tm.waitScreen("the registration event", func(s string) bool {
+		return strings.Contains(s, "registered: 2 files")
+	})
+	if got := lastLine(screen); got != "fxsh> echo half-typed" {
+		t.Errorf("half-typed line after a background message = %q, want it intact; screen:\n%s", got, screen)
+	}
+	tm.keys("Enter")
+	tm.waitScreen("the finished line's output", func(s string) bool { return strings.Contains(s, "\nhalf-typed\n") })
+
+	// Remote names complete for the second argument of get.
+	tm.text("list")
+	tm.keys("Enter")
+	tm.waitScreen("the listing", func(s string) bool { return strings.Contains(s, "beta one.txt") })
+	tm.text("get alpha.txt be")
+	tm.keys("Tab")
+	tm.waitScreen("completion of get's second argument", func(s string) bool {
+		return strings.HasSuffix(lastLine(s), `fxsh> get alpha.txt beta\ one.txt`)
+	})
+	tm.keys("C-c")
+	tm.text("quit")
+	tm.keys("Enter")
 }

@@ -185,17 +185,29 @@ func table(p *palette, rows [][]string, right ...int) string {
 }
 
 // suggest returns the candidate closest to word by edit distance, or "" if
-// none is close enough to be a likely typo.
+// none is close enough to be a likely typo. Among equally close candidates
+// it prefers one of the same length (a transposition such as "stauts" for
+// "status" is likelier than a dropped letter).
 func suggest(word string, candidates []string) string {
-	best, bestD := "", 3
+	best, bestD, bestL := "", 3, 0
 	for _, c := range candidates {
-		if d := editDistance(word, c); d < bestD || d == bestD && best == "" && d <= len(word)/2 {
-			if d <= max(1, len(word)/2) {
-				best, bestD = c, d
-			}
+		d := editDistance(word, c)
+		if d > max(1, len(word)/2) {
+			continue
+		}
+		l := abs(len(c) - len(word))
+		if d < bestD || d == bestD && (best == "" || l < bestL) {
+			best, bestD, bestL = c, d, l
 		}
 	}
 	return best
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // editDistance is the Damerau–Levenshtein (optimal string alignment) distance.

@@ -361,7 +361,9 @@ func TestDeadMaster(t *testing.T) {
 	close(hbStop)
 	<-hbDone
 	t.Logf("dead server's files vanished %v after its last keep-alive (TTL %v)", gone.Round(time.Millisecond), ttl)
-	if gone < ttl {
+	// The lease's clock starts inside etcd a moment before ours does, so
+	// allow a little slack; vanishing clearly early would be a bug.
+	if gone < ttl-100*time.Millisecond {
 		t.Errorf("registration vanished after %v, before the TTL %v", gone, ttl)
 	}
 	res, _ := b.Search(ctx, "dies", 10)
