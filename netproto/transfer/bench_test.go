@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -11,8 +13,14 @@ import (
 	"fxsh/netproto/chunk"
 )
 
-// benchSize is what each loopback benchmark iteration moves.
-const benchSize = 256 << 20
+// benchSize is what each loopback benchmark iteration moves: 256 MiB, or
+// FXSH_BENCH_MIB mebibytes.
+var benchSize = func() int {
+	if n, err := strconv.Atoi(os.Getenv("FXSH_BENCH_MIB")); err == nil && n > 0 {
+		return n << 20
+	}
+	return 256 << 20
+}()
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -38,7 +46,7 @@ func BenchmarkLoopback(b *testing.B) {
 	for _, cs := range []int{chunk.MaxChunkSize, 8192, chunk.DefaultChunkSize} {
 		b.Run("fxsh/chunk="+itoa(cs), func(b *testing.B) {
 			_, addr := startServer(b, newLibrary(content), ServerConfig{})
-			req := Request{Hash: hashOf(content), Size: benchSize, ChunkSize: cs, Sources: []string{addr}}
+			req := Request{Hash: hashOf(content), Size: int64(benchSize), ChunkSize: cs, Sources: []string{addr}}
 			var wall, cpu time.Duration
 			for b.Loop() {
 				conn := listen(b)
@@ -50,7 +58,7 @@ func BenchmarkLoopback(b *testing.B) {
 				cpu += cpuTime() - c0
 				conn.Close()
 			}
-			report(b, int64(b.N)*benchSize, wall, cpu)
+			report(b, int64(b.N)*int64(benchSize), wall, cpu)
 		})
 	}
 	b.Run("tcp", func(b *testing.B) {
@@ -86,13 +94,13 @@ func BenchmarkLoopback(b *testing.B) {
 			buf := make([]byte, 1<<20)
 			n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c}, buf)
 			c.Close()
-			if err != nil || n != benchSize {
+			if err != nil || n != int64(benchSize) {
 				b.Fatalf("tcp copy: %d bytes, %v", n, err)
 			}
 			wall += time.Since(t0)
 			cpu += cpuTime() - c0
 		}
-		report(b, int64(b.N)*benchSize, wall, cpu)
+		report(b, int64(b.N)*int64(benchSize), wall, cpu)
 	})
 }
 

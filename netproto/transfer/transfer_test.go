@@ -43,7 +43,7 @@ func TestFetchSizes(t *testing.T) {
 }
 
 func TestFetchImpaired(t *testing.T) {
-	size := 3<<20 + 12345
+	size := 2<<20 + 12345
 	if testing.Short() {
 		size = 1<<20 + 3
 	}
