@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -526,9 +527,65 @@ func TestOffers(t *testing.T) {
 	tx.expect(`ERR 404 no receiver "carol" on this master`, `ERR 400 OFFER: bad name: ".." element: "../x"`,
 		`ERR 404 no receiver "127.0.0.1:5000" on this master`)
 
+	// An accepted offer waits for the receiver's DONE, which reaches the
+	// sender; a second DONE, or one for an offer not accepted, is refused.
+	rx.send("DONE offer=1", "DONE offer=1")
+	rx.expect("OK offer=1", `ERR 404 no offer "1" accepted by this receiver`)
+	tx.expect("DONE offer=1")
+
 	tx.send("OFFER to=bob name=song.mp3 size=1 hash=" + h + " from=:5000")
 	tx.expect("OK offer=3")
 	rx.expect("OFFER offer=3 *")
+	rx.send("DONE offer=3", "ACCEPT offer=3", `DONE offer=3 error=hash\smismatch`)
+	rx.expect(`ERR 403 offer "3" is not accepted yet: ACCEPT or REFUSE it`, "OK offer=3", "OK offer=3")
+	tx.expect("ACCEPT offer=3", `DONE offer=3 error=hash\smismatch`)
+
+	// The receiver goes: a waiting offer is refused, an accepted one fails.
+	tx.send("OFFER to=bob name=song.mp3 size=1 hash=" + h + " from=:5000")
+	tx.expect("OK offer=4")
+	rx.expect("OFFER offer=4 *")
+	rx.send("ACCEPT offer=4")
+	rx.expect("OK offer=4")
+	tx.expect("ACCEPT offer=4")
+	tx.send("OFFER to=bob name=song.mp3 size=1 hash=" + h + " from=:5000")
+	tx.expect("OK offer=5")
+	rx.expect("OFFER offer=5 *")
 	rx.nc.Close()
-	tx.expect("REFUSE offer=3 reason=receiver\\sgone")
+	var got []string
+	for range 2 {
+		l, err := tx.readLine()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l)
+	}
+	slices.Sort(got)
+	if want := []string{"DONE offer=4 error=receiver\\sgone", "REFUSE offer=5 reason=receiver\\sgone"}; !slices.Equal(got, want) {
+		t.Errorf("after the receiver left: %q, want %q", got, want)
+	}
+}
+
+func TestOfferCap(t *testing.T) {
+	_, addr := startMaster(t, Config{})
+	rx := hello(t, addr, "receiver")
+	rx.send("REGISTER addr=:6000 n=0 name=bob", "END")
+	rx.expect("OK *")
+	tx := hello(t, addr, "client")
+	h := catalogtest.Hash("s")
+	// Accepted offers count against MaxOffers until their DONE.
+	for i := 1; i <= MaxOffers; i++ {
+		tx.send("OFFER to=bob name=f size=1 hash=" + h + " from=:5000")
+		tx.expect(fmt.Sprintf("OK offer=%d", i))
+		rx.expect(fmt.Sprintf("OFFER offer=%d *", i))
+		rx.send(fmt.Sprintf("ACCEPT offer=%d", i))
+		rx.expect(fmt.Sprintf("OK offer=%d", i))
+		tx.expect(fmt.Sprintf("ACCEPT offer=%d", i))
+	}
+	tx.send("OFFER to=bob name=f size=1 hash=" + h + " from=:5000")
+	tx.expect(fmt.Sprintf("ERR 403 %d offers already waiting for an answer or a result", MaxOffers))
+	rx.send("DONE offer=1")
+	rx.expect("OK offer=1")
+	tx.expect("DONE offer=1")
+	tx.send("OFFER to=bob name=f size=1 hash=" + h + " from=:5000")
+	tx.expect(fmt.Sprintf("OK offer=%d", MaxOffers+1))
 }

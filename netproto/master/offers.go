@@ -12,12 +12,20 @@ import (
 // where a receiver is: the sender says OFFER, the master gives it an id
 // and relays it on the receiver's connection, and relays the receiver's
 // ACCEPT or REFUSE back. The file itself then moves over UDP, pulled by the
-// receiver from the sender's file server (from=).
+// receiver from the sender's file server (from=). An accepted offer stays
+// in the table until the receiver says how the download ended (DONE, which
+// the master relays too), or until one side's connection ends: that is
+// how a sender learns that its push finished or that the receiver is gone.
+
+// verbDone is the receiver's report that an accepted push ended, relayed to
+// the sender: DONE offer=ID [error=TEXT].
+const verbDone = "DONE"
 
 type offer struct {
 	id       string
 	from, to *session
-	timer    *time.Timer
+	timer    *time.Timer // the answer's deadline; stopped once answered
+	accepted bool        // ACCEPT came: waiting for DONE
 }
 
 // offerTable holds the offers waiting for an answer (guarded by Server.mu).
@@ -75,7 +83,7 @@ func (ss *session) offer(m line.Msg) error {
 		if rx == nil {
 			return ss.sendErr(line.Errorf(line.CodeNotFound, "no receiver %q on this master", to))
 		}
-		return ss.sendErr(line.Errorf(line.CodeState, "%d offers already waiting for an answer", pending))
+		return ss.sendErr(line.Errorf(line.CodeState, "%d offers already waiting for an answer or a result", pending))
 	}
 	s.offers.seq++
 	o := &offer{id: strconv.FormatUint(s.offers.seq, 10), from: ss, to: rx}
@@ -108,12 +116,16 @@ func (ss *session) answer(m line.Msg) error {
 	id := m.Value("offer")
 	s.mu.Lock()
 	o := s.offers.byID[id]
-	if o == nil || o.to != ss {
+	if o == nil || o.to != ss || o.accepted {
 		s.mu.Unlock()
 		return ss.sendErr(line.Errorf(line.CodeNotFound, "no offer %q waiting for this receiver", id))
 	}
-	delete(s.offers.byID, id)
 	o.timer.Stop()
+	if m.Verb == line.VerbAccept {
+		o.accepted = true
+	} else {
+		delete(s.offers.byID, id)
+	}
 	s.mu.Unlock()
 	if err := ss.send(line.NewMsg(line.VerbOK).With("offer", id)); err != nil {
 		return err
@@ -130,20 +142,54 @@ func (ss *session) answer(m line.Msg) error {
 	return nil
 }
 
-// endOffer refuses a waiting offer on the receiver's behalf.
+// finish handles DONE offer=ID [error=TEXT] from the receiver of an accepted
+// offer: the push ended (error= says why it failed) and the sender is told.
+func (ss *session) finish(m line.Msg) error {
+	s := ss.s
+	id := m.Value("offer")
+	s.mu.Lock()
+	o := s.offers.byID[id]
+	switch {
+	case o == nil || o.to != ss:
+		s.mu.Unlock()
+		return ss.sendErr(line.Errorf(line.CodeNotFound, "no offer %q accepted by this receiver", id))
+	case !o.accepted:
+		s.mu.Unlock()
+		return ss.sendErr(line.Errorf(line.CodeState, "offer %q is not accepted yet: ACCEPT or REFUSE it", id))
+	}
+	delete(s.offers.byID, id)
+	s.mu.Unlock()
+	if err := ss.send(line.NewMsg(line.VerbOK).With("offer", id)); err != nil {
+		return err
+	}
+	relay := line.NewMsg(verbDone).With("offer", id)
+	if e := m.Value("error"); e != "" {
+		relay = relay.With("error", e)
+	}
+	o.from.send(relay)
+	return nil
+}
+
+// endOffer ends an offer on the receiver's behalf: a waiting one is
+// refused (REFUSE reason=), an accepted one fails (DONE error=).
 func (s *Server) endOffer(id, reason string) {
 	s.mu.Lock()
 	o := s.offers.byID[id]
 	delete(s.offers.byID, id)
 	s.mu.Unlock()
-	if o != nil {
-		o.timer.Stop()
-		o.from.send(line.NewMsg(line.VerbRefuse).With("offer", id).With("reason", reason))
+	if o == nil {
+		return
 	}
+	o.timer.Stop()
+	if o.accepted {
+		o.from.send(line.NewMsg(verbDone).With("offer", id).With("error", reason))
+		return
+	}
+	o.from.send(line.NewMsg(line.VerbRefuse).With("offer", id).With("reason", reason))
 }
 
-// dropOffers forgets the offers this session sent and refuses those it
-// was sent.
+// dropOffers forgets the offers this session sent and ends those it was
+// sent (refused if waiting, failed if accepted).
 func (ss *session) dropOffers() {
 	s := ss.s
 	var refused []string

@@ -7,9 +7,10 @@
 // (server.go). Each connection is served by one goroutine (session.go):
 // handshake and optional key check, then one request at a time, with the
 // registration it holds removed when it says BYE or goes away. offers.go
-// relays push offers from a sender to a receiver's connection. Config
-// holds every limit and timer, defaulting to the named constants of
-// netproto/line, so tests can shrink them.
+// relays push offers from a sender to a receiver's connection, and the
+// receiver's answer and result (DONE) back. Config holds every limit and
+// timer, defaulting to the named constants of netproto/line, so tests can
+// shrink them.
 package master
 
 import (
@@ -40,7 +41,8 @@ const (
 	// bounds them). A connection over it gets ERR 429 and is closed.
 	DefaultRate  = 100 // requests per second
 	DefaultBurst = 200
-	// MaxOffers bounds the push offers one connection may have waiting.
+	// MaxOffers bounds the push offers one connection may have waiting
+	// for an answer or, once accepted, for the receiver's DONE.
 	MaxOffers = 16
 	// OfferTimeout is how long an offer waits for ACCEPT or REFUSE.
 	OfferTimeout = 2 * time.Minute

@@ -154,8 +154,22 @@ func (c *Client) session(ctx context.Context) (*session, error) {
 	}
 	c.sess, c.idx = s, idx
 	go s.keepalive(nil)
+	go c.watch(s)
 	c.cfg.event(Event{Kind: Connected, Master: s.master})
 	return s, nil
+}
+
+// watch reports the end of a session as Lost (unless Close ended it): the
+// offers made on it can no longer be answered, and a sender waiting for an
+// answer must know.
+func (c *Client) watch(s *session) {
+	<-s.done
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if !closed {
+		c.cfg.event(Event{Kind: Lost, Master: s.master, Err: s.reason()})
+	}
 }
 
 // do runs one query, and once more on a fresh connection when the first
@@ -171,13 +185,12 @@ func (c *Client) do(ctx context.Context, q func(*session) error) error {
 	if err == nil || ctx.Err() != nil || errors.As(err, &refusal) && refusal.Code != line.CodeUnavailable {
 		return err
 	}
-	s.close()
+	s.close() // watch reports it as Lost
 	if refusal != nil {
 		c.mu.Lock()
 		c.idx = (c.idx + 1) % len(c.cfg.Masters)
 		c.mu.Unlock()
 	}
-	c.cfg.event(Event{Kind: Lost, Master: s.master, Err: err})
 	s2, err2 := c.session(ctx)
 	if err2 != nil {
 		return fmt.Errorf("%w (reconnecting: %v)", err, err2)

@@ -373,4 +373,62 @@ func TestPush(t *testing.T) {
 	if _, err := c.Offer(ctxT(t), "carol", f, ":5000"); !errors.As(err, &e) || e.Code != line.CodeNotFound {
 		t.Errorf("offer to nobody: %v", err)
 	}
+
+	// The receiver reports how an accepted push ended; the sender hears it.
+	for _, failure := range []string{"", "hash mismatch"} {
+		id, err := c.Offer(ctxT(t), "bob", f, ":5000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, rxEvents, Offered, func(e Event) bool { return e.Offer.ID == id })
+		if err := rx.Finish(ctxT(t), id, failure); !errors.As(err, &e) || e.Code != line.CodeState {
+			t.Errorf("Finish before Accept: %v, want ERR 403", err)
+		}
+		if err := rx.Accept(ctxT(t), id); err != nil {
+			t.Fatal(err)
+		}
+		if err := rx.Finish(ctxT(t), id, failure); err != nil {
+			t.Fatal(err)
+		}
+		fin := waitEvent(t, txEvents, OfferFinished, nil).Offer
+		if fin.ID != id || fin.Reason != failure {
+			t.Errorf("finished %+v, want id %s, reason %q", fin, id, failure)
+		}
+		if err := rx.Finish(ctxT(t), id, ""); !errors.As(err, &e) || e.Code != line.CodeNotFound {
+			t.Errorf("second Finish: %v, want ERR 404", err)
+		}
+	}
+
+	// A receiver that goes away fails the push it accepted.
+	id, err := c.Offer(ctxT(t), "bob", f, ":5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, rxEvents, Offered, func(e Event) bool { return e.Offer.ID == id })
+	if err := rx.Accept(ctxT(t), id); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, txEvents, OfferAnswered, nil)
+	rx.Close(ctxT(t))
+	if fin := waitEvent(t, txEvents, OfferFinished, func(e Event) bool { return e.Offer.ID == id }).Offer; fin.Reason != "receiver gone" {
+		t.Errorf("finished %+v, want receiver gone", fin)
+	}
+}
+
+func TestClientReportsLostSession(t *testing.T) {
+	m := startMaster(t, "127.0.0.1:0", master.Config{})
+	evs := make(chan Event, 16)
+	cfg := testCfg(m.addr)
+	cfg.OnEvent = func(e Event) { evs <- e }
+	c, err := Dial(ctxT(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The master going away is reported without a query: a sender waiting
+	// for an answer to an offer made on that connection must know.
+	m.stop(t)
+	if ev := waitEvent(t, evs, Lost, nil); ev.Master != m.addr || ev.Err == nil {
+		t.Errorf("Lost event %+v", ev)
+	}
+	c.Close()
 }

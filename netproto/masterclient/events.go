@@ -18,7 +18,12 @@ const (
 	Lost                           // the connection to Master ended or could not be made (Err); Retry says when the next try is
 	Offered                        // a receiver got a push offer (Offer)
 	OfferAnswered                  // a receiver answered our offer (Offer.Accepted, Offer.Reason)
+	OfferFinished                  // the receiver of our accepted offer says the push ended (Offer.Reason: why it failed, "" if it succeeded)
 )
+
+// verbDone is the receiver's report that an accepted push ended, which the
+// master relays to the sender: DONE offer=ID [error=TEXT].
+const verbDone = "DONE"
 
 func (k EventKind) String() string {
 	switch k {
@@ -34,6 +39,8 @@ func (k EventKind) String() string {
 		return "offered"
 	case OfferAnswered:
 		return "answered"
+	case OfferFinished:
+		return "finished"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -59,7 +66,7 @@ type Offer struct {
 	From     string // UDP address of the file server holding the file
 	By       string // the sender as the master names it
 	Accepted bool   // OfferAnswered: accepted
-	Reason   string // OfferAnswered: why it was refused
+	Reason   string // OfferAnswered: why it was refused; OfferFinished: why the push failed ("" = received and verified)
 }
 
 // pushEvent turns a line the master sent unasked into an event. Malformed
@@ -81,5 +88,9 @@ func pushEvent(cfg *Config, m line.Msg) {
 	case line.VerbRefuse:
 		o.Reason = m.Value("reason")
 		cfg.event(Event{Kind: OfferAnswered, Offer: o})
+	case verbDone:
+		o.Accepted = true
+		o.Reason = m.Value("error")
+		cfg.event(Event{Kind: OfferFinished, Offer: o})
 	}
 }

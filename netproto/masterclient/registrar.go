@@ -144,6 +144,16 @@ func (r *Registrar) Refuse(ctx context.Context, id, reason string) error {
 	return r.answer(ctx, m)
 }
 
+// Finish tells the sender of an accepted offer that the push ended: failure
+// is "" when the file was received and verified, else why it failed.
+func (r *Registrar) Finish(ctx context.Context, id, failure string) error {
+	m := line.NewMsg(verbDone).With("offer", id)
+	if failure != "" {
+		m = m.With("error", failure)
+	}
+	return r.answer(ctx, m)
+}
+
 func (r *Registrar) answer(ctx context.Context, m line.Msg) error {
 	r.mu.Lock()
 	s := r.sess

@@ -15,7 +15,7 @@ import (
 
 // session is one handshaken connection to a master. One goroutine reads:
 // replies go to the request waiting for them (one request at a time), and
-// OFFER, ACCEPT and REFUSE, which a master sends unasked, go to onPush.
+// OFFER, ACCEPT, REFUSE and DONE, which a master sends unasked, go to onPush.
 type session struct {
 	nc                         net.Conn
 	master                     string
@@ -178,7 +178,7 @@ func (s *session) readLoop() {
 			return
 		}
 		switch m.Verb {
-		case line.VerbOffer, line.VerbAccept, line.VerbRefuse:
+		case line.VerbOffer, line.VerbAccept, line.VerbRefuse, verbDone:
 			if s.onPush != nil {
 				s.onPush(m)
 			}
