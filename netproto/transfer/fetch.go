@@ -155,6 +155,7 @@ type source struct {
 	err    error
 
 	claims     []claim // chunk ranges this source is asked for (ascending)
+	moreAt     int     // when the last REQUEST was cut at MaxRequestRanges: ask for the rest once a chunk at or past this arrives; -1 otherwise
 	needUpdate bool
 	reqSent    time.Duration
 	backoff    int  // REQUEST retries since the source last answered
@@ -332,7 +333,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		if err != nil {
 			return nil, fmt.Errorf("transfer: source %q: %w", addr, err)
 		}
-		s := &source{addr: ua.AddrPort(), name: addr, lastChunk: -2, highest: -1}
+		s := &source{addr: ua.AddrPort(), name: addr, lastChunk: -2, highest: -1, moreAt: -1}
 		for s.tid == 0 || f.byTid[s.tid] != nil {
 			s.tid = randUint64()
 		}
@@ -613,13 +614,16 @@ func slicesSortClaims(cs []claim) {
 	}
 }
 
-// ranges lists the missing chunks of s's claims, at most MaxRequestRanges runs.
+// ranges lists the missing chunks of s's claims, at most MaxRequestRanges
+// runs; when it has to stop there it sets s.moreAt half way through them.
 func (f *fetcher) ranges(s *source) []chunk.Range {
 	var rs []chunk.Range
+	s.moreAt = -1
 	for _, c := range s.claims {
 		for i := f.have.NextMissing(c.next); i < c.hi; {
 			j := min(f.have.NextSet(i), c.hi)
 			if len(rs) == chunk.MaxRequestRanges {
+				s.moreAt = int(rs[len(rs)/2].First)
 				return rs
 			}
 			rs = append(rs, chunk.Range{First: uint32(i), Count: uint32(j - i)})
@@ -649,6 +653,11 @@ func (f *fetcher) sendRequest(s *source, now time.Duration) {
 	r := chunk.Request{Hash: f.hash, Size: f.req.Size, ChunkSize: uint32(f.chunkSize), Window: uint32(f.window), Cookie: s.cookie, Ranges: f.ranges(s)}
 	f.payBuf = chunk.AppendRequest(f.payBuf[:0], &r)
 	f.sendPacket(s, chunk.KindRequest, f.payBuf)
+	if s.state != srcActive {
+		// Until data flows the handshake is all there is: a second copy
+		// halves the chance that loss costs a whole request timeout.
+		f.sendPacket(s, chunk.KindRequest, f.payBuf)
+	}
 	if !s.contacted {
 		f.stats.add(TransfersStarted, 1)
 	}
@@ -838,6 +847,10 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 			f.cum = f.have.NextMissing(i)
 		}
 		s.highest = max(s.highest, i)
+		if s.moreAt >= 0 && i >= s.moreAt {
+			s.moreAt = -1
+			s.needUpdate = true // the rest of a wish list that did not fit one REQUEST
+		}
 		if len(s.claims) > 0 && (i >= s.claims[0].next || i >= s.claims[len(s.claims)-1].lo) && !f.hasWork(s) || len(s.claims) < SpansPerSource {
 			f.refill(s, now)
 		}

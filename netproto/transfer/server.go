@@ -350,6 +350,14 @@ func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byt
 	case s.closed || s.pending[key]:
 		s.mu.Unlock()
 		return
+	case s.transfers[key] != nil:
+		// Its file opened since handle looked: a duplicate REQUEST.
+		t := s.transfers[key]
+		s.mu.Unlock()
+		if err := t.update(&r, pn); err != nil {
+			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeBadRequest, 0, err.Error())
+		}
+		return
 	case len(s.transfers)+len(s.pending) >= s.cfg.MaxTransfers,
 		s.perAddr[key.addr] >= s.cfg.MaxTransfersPerAddr,
 		len(s.pending) >= s.cfg.MaxPending:

@@ -254,6 +254,11 @@ func TestHostileDatagrams(t *testing.T) {
 	tid := uint64(1234)
 	ck := r.cookie(content, tid)
 	r.sendPacket(chunk.KindRequest, tid, rawRequest(content, 1200, 64, ck, chunk.Range{First: 0, Count: 4}))
+	// The transfer exists once its DATA flows: only then can an ACK for it
+	// claim chunks it never sent.
+	if ps := r.recvUntil(5*time.Second, 5*time.Second, func(p chunk.Packet) bool { return p.Kind == chunk.KindData }); len(ps) == 0 {
+		t.Fatal("no DATA for the hostile client's own transfer")
+	}
 	all := chunk.NewChunkBitmap(100000)
 	for i := 0; i < all.Len(); i++ {
 		all.Set(i)
