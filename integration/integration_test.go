@@ -5,9 +5,11 @@ package integration
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -36,8 +38,10 @@ func TestStories(t *testing.T) {
 			e.Setenv("NO_COLOR", "")
 			e.Setenv("XDG_STATE_HOME", e.WorkDir+"/.state")
 			e.Setenv("XDG_CACHE_HOME", e.WorkDir+"/.cache")
+			setupEtcd(e)
 			return nil
 		},
+		Condition: etcdCondition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"freeport": cmdFreeport,
 			"waitport": cmdWaitport,
@@ -196,7 +200,7 @@ func cmdMkfile(ts *testscript.TestScript, neg bool, args []string) {
 		seed, err = strconv.ParseUint(args[2], 10, 64)
 		ts.Check(err)
 	}
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	r := mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	buf := make([]byte, n*mult)
 	for i := 0; i+8 <= len(buf); i += 8 {
 		v := r.Uint64()
@@ -221,4 +225,32 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("sleep %v: at most 10s", d)
 	}
 	time.Sleep(d)
+}
+
+// etcd in stories: `[!etcd] skip` skips a story when no etcd is running
+// (FXSH_ETCD_ENDPOINTS, comma-separated, as store/etcdcat's tests use),
+// but fails it when FXSH_REQUIRE_ETCD=1, as CI sets. Each story run gets
+// the endpoints and its own key prefix, so that runs sharing one etcd do
+// not see each other: --store etcd://$FXSH_ETCD_ENDPOINTS/$ETCD_PREFIX.
+// (Registrations are leased, so nothing is left under the prefix once
+// the story's TTLs have passed.)
+
+func etcdCondition(cond string) (bool, error) {
+	if cond != "etcd" {
+		return false, fmt.Errorf("unknown condition %q", cond)
+	}
+	if os.Getenv("FXSH_ETCD_ENDPOINTS") != "" {
+		return true, nil
+	}
+	if os.Getenv("FXSH_REQUIRE_ETCD") == "1" {
+		return false, fmt.Errorf("FXSH_REQUIRE_ETCD=1 but FXSH_ETCD_ENDPOINTS is not set (start one with .ci/etcd.sh start DIR)")
+	}
+	return false, nil
+}
+
+func setupEtcd(e *testscript.Env) {
+	var b [6]byte
+	rand.Read(b[:])
+	e.Setenv("FXSH_ETCD_ENDPOINTS", os.Getenv("FXSH_ETCD_ENDPOINTS"))
+	e.Setenv("ETCD_PREFIX", "fxsh-story/"+hex.EncodeToString(b[:]))
 }

@@ -20,19 +20,24 @@ func init() { areaCommands = append(areaCommands, masterCommands) }
 func masterCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
-			name: "serve", group: "Index", usage: "serve master [ADDR] [--store etcd://HOST:PORT[,HOST:PORT...]]",
-			minArgs: 1, maxArgs: 4,
+			name: "serve", group: "Index", usage: "serve master [ADDR] [--store etcd://HOST:PORT[,HOST:PORT...][/PREFIX]] [--ttl DURATION]",
+			minArgs: 1, maxArgs: 6,
 			summary: "start the master (the index) on ADDR (default :1234; port 0 picks one)",
 			detail: "File servers register their files with the master; clients list and search it.\n" +
 				"With --store etcd://… several masters share one catalog in etcd; the default is in memory.\n" +
+				"Masters with the same etcd and PREFIX share a catalog; a different PREFIX (letters, digits,\n" +
+				"- _ . and / between parts) keeps a separate one in the same etcd (keys under /PREFIX/fxsh/v1/).\n" +
+				"Clients and file servers take several masters (--master h1:1234,h2:1234) and fail over in order.\n" +
+				"--ttl (default 30s, whole seconds from 3s to 1h) is how long a silent file server stays\n" +
+				"listed, also after its master died; file servers are asked to ping every TTL/3.\n" +
 				"Without --key anyone on the network may join, and fxsh says so.",
-			example: "serve master 127.0.0.1:1234",
+			example: "serve master 127.0.0.1:1234 --store etcd://10.0.0.5:2379,10.0.0.6:2379/lab2 --ttl 15s",
 			run:     cmdServe,
 			complete: func(s *Shell, c *compCtx) []string {
 				if c.argIndex == 0 {
 					return []string{"master"}
 				}
-				return []string{"--store"}
+				return []string{"--store", "--ttl"}
 			},
 		},
 		{
@@ -71,17 +76,74 @@ func (r *masterRole) Close(ctx context.Context) error {
 	return err
 }
 
-// openCatalog returns the catalog named by --store.
-func openCatalog(ctx context.Context, spec string) (store.Catalog, string, error) {
+// Limits of serve master's --ttl and of the etcd key prefix.
+const (
+	// MinMasterTTL is the shortest --ttl: file servers ping every TTL/3,
+	// and etcd does not grant leases much shorter than 2 s.
+	MinMasterTTL = 3 * time.Second
+	// MaxMasterTTL is the longest --ttl: a dead file server's files stay
+	// listed that long.
+	MaxMasterTTL = time.Hour
+	// MaxEtcdPrefix is the longest PREFIX in --store etcd://…/PREFIX.
+	MaxEtcdPrefix = 128
+)
+
+// parseMasterTTL checks serve master's --ttl and returns the TTL and the
+// heartbeat interval announced to peers (a third of it).
+func parseMasterTTL(v string) (ttl, hb time.Duration, err error) {
+	if v == "" {
+		return line.DefaultTTL, line.DefaultHeartbeat, nil
+	}
+	ttl, err = time.ParseDuration(v)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bad --ttl %q: want a duration such as 30s", v)
+	}
+	if ttl < MinMasterTTL || ttl > MaxMasterTTL || ttl%time.Second != 0 {
+		return 0, 0, fmt.Errorf("bad --ttl %v: want whole seconds from %v to %v", ttl, MinMasterTTL, MaxMasterTTL)
+	}
+	return ttl, ttl / 3, nil
+}
+
+// parseEtcdPrefix turns the PREFIX of etcd://…/PREFIX into the catalog's
+// key prefix: "" is the default layout, anything else is put in front of
+// it, so that separate deployments (or test runs) can share one etcd.
+func parseEtcdPrefix(p string) (string, error) {
+	if p == "" {
+		return etcdcat.DefaultPrefix, nil
+	}
+	if len(p) > MaxEtcdPrefix {
+		return "", fmt.Errorf("bad etcd prefix: %d bytes, at most %d", len(p), MaxEtcdPrefix)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." || part == ".." {
+			return "", fmt.Errorf("bad etcd prefix %q: empty, . or .. part", p)
+		}
+		for _, r := range part {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+				return "", fmt.Errorf("bad etcd prefix %q: only letters, digits, - _ . and / between parts", p)
+			}
+		}
+	}
+	return "/" + p + etcdcat.DefaultPrefix, nil
+}
+
+// openCatalog returns the catalog named by --store, whose registrations
+// live for ttl.
+func openCatalog(ctx context.Context, spec string, ttl time.Duration) (store.Catalog, string, error) {
 	if spec == "" || spec == "memory" {
-		return memcat.New(line.DefaultTTL), "in memory", nil
+		return memcat.New(ttl), "in memory", nil
 	}
 	rest, ok := strings.CutPrefix(spec, "etcd://")
 	if !ok || rest == "" {
-		return nil, "", fmt.Errorf("bad --store %q: want etcd://HOST:PORT[,HOST:PORT...] or memory", spec)
+		return nil, "", fmt.Errorf("bad --store %q: want etcd://HOST:PORT[,HOST:PORT...][/PREFIX] or memory", spec)
+	}
+	hosts, path, _ := strings.Cut(rest, "/")
+	prefix, err := parseEtcdPrefix(path)
+	if err != nil {
+		return nil, "", err
 	}
 	var eps []string
-	for _, e := range strings.Split(rest, ",") {
+	for _, e := range strings.Split(hosts, ",") {
 		if e = strings.TrimSpace(e); e != "" {
 			if _, _, err := net.SplitHostPort(e); err != nil {
 				return nil, "", fmt.Errorf("bad etcd endpoint %q: %v", e, err)
@@ -89,22 +151,33 @@ func openCatalog(ctx context.Context, spec string) (store.Catalog, string, error
 			eps = append(eps, e)
 		}
 	}
+	if len(eps) == 0 {
+		return nil, "", fmt.Errorf("bad --store %q: no etcd endpoint", spec)
+	}
+	name := "etcd " + strings.Join(eps, ",")
+	if path != "" {
+		name += "/" + path
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cat, err := etcdcat.New(ctx, etcdcat.Config{Endpoints: eps, TTL: line.DefaultTTL})
+	cat, err := etcdcat.New(ctx, etcdcat.Config{Endpoints: eps, Prefix: prefix, TTL: ttl})
 	if err != nil {
-		return nil, "", fmt.Errorf("connecting to etcd %s: %w", strings.Join(eps, ","), err)
+		return nil, "", fmt.Errorf("connecting to %s: %w", name, err)
 	}
-	return cat, "etcd " + strings.Join(eps, ","), nil
+	return cat, name, nil
 }
 
 func cmdServe(ctx context.Context, s *Shell, c *call) error {
-	pos, f, err := c.flags(map[string]bool{"--store": true})
+	pos, f, err := c.flags(map[string]bool{"--store": true, "--ttl": true})
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 || pos[0] != "master" {
-		return errors.New("usage: serve master [ADDR] [--store etcd://HOST:PORT]")
+		return errors.New("usage: " + c.spec.usage)
+	}
+	ttl, hb, err := parseMasterTTL(f["--ttl"])
+	if err != nil {
+		return err
 	}
 	if len(pos) > 2 {
 		return fmt.Errorf("one address, not %q", pos[1:])
@@ -119,7 +192,7 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("bad address %q: want HOST:PORT, e.g. 127.0.0.1:1234 or :0", addr)
 	}
-	cat, storeName, err := openCatalog(ctx, f["--store"])
+	cat, storeName, err := openCatalog(ctx, f["--store"], ttl)
 	if err != nil {
 		return err
 	}
@@ -133,8 +206,10 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 		key = []byte(s.opts.Key)
 	}
 	srv := master.New(master.Config{
-		Catalog: cat,
-		Key:     key,
+		Catalog:   cat,
+		Key:       key,
+		TTL:       ttl,
+		Heartbeat: hb,
 		Trace: func(ev master.TraceEvent) {
 			if s.set.On("trace") {
 				s.traceTCP("master", ev)
