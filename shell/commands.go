@@ -197,6 +197,16 @@ At the end of a script fxsh waits for downloads, then keeps serving until Ctrl-C
 
 `
 
+// helpOrder ranks commands within their group in `help` (others follow).
+var helpOrder = map[string]int{
+	"serve": 1, "master": 2, "share": 3, "unshare": 4, "rescan": 5, "list": 6, "search": 7, "peers": 8,
+	"get": 1, "send": 2, "receive": 3, "offers": 4, "accept": 5, "refuse": 6, "stats": 7, "trace": 8, "demo": 9,
+}
+
+// helpUsageWidth is the widest usage shown beside its summary; a longer one
+// gets a line of its own.
+const helpUsageWidth = 30
+
 // helpText lists the commands by group.
 func (s *Shell) helpText() string {
 	var b strings.Builder
@@ -210,12 +220,28 @@ func (s *Shell) helpText() string {
 		if len(rows) == 0 {
 			continue
 		}
+		sort.SliceStable(rows, func(i, j int) bool {
+			ri, rj := helpOrder[rows[i].name], helpOrder[rows[j].name]
+			if ri == 0 {
+				ri = 100
+			}
+			if rj == 0 {
+				rj = 100
+			}
+			return ri < rj
+		})
 		b.WriteString(s.pal.head.Sprint(g) + "\n")
 		w := 0
 		for _, c := range rows {
-			w = max(w, len(c.usage))
+			if len(c.usage) <= helpUsageWidth {
+				w = max(w, len(c.usage))
+			}
 		}
 		for _, c := range rows {
+			if len(c.usage) > helpUsageWidth {
+				fmt.Fprintf(&b, "  %s\n  %-*s  %s\n", c.usage, w, "", c.summary)
+				continue
+			}
 			fmt.Fprintf(&b, "  %-*s  %s\n", w, c.usage, c.summary)
 		}
 	}
