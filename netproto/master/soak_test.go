@@ -55,6 +55,7 @@ func BenchmarkSoak(b *testing.B) {
 		}
 	}
 	build := time.Since(buildStart)
+	hwmBuild := procStatus("VmHWM") // building leaves garbage: the peak may be here
 	runtime.GC()
 	rssCatalog := procStatus("VmRSS")
 
@@ -190,6 +191,8 @@ sample:
 	b.ReportMetric(pct(1), "max-ms")
 	b.ReportMetric(float64(errs.Load()), "errors")
 	b.ReportMetric(rssCatalog/1024, "catalogRSS-MiB")
+	b.ReportMetric(hwmBuild/1024, "buildPeakRSS-MiB")
+	b.ReportMetric(procStatus("VmRSS")/1024, "endRSS-MiB")
 	b.ReportMetric(procStatus("VmHWM")/1024, "peakRSS-MiB")
 	b.ReportMetric(float64(peakG), "goroutines-peak")
 	b.ReportMetric(float64(goroutinesAfter-goroutinesBefore), "goroutines-left")
