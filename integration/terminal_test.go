@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -201,6 +202,11 @@ func TestTerminalBackgroundMessage(t *testing.T) {
 	os.MkdirAll(share, 0o755)
 	os.WriteFile(filepath.Join(share, "alpha.txt"), []byte("a"), 0o644)
 	os.WriteFile(filepath.Join(share, "beta one.txt"), []byte("b"), 0o644)
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i * 7 >> 3)
+	}
+	os.WriteFile(filepath.Join(share, "big.bin"), big, 0o644)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -216,14 +222,15 @@ func TestTerminalBackgroundMessage(t *testing.T) {
 
 	// Half a line typed, then a file server registers from another process.
 	tm.text("echo half-typed")
-	srv := exec.Command(bin, "--master", addr, "-c", "share "+share)
+	// The file server sends at most 500 kB/s, so a download lasts a while.
+	srv := exec.Command(bin, "--master", addr, "-c", "set rate 500kB/s; set chunk 8192; share "+share)
 	srv.Env = append(os.Environ(), "XDG_CACHE_HOME="+work)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
 	screen := tm.waitScreen("the registration event", func(s string) bool {
-		return strings.Contains(s, "registered: 2 files")
+		return strings.Contains(s, "registered: 3 files")
 	})
 	if got := lastLine(screen); got != "fxsh> echo half-typed" {
 		t.Errorf("half-typed line after a background message = %q, want it intact; screen:\n%s", got, screen)
@@ -241,6 +248,30 @@ func TestTerminalBackgroundMessage(t *testing.T) {
 		return strings.HasSuffix(lastLine(s), `fxsh> get alpha.txt beta\ one.txt`)
 	})
 	tm.keys("C-c")
+
+	// wait redraws a live block of bars; Ctrl-C stops the wait, not the job.
+	tm.text("get big.bin")
+	tm.keys("Enter")
+	tm.waitScreen("the job", func(s string) bool { return strings.Contains(s, "job 1: big.bin") })
+	tm.text("wait")
+	tm.keys("Enter")
+	tm.waitScreen("a live progress bar", func(s string) bool {
+		return strings.Contains(s, "[1] running   get [#")
+	})
+	tm.keys("C-c")
+	tm.waitScreen("the wait interrupted", func(s string) bool {
+		return strings.Contains(s, "wait: interrupted (the jobs go on)")
+	})
+	if strings.Contains(tm.screen(false), "job 1 cancelled") {
+		t.Fatal("Ctrl-C during wait cancelled the job")
+	}
+	tm.text("wait")
+	tm.keys("Enter")
+	tm.waitScreen("the job done", func(s string) bool { return strings.Contains(s, "job 1 done: big.bin") })
+	got, err := os.ReadFile(filepath.Join(work, "big.bin"))
+	if err != nil || !bytes.Equal(got, big) {
+		t.Errorf("downloaded big.bin differs (%v)", err)
+	}
 	tm.text("quit")
 	tm.keys("Enter")
 }
