@@ -381,6 +381,9 @@ func TestDeadMaster(t *testing.T) {
 // panics, and when etcd is back it catches up with what happened meanwhile
 // (including a compaction that swallowed its watch's history).
 func TestOutage(t *testing.T) {
+	// Parallel with TestMasterEtcdOutage only (it has an etcd of its own),
+	// since this test compacts the shared etcd: most of both is waiting.
+	t.Parallel()
 	eps := etcdEndpoints(t)
 	prefix := testPrefix(t, eps)
 	ctx := testCtx(t)
