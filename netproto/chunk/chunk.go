@@ -1,5 +1,5 @@
 // Package chunk is the wire format of fxsh's UDP chunk protocol (see
-// netproto/PROTOCOL-udp.md). One datagram is one packet: a fixed 32-byte
+// netproto/PROTOCOL.md, section 2). One datagram is one packet: a fixed 32-byte
 // Header followed by a kind-specific payload.
 //
 // Header is the common part (magic, version, kind, flags, payload length,

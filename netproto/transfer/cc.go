@@ -9,7 +9,7 @@ import "time"
 // sample taken while the RTT stays near its minimum is corrected for the
 // fraction of chunks lost in its interval (random loss does not fill
 // queues), while one taken with an inflated RTT is used as measured (loss
-// with a queue is congestion). See PROTOCOL-udp.md.
+// with a queue is congestion). See netproto/PROTOCOL.md, section 2.
 const (
 	startupGain    = 2.885 // 2/ln 2: doubles the delivery rate each round
 	drainGain      = 1 / startupGain

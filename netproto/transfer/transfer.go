@@ -1,5 +1,5 @@
 // Package transfer moves files over fxsh's UDP chunk protocol (the wire
-// format is package chunk; the protocol is netproto/PROTOCOL-udp.md).
+// format is package chunk; the protocol is netproto/PROTOCOL.md, section 2).
 //
 // Server serves files to many clients at once from one UDP socket: it
 // validates addresses with stateless cookies, runs one paced sender per
