@@ -76,12 +76,24 @@ func (r *Row) finish() {
 		r.Met = "-"
 		return
 	}
-	v := r.RatioMedian
+	v, rounds := r.RatioMedian, r.Ratio
 	if r.Target.Of == "fxsh" {
-		v = r.FxshMedian
+		v, rounds = r.FxshMedian, r.Fxsh
 	}
 	if math.IsNaN(v) {
 		r.Met = "untested"
+		return
+	}
+	// A round that failed (a download that did not complete) fails the
+	// target: a median of the rounds that worked would hide it.
+	missing := 0
+	for _, x := range rounds {
+		if math.IsNaN(x) {
+			missing++
+		}
+	}
+	if missing > 0 {
+		r.Met = fmt.Sprintf("no (%d/%d rounds failed)", missing, len(rounds))
 		return
 	}
 	ok, err := r.Target.check(v)

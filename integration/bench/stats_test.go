@@ -140,6 +140,7 @@ func TestRowFinish(t *testing.T) {
 	}{
 		{"ratio met", Row{Fxsh: []float64{90, 80, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8}}, "yes", 0.9, 3},
 		{"ratio missed", Row{Fxsh: []float64{70, 60, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8}}, "no", 0.7, 3},
+		{"a failed round", Row{Fxsh: []float64{90, nan, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8}}, "no (1/3 rounds failed)", 0.95, 3},
 		{"fxsh missing", Row{Fxsh: []float64{nan, nan}, Ref: []float64{1, 1}, Target: Target{"ratio", ">=", 1}}, "untested", nan, 2},
 		{"fxsh below a cap", Row{Fxsh: []float64{1.2, 1.6, 1.4}, Target: Target{"fxsh", "<=", 1.5}}, "yes", nan, 0},
 		{"fxsh over a cap", Row{Fxsh: []float64{2.5, 1.9}, Target: Target{"fxsh", "<", 2}}, "no", nan, 0},
@@ -163,7 +164,7 @@ func TestPrintCaseAndJSON(t *testing.T) {
 	r.finish()
 	var b strings.Builder
 	printCase(&b, CaseResult{Name: "loopback", Rows: []Row{r}, Info: []string{"hello"}})
-	for _, want := range []string{"loopback 1GiB", "1000 (tcp-cubic)", "0.8 - 0.9", "0.85", ">= 0.8×", "yes", "hello"} {
+	for _, want := range []string{"loopback 1GiB", "1000 (tcp-cubic)", "0.8 - 0.9", "0.85", ">= 0.8×", "no (1/3 rounds failed)", "hello"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
