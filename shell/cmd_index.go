@@ -81,16 +81,14 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 	return c, nil
 }
 
-// clientEvent reports push offers answered and masters lost.
+// clientEvent hands push answers and results, and the loss of the master
+// connection they travel on, to the send jobs (cmd_push.go).
 func (s *Shell) clientEvent(ev masterclient.Event) {
 	switch ev.Kind {
-	case masterclient.OfferAnswered:
+	case masterclient.OfferAnswered, masterclient.OfferFinished, masterclient.Lost:
 		s.offerAnswered(ev)
 	}
 }
-
-// offerAnswered is replaced by the push commands when they are present.
-func (s *Shell) offerAnswered(ev masterclient.Event) {}
 
 // dropClient closes the master connection (the master changed).
 func (s *Shell) dropClient() {

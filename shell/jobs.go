@@ -372,7 +372,11 @@ func renderJob(p *palette, s JobSnapshot, width int) string {
 		humanBytes(s.Done), total, humanRate(s.Rate), eta)
 	line += "  " + s.Name
 	if len(s.Sources) > 0 {
-		line += p.dim.Sprint("  from " + strings.Join(s.Sources, ","))
+		dir := "  from "
+		if s.Kind == "send" {
+			dir = "  to "
+		}
+		line += p.dim.Sprint(dir + strings.Join(s.Sources, ","))
 	}
 	if s.Err != nil && s.State == JobFailed {
 		line += "\n    " + p.err.Sprint("error: ") + s.Err.Error()

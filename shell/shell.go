@@ -91,6 +91,8 @@ type Shell struct {
 
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
+
+	push pushState // offers sent and the server of pushed files (cmd_push.go)
 }
 
 // errReported marks an error already printed, so callers only stop.
