@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"fxsh/netproto/chunk"
 	"fxsh/netproto/download"
 	"fxsh/netproto/transfer"
 	"fxsh/store"
@@ -231,7 +233,10 @@ func (s *Shell) startDownload(e store.Entry, dir string, overwrite, mayFail bool
 		if err == nil {
 			j.SetDone(e.Size)
 		}
-		_ = res
+		// jobs -v shows each source's final share, not the last sample's.
+		<-lastMu
+		last.Sources = res.Fetch.Sources
+		lastMu <- struct{}{}
 		return downloadError(err)
 	})
 }
@@ -262,17 +267,37 @@ func progressCounters(st transfer.Stats, p transfer.Progress) []Counter {
 		{"impair_drops", strconv.FormatInt(st.ImpairDrops, 10)},
 		{"rtt", st.RTT.Round(10 * time.Microsecond).String()},
 	}
+	var total int64
 	for _, src := range p.Sources {
-		v := fmt.Sprintf("%s/%s", src.State, humanBytes(src.Bytes))
-		if p.Total > 0 {
-			v += fmt.Sprintf("(%.0f%%)", 100*float64(src.Bytes)/float64(p.Total))
-		}
-		if src.RTT > 0 {
-			v += "/rtt=" + src.RTT.Round(10*time.Microsecond).String()
-		}
-		out = append(out, Counter{"src " + src.Addr, v})
+		total += src.Bytes
+	}
+	for _, src := range p.Sources {
+		out = append(out, Counter{sourceCounter, sourceLine(src, total)})
 	}
 	return out
+}
+
+// sourceCounter names the counters jobs -v prints one per line: a source of
+// a download and its share of the bytes.
+const sourceCounter = "source"
+
+// sourceLine describes one source: address, state, bytes it delivered and
+// their share of what all sources delivered, RTT, and why it failed.
+func sourceLine(src transfer.SourceStats, total int64) string {
+	v := fmt.Sprintf("%s %s %s", src.Addr, src.State, humanBytes(src.Bytes))
+	if total > 0 {
+		v += fmt.Sprintf(" (%.0f%%)", 100*float64(src.Bytes)/float64(total))
+	}
+	if src.RTT > 0 {
+		v += " rtt " + src.RTT.Round(10*time.Microsecond).String()
+	}
+	if src.Duplicates > 0 {
+		v += fmt.Sprintf(" dups %d", src.Duplicates)
+	}
+	if src.Err != nil {
+		v += ": " + src.Err.Error()
+	}
+	return v
 }
 
 func cmdStats(_ context.Context, s *Shell, _ *call) error {
@@ -313,40 +338,115 @@ func (s *Shell) traceUDP(role string) func(transfer.Event) {
 		if !s.set.On("trace") {
 			return
 		}
-		arrow := "<-"
-		if ev.Dir == transfer.Sent {
-			arrow = "->"
-		}
-		kind := ev.Header.Kind.String()
-		col := s.pal.dim
-		detail := ""
-		switch {
-		case ev.Request != nil:
-			col = s.pal.hi
-			detail = fmt.Sprintf(" %+v", *ev.Request)
-		case ev.Retry != nil:
-			col = s.pal.hi
-			detail = " cookie"
-		case ev.Ack != nil:
-			col = s.pal.ok
-			detail = fmt.Sprintf(" %+v", *ev.Ack)
-		case ev.Done != nil:
-			col = s.pal.ok
-			detail = fmt.Sprintf(" %+v", *ev.Done)
-		case ev.Error != nil:
-			col = s.pal.err
-			detail = fmt.Sprintf(" %+v", *ev.Error)
-		}
-		if ev.Dropped != "" {
-			detail += " DROPPED(" + ev.Dropped + ")"
-			col = s.pal.warn
-		}
-		if len(detail) > 200 {
-			detail = detail[:200] + "…"
-		}
-		s.notify(fmt.Sprintf("%s udp %s %s %s %s #%d %dB%s", ev.Time.Format("15:04:05.000"), role, arrow, ev.Peer,
-			col.Sprint(kind), ev.Header.Chunk, ev.Size, detail))
+		s.notify(s.udpTraceLine(role, ev))
 	}
+}
+
+// udpTraceLine renders one datagram: time, role, direction, peer, kind
+// (coloured by kind), transfer id and what the payload says.
+func (s *Shell) udpTraceLine(role string, ev transfer.Event) string {
+	arrow := "<-"
+	if ev.Dir == transfer.Sent {
+		arrow = "->"
+	}
+	h := ev.Header
+	col := s.pal.dim
+	var b strings.Builder
+	switch {
+	case ev.Request != nil:
+		col = s.pal.hi
+		r := ev.Request
+		fmt.Fprintf(&b, " file=%x size=%d chunk=%d win=%d cookie=%dB want=%s", r.Hash[:6], r.Size, r.ChunkSize,
+			r.Window, len(r.Cookie), rangeList(r.Ranges))
+	case ev.Retry != nil:
+		col = s.pal.hi
+		fmt.Fprintf(&b, " cookie=%dB maxchunk=%d", len(ev.Retry.Cookie), ev.Retry.MaxChunkSize)
+	case h.Kind == chunk.KindData:
+		fmt.Fprintf(&b, " chunk=%d", h.Chunk)
+		if h.Flags&chunk.FlagRetransmit != 0 {
+			col = s.pal.warn
+			b.WriteString(" retransmit")
+		}
+		if h.Flags&chunk.FlagAckNow != 0 {
+			b.WriteString(" ack-now")
+		}
+	case ev.Ack != nil:
+		col = s.pal.ok
+		a := ev.Ack
+		fmt.Fprintf(&b, " cum=%d base=%d bitmap=%s win=%d delay=%dµs", a.Cumulative, a.Base, ackBitmap(a), a.Window, a.Delay)
+	case ev.Done != nil:
+		col = s.pal.ok
+		b.WriteString(" " + doneReason(ev.Done.Reason))
+	case ev.Error != nil:
+		col = s.pal.err
+		fmt.Fprintf(&b, " %s", ev.Error.Code)
+		if ev.Error.Value != 0 {
+			fmt.Fprintf(&b, " value=%d", ev.Error.Value)
+		}
+		if ev.Error.Text != "" {
+			fmt.Fprintf(&b, " %q", ev.Error.Text)
+		}
+	}
+	if ev.Dropped != "" {
+		col = s.pal.warn
+		b.WriteString(" DROPPED(" + ev.Dropped + ")")
+	}
+	peer := netip.AddrPortFrom(ev.Peer.Addr().Unmap(), ev.Peer.Port())
+	return fmt.Sprintf("%s udp %s %s %s %s t=%04x%s %dB", ev.Time.Format("15:04:05.000"), role, arrow, peer,
+		col.Sprint(h.Kind.String()), h.Transfer&0xffff, b.String(), ev.Size)
+}
+
+// MaxTraceBits is how much of an ACK bitmap a trace line shows.
+const MaxTraceBits = 64
+
+// ackBitmap shows an ACK's bitmap readably: bit k (chunk base+k) as '1'
+// (held) or '0' (missing), lowest first, at most MaxTraceBits of them.
+func ackBitmap(a *chunk.Ack) string {
+	if a.NBits == 0 {
+		return "-"
+	}
+	n := min(int(a.NBits), MaxTraceBits)
+	var b strings.Builder
+	for k := range n {
+		if a.Bit(a.Base + uint32(k)) {
+			b.WriteByte('1')
+		} else {
+			b.WriteByte('0')
+		}
+	}
+	if int(a.NBits) > n {
+		fmt.Fprintf(&b, "…(+%d)", int(a.NBits)-n)
+	}
+	return b.String()
+}
+
+// rangeList shows a REQUEST's wanted ranges as first+count, the first few.
+func rangeList(rs []chunk.Range) string {
+	if len(rs) == 0 {
+		return "-"
+	}
+	const most = 4
+	var parts []string
+	for i, r := range rs {
+		if i == most {
+			parts = append(parts, fmt.Sprintf("…(+%d)", len(rs)-most))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d+%d", r.First, r.Count))
+	}
+	return strings.Join(parts, ",")
+}
+
+func doneReason(r chunk.DoneReason) string {
+	switch r {
+	case chunk.DoneComplete:
+		return "complete"
+	case chunk.DoneCancel:
+		return "cancel"
+	case chunk.DoneEcho:
+		return "echo"
+	}
+	return fmt.Sprintf("reason=%d", r)
 }
 
 // applyImpair pushes the demo settings into the process's Impair.

@@ -84,11 +84,18 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 			rate += sn.Rate
 		}
 		if verbose && len(sn.Counters) > 0 {
-			var parts []string
+			var parts, sources []string
 			for _, ct := range sn.Counters {
+				if ct.Name == sourceCounter {
+					sources = append(sources, ct.Value)
+					continue
+				}
 				parts = append(parts, ct.Name+"="+ct.Value)
 			}
 			b.WriteString(s.pal.dim.Sprint("    "+strings.Join(parts, " ")) + "\n")
+			for _, src := range sources {
+				b.WriteString(s.pal.dim.Sprint("    source "+src) + "\n")
+			}
 		}
 	}
 	var parts []string

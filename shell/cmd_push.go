@@ -432,7 +432,7 @@ func (r *receiveRole) receive(ctx context.Context, j *Job, o *masterclient.Offer
 	if v := s.set.Get("chunk"); v != "auto" {
 		chunk, _ = strconv.Atoi(v)
 	}
-	_, err := download.Get(ctx, download.Request{
+	res, err := download.Get(ctx, download.Request{
 		Entry:         store.Entry{File: store.File{Name: o.Name, Size: o.Size, Hash: o.Hash}, Servers: []string{o.From}},
 		Dir:           r.dir,
 		ChunkSize:     chunk,
@@ -448,6 +448,9 @@ func (r *receiveRole) receive(ctx context.Context, j *Job, o *masterclient.Offer
 			mu.Unlock()
 		},
 	})
+	mu.Lock()
+	last.Sources = res.Fetch.Sources
+	mu.Unlock()
 	failure := ""
 	switch {
 	case err == nil:
