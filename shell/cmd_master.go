@@ -273,6 +273,8 @@ func (s *Shell) traceTCP(role string, ev line.TraceEvent) {
 		col = s.pal.hi
 	case "REGISTER", "END", "OK", "BYE":
 		col = s.pal.ok
+	case "OFFER", "ACCEPT", "REFUSE", "DONE": // pushes
+		col = s.pal.warn
 	}
 	s.notify(fmt.Sprintf("%s tcp %s %s %s %s", ev.Time.Format("15:04:05.000"), role, arrow, ev.Remote, col.Sprint(ev.Line)))
 }

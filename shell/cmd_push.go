@@ -789,16 +789,17 @@ func (s *Shell) runSend(ctx context.Context, j *Job, path, name, peer string) er
 		return err
 	}
 	j.SetTotal(size)
-	from, release, err := s.push.serve(s, path, hash, size, mtime, j)
+	ps, release, err := s.push.serve(s, path, hash, size, mtime, j)
 	if err != nil {
 		return err
 	}
 	defer release()
+	j.SetCounters(ps.jobCounters)
 	cl, err := s.client(ctx)
 	if err != nil {
 		return err
 	}
-	id, err := cl.Offer(ctx, peer, store.File{Name: name, Size: size, Hash: hash}, from)
+	id, err := cl.Offer(ctx, peer, store.File{Name: name, Size: size, Hash: hash}, ps.addr)
 	if err != nil {
 		return fmt.Errorf("offering to %s: %w", peer, err)
 	}
@@ -878,10 +879,11 @@ func hashFile(ctx context.Context, path string) (string, int64, time.Time, error
 // pushServer serves the files being pushed, by hash, and follows the
 // receivers' ACKs to move the send jobs' progress bars.
 type pushServer struct {
-	srv    *transfer.Server
-	addr   string
-	done   chan struct{}
-	traceF func(transfer.Event)
+	srv      *transfer.Server
+	addr     string
+	done     chan struct{}
+	traceF   func(transfer.Event)
+	counters *transfer.Counters // this server's (every push it serves)
 
 	mu    sync.Mutex // protects the fields below
 	files map[string]*pushFile
@@ -907,14 +909,15 @@ type pushTrack struct {
 }
 
 // serve makes the push server serve path (with this hash) for job j and
-// returns the address to offer and a function that stops serving it.
-func (p *pushState) serve(s *Shell, path, hash string, size int64, mtime time.Time, j *Job) (string, func(), error) {
+// returns the server (its address is the one to offer) and a function that
+// stops serving the file.
+func (p *pushState) serve(s *Shell, path, hash string, size int64, mtime time.Time, j *Job) (*pushServer, func(), error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.srv == nil {
 		srv, err := startPushServer(s)
 		if err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
 		p.srv = srv
 	}
@@ -952,7 +955,25 @@ func (p *pushState) serve(s *Shell, path, hash string, size int64, mtime time.Ti
 			ps.close()
 		}
 	}
-	return ps.addr, release, nil
+	return ps, release, nil
+}
+
+// jobCounters shows a send job what the push server's side of the protocol
+// did (all the pushes it serves at the moment): datagrams, retransmissions,
+// losses, RTT, congestion window and pacing rate.
+func (ps *pushServer) jobCounters() []Counter {
+	st := ps.counters.Snapshot()
+	return []Counter{
+		{"sent", strconv.FormatInt(st.DatagramsSent, 10)},
+		{"recv", strconv.FormatInt(st.DatagramsReceived, 10)},
+		{"retrans", strconv.FormatInt(st.Retransmits, 10)},
+		{"losses", strconv.FormatInt(st.Losses, 10)},
+		{"pto", strconv.FormatInt(st.Timeouts, 10)},
+		{"impair_drops", strconv.FormatInt(st.ImpairDrops, 10)},
+		{"rtt", st.RTT.Round(10 * time.Microsecond).String()},
+		{"cwnd", humanBytes(st.Cwnd)},
+		{"pacing", humanRate(float64(st.PacingRate))},
+	}
 }
 
 func startPushServer(s *Shell) (*pushServer, error) {
@@ -961,12 +982,12 @@ func startPushServer(s *Shell) (*pushServer, error) {
 		return nil, fmt.Errorf("opening a udp socket to serve the file: %w", err)
 	}
 	ps := &pushServer{addr: pc.LocalAddr().String(), done: make(chan struct{}), traceF: s.traceUDP("send"),
-		files: map[string]*pushFile{}, xfers: map[pushXfer]pushTrack{}}
+		counters: transfer.NewCounters(s.counters), files: map[string]*pushFile{}, xfers: map[pushXfer]pushTrack{}}
 	ps.srv = transfer.NewServer(pc, transfer.ServerConfig{
 		Open:     ps.open,
 		Key:      fileserver.UDPKey(s.opts.Key),
 		Impair:   s.impair,
-		Counters: s.counters,
+		Counters: ps.counters,
 		Trace:    ps.trace,
 	})
 	go func() {
