@@ -80,6 +80,8 @@ type ClientConfig struct {
 	TraceSample      int
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
+
+	noOffload bool // tests: no GSO or GRO
 }
 
 // SourceStats describe one source of a fetch.
@@ -170,6 +172,7 @@ type source struct {
 	hasPn     bool
 	unacked   int
 	unackedAt time.Duration
+	ackDue    bool // an ACK waits for the end of the batch (flushAcks)
 	lastChunk int
 	highest   int
 	bytes     int64
@@ -215,6 +218,7 @@ type fetcher struct {
 	pool      []claim // missing chunks nobody is asked for, ascending, at most spanLen each
 	payBuf    []byte
 	pktBuf    []byte
+	acksDue   bool // some source has ackDue
 	rate      float64
 	lastProg  time.Duration
 	lastHave  int64
@@ -297,7 +301,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	if f.stats == nil {
 		f.stats = NewCounters(nil)
 	}
-	f.link = newLink(conn, cfg.Impair, f.stats, cfg.Trace, cfg.TraceSample)
+	f.link = newLink(conn, cfg.Impair, f.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
 
 	f.have = chunk.NewChunkBitmap(f.nchunks)
 	for i := 0; i < f.nchunks; i++ {
@@ -679,7 +683,7 @@ func (f *fetcher) sendAck(s *source, now time.Duration) {
 	fixed := chunk.AppendAck(f.payBuf, &a)
 	f.payBuf = f.have.AppendBits(fixed, base, nbits)
 	f.sendPacket(s, chunk.KindAck, f.payBuf)
-	s.unacked = 0
+	s.unacked, s.ackDue = 0, false
 }
 
 func (f *fetcher) sendDone(s *source, reason chunk.DoneReason) {
@@ -688,10 +692,18 @@ func (f *fetcher) sendDone(s *source, reason chunk.DoneReason) {
 }
 
 func (f *fetcher) readLoop() {
-	buf := make([]byte, chunk.MaxDatagram+1)
+	// Handlers are bound once: a method value per datagram would allocate.
+	now, batched := f.handle, f.handleBatched
 	fails := 0
 	for {
-		n, from, err := f.link.read(buf)
+		// Without impairment, ACKs due in a batch go out once at its end
+		// (they then cover the whole batch); an impaired datagram may be
+		// handled later on another goroutine, so it acknowledges at once.
+		h := now
+		if f.link.impair.load() == nil {
+			h = batched
+		}
+		err := f.link.receive(h)
 		if err != nil {
 			f.mu.Lock()
 			done := f.finished
@@ -709,12 +721,41 @@ func (f *fetcher) readLoop() {
 			continue
 		}
 		fails = 0
-		f.link.deliver(buf[:n], from, f.handle)
+		f.flushAcks()
 	}
 }
 
-// handle processes one datagram from the socket.
-func (f *fetcher) handle(b []byte, from netip.AddrPort) {
+// flushAcks sends the ACKs that datagrams of the last batch made due.
+func (f *fetcher) flushAcks() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.acksDue {
+		return
+	}
+	f.acksDue = false
+	if f.finished {
+		return
+	}
+	now := f.now()
+	for _, s := range f.srcs {
+		if s.ackDue {
+			s.ackDue = false
+			if s.state != srcFailed {
+				f.sendAck(s, now)
+			}
+		}
+	}
+}
+
+func (f *fetcher) handleBatched(b []byte, from netip.AddrPort) { f.handlePacket(b, from, true) }
+
+// handle processes one datagram from the socket; an ACK it makes due goes
+// out at once.
+func (f *fetcher) handle(b []byte, from netip.AddrPort) { f.handlePacket(b, from, false) }
+
+// handlePacket processes one datagram; with batched, an ACK it makes due
+// waits for flushAcks at the end of the batch.
+func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 	p, n, err := chunk.ParsePacket(b)
 	if err != nil {
 		if err == chunk.ErrChecksum {
@@ -753,7 +794,7 @@ func (f *fetcher) handle(b []byte, from netip.AddrPort) {
 	now := f.now()
 	switch p.Kind {
 	case chunk.KindData:
-		f.onData(s, &p.Header, payload, now)
+		f.onData(s, &p.Header, payload, now, batched)
 	case chunk.KindRetry:
 		r, _, err := chunk.ParseRetry(payload)
 		if err != nil {
@@ -801,7 +842,7 @@ func (f *fetcher) handle(b []byte, from netip.AddrPort) {
 }
 
 // onData stores one chunk. Called with f.mu held.
-func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Duration) {
+func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Duration, batched bool) {
 	i := int(h.Chunk)
 	if i >= f.nchunks || len(data) != f.chunkLen(i) {
 		f.stats.add(Malformed, 1)
@@ -859,7 +900,13 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		s.unackedAt = now
 	}
 	s.unacked++
-	if ackNow || s.unacked >= f.ackEvery || f.have.Full() {
+	switch {
+	case f.have.Full():
+		f.sendAck(s, now)
+	case !ackNow && s.unacked < f.ackEvery:
+	case batched:
+		s.ackDue, f.acksDue = true, true
+	default:
 		f.sendAck(s, now)
 	}
 	if f.have.Full() {

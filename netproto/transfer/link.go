@@ -15,11 +15,17 @@ import (
 // descheduled for a moment does not drop a window's worth of datagrams.
 const SocketBuffer = 8 << 20
 
+// maxDatagramBuf is a receive buffer for one datagram: one byte more than
+// the largest packet, so a longer datagram shows as malformed.
+const maxDatagramBuf = chunk.MaxDatagram + 1
+
 // link is one UDP socket with counting, tracing and impairment on both
-// directions. It is safe for concurrent use.
+// directions. It is safe for concurrent use, except receive, which one
+// goroutine calls at a time.
 type link struct {
 	conn   net.PacketConn
-	udp    *net.UDPConn // non-nil: the allocation-free path
+	udp    *net.UDPConn  // non-nil: the allocation-free path
+	off    *offloadBatch // non-nil: batched reads, GSO sends where the kernel has them (Linux)
 	impair *Impair
 	stats  *Counters
 	trace  func(Event)
@@ -27,15 +33,95 @@ type link struct {
 	nData  atomic.Uint64
 	outQ   delayLine // Impair's delay, sending side
 	inQ    delayLine // Impair's delay, receiving side
+
+	// The receiving goroutine's.
+	rxBuf     []byte                       // one datagram, without offload
+	rxHandler func([]byte, netip.AddrPort) // the handler of the receive in progress
+	rxDeliver func([]byte, netip.AddrPort) // l.deliver to rxHandler, bound once
 }
 
-func newLink(conn net.PacketConn, im *Impair, stats *Counters, trace func(Event), sample int) *link {
+// newLink wraps conn. noOffload turns off GRO and GSO (tests of the plain
+// path); batched reads stay.
+func newLink(conn net.PacketConn, im *Impair, stats *Counters, trace func(Event), sample int, noOffload bool) *link {
 	if sample <= 0 {
 		sample = DefaultTraceSample
 	}
 	l := &link{conn: conn, impair: im, stats: stats, trace: trace, sample: uint64(sample)}
 	l.udp, _ = conn.(*net.UDPConn)
+	if l.udp != nil {
+		l.off = newOffload(l.udp, noOffload)
+	}
+	l.rxDeliver = func(b []byte, from netip.AddrPort) { l.deliver(b, from, l.rxHandler) }
 	return l
+}
+
+// receive blocks until datagrams arrive, then hands each one to h through
+// the impairment (see deliver). With batching it returns after a batch, so
+// the caller can act once per batch (acknowledge, say).
+func (l *link) receive(h func([]byte, netip.AddrPort)) error {
+	if l.off != nil {
+		l.rxHandler = h
+		return l.off.read(l.rxDeliver)
+	}
+	if l.rxBuf == nil {
+		l.rxBuf = make([]byte, maxDatagramBuf)
+	}
+	n, from, err := l.read(l.rxBuf)
+	if err != nil {
+		return err
+	}
+	l.deliver(l.rxBuf[:n], from, h)
+	return nil
+}
+
+// batchSegments is how many packets of seg bytes a sender should put in one
+// sendBatch: as many as one GSO send carries (about 64 KiB), at least one.
+func (l *link) batchSegments(seg int) int {
+	return max(1, min(maxGSOSegments, maxGSOBytes/max(seg, 1)))
+}
+
+// sendBatch sends the packets in b: each seg bytes long except possibly the
+// last. gso is gsoControl(seg). Without impairment and with GSO it is one
+// system call; otherwise each packet goes through send.
+func (l *link) sendBatch(b []byte, seg int, to netip.AddrPort, gso []byte) error {
+	if len(b) <= seg || l.impair.load() != nil || l.off == nil || !l.off.gso.Load() {
+		return l.sendEach(b, seg, to)
+	}
+	_, _, err := l.udp.WriteMsgUDPAddrPort(b, gso, to)
+	if err != nil {
+		if isGSOError(err) {
+			l.off.gso.Store(false)
+			return l.sendEach(b, seg, to)
+		}
+		return err
+	}
+	n := (len(b) + seg - 1) / seg
+	l.stats.add(DatagramsSent, int64(n))
+	l.stats.add(BytesSent, int64(len(b)))
+	if l.trace != nil {
+		for off := 0; off < len(b); off += seg {
+			l.traceSent(b[off:min(off+seg, len(b))], to, nil, "")
+		}
+	}
+	return nil
+}
+
+// sendEach sends the packets of b one by one. It carries on past a failed
+// one (a full socket buffer loses that datagram only) unless the socket is
+// closed, and returns the first error.
+func (l *link) sendEach(b []byte, seg int, to netip.AddrPort) error {
+	var first error
+	for off := 0; off < len(b); off += seg {
+		if err := l.send(b[off:min(off+seg, len(b))], to, nil); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }
 
 // receiveBuffer enlarges the socket's buffers and returns the receive

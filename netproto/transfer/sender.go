@@ -482,7 +482,16 @@ func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 	t.signal()
 }
 
-// run is the transfer's sender goroutine.
+// planned is one chunk the sender decided to send.
+type planned struct {
+	chunk uint32
+	flags chunk.Flags
+	pn    uint64
+}
+
+// run is the transfer's sender goroutine. It sends in batches: every chunk
+// the pacer and the window allow now, up to one GSO send (about 64 KiB),
+// with one file read per run of consecutive chunks, then one system call.
 func (t *transfer) run() {
 	s := t.srv
 	defer s.wg.Done()
@@ -493,14 +502,43 @@ func (t *transfer) run() {
 	t.mu.Lock()
 	t.lastRecv = t.now()
 	t.mu.Unlock()
-	buf := make([]byte, 0, chunk.HeaderLen+t.chunkSize+chunk.TagLen)
+	seg := chunk.HeaderLen + t.chunkSize
+	if t.cipher != nil {
+		seg += chunk.TagLen
+	}
+	nseg := s.link.batchSegments(seg)
+	gso := gsoControl(seg)
+	buf := make([]byte, nseg*seg)
+	var scratch []byte // one read for a run of chunks, copied into the packets
+	if nseg > 1 {
+		scratch = make([]byte, nseg*t.chunkSize)
+	}
+	plans := make([]planned, 0, nseg)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		plans = plans[:0]
+		var wait time.Duration
+		var stop bool
 		t.mu.Lock()
-		c, flags, wait, stop := t.plan(t.now())
-		pn := t.pn - 1
+		for len(plans) < nseg {
+			c, flags, w, st := t.plan(t.now())
+			if st || w > 0 {
+				wait, stop = w, st
+				break
+			}
+			plans = append(plans, planned{c, flags, t.pn - 1})
+			if t.chunkLen(c) < t.chunkSize {
+				break // a short packet can only be the last of a GSO send
+			}
+		}
 		t.mu.Unlock()
+		if len(plans) > 0 {
+			if err := t.sendPlanned(plans, buf, scratch, seg, gso); err != nil {
+				return
+			}
+			continue
+		}
 		if stop {
 			t.mu.Lock()
 			err := t.readErr
@@ -510,35 +548,91 @@ func (t *transfer) run() {
 			}
 			return
 		}
-		if wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-t.wake:
-			case <-timer.C:
-			case <-s.ctx.Done():
-				return
-			}
-			continue
-		}
-		n := t.chunkLen(c)
-		buf = chunk.AppendHeader(buf[:0], chunk.Header{Kind: chunk.KindData, Flags: flags, Transfer: t.key.tid, Chunk: c, Number: pn})
-		buf = buf[:chunk.HeaderLen+n]
-		if m, err := t.file.ReadAt(buf[chunk.HeaderLen:], int64(c)*int64(t.chunkSize)); m < n {
-			t.mu.Lock()
-			t.readErr = fmt.Errorf("reading chunk %d: %w", c, err)
-			t.mu.Unlock()
-			continue
-		}
-		buf = chunk.Finish(buf, 0, t.cipher)
-		if err := s.link.send(buf, t.key.addr, nil); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // e.g. ENOBUFS: the chunk counts as sent and is recovered as a loss
-		}
-		s.stats.add(ChunksSent, 1)
-		if flags&chunk.FlagRetransmit != 0 {
-			s.stats.add(Retransmits, 1)
+		timer.Reset(wait)
+		select {
+		case <-t.wake:
+		case <-timer.C:
+		case <-s.ctx.Done():
+			return
 		}
 	}
+}
+
+// sendPlanned reads and sends the planned chunks as packets of seg bytes
+// laid end to end in buf. It returns an error only when the socket is
+// closed; a failed read stops the transfer through readErr, and a failed
+// send counts as loss (recovered like one).
+func (t *transfer) sendPlanned(plans []planned, buf, scratch []byte, seg int, gso []byte) error {
+	s := t.srv
+	end := 0
+	for i := 0; i < len(plans); {
+		// A run of consecutive chunks is read at once.
+		j := i + 1
+		for j < len(plans) && plans[j].chunk == plans[j-1].chunk+1 && scratch != nil {
+			j++
+		}
+		off := int64(plans[i].chunk) * int64(t.chunkSize)
+		var data []byte
+		if j-i > 1 {
+			n := 0
+			for k := i; k < j; k++ {
+				n += t.chunkLen(plans[k].chunk)
+			}
+			if m, err := t.file.ReadAt(scratch[:n], off); m < n {
+				t.failRead(plans[i].chunk, err)
+				break
+			}
+			data = scratch[:n]
+		}
+		ok := true
+		for k := i; k < j; k++ {
+			p := plans[k]
+			n := t.chunkLen(p.chunk)
+			pkt := chunk.AppendHeader(buf[end:end], chunk.Header{Kind: chunk.KindData, Flags: p.flags, Transfer: t.key.tid, Chunk: p.chunk, Number: p.pn})
+			pkt = pkt[:chunk.HeaderLen+n]
+			if data != nil {
+				copy(pkt[chunk.HeaderLen:], data[:n])
+				data = data[n:]
+			} else if m, err := t.file.ReadAt(pkt[chunk.HeaderLen:], off); m < n {
+				t.failRead(p.chunk, err)
+				ok = false
+				break
+			}
+			pkt = chunk.Finish(pkt, 0, t.cipher)
+			end += len(pkt)
+		}
+		if !ok {
+			break
+		}
+		i = j
+	}
+	if end == 0 {
+		return nil
+	}
+	if err := s.link.sendBatch(buf[:end], seg, t.key.addr, gso); err != nil && errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	// Chunks whose send failed otherwise count as sent: they are recovered
+	// as losses.
+	n := int64((end + seg - 1) / seg)
+	s.stats.add(ChunksSent, n)
+	var retx int64
+	for _, p := range plans[:n] {
+		if p.flags&chunk.FlagRetransmit != 0 {
+			retx++
+		}
+	}
+	if retx > 0 {
+		s.stats.add(Retransmits, retx)
+	}
+	return nil
+}
+
+func (t *transfer) failRead(c uint32, err error) {
+	if err == nil {
+		err = errors.New("short read")
+	}
+	t.mu.Lock()
+	t.readErr = fmt.Errorf("reading chunk %d: %w", c, err)
+	t.mu.Unlock()
 }

@@ -79,6 +79,8 @@ type ServerConfig struct {
 	Counters    *Counters   // parent of the server's counters (e.g. the process's); may be nil
 	Trace       func(Event) // called from the server's goroutines; must not block
 	TraceSample int         // DATA events: one in TraceSample (0: DefaultTraceSample)
+
+	noOffload bool // tests: no GSO or GRO
 }
 
 func (c *ServerConfig) defaults() error {
@@ -143,7 +145,7 @@ func NewServer(conn net.PacketConn, cfg ServerConfig) *Server {
 	s.cfgErr = cfg.defaults()
 	s.cfg = cfg
 	s.stats = NewCounters(cfg.Counters)
-	s.link = newLink(conn, cfg.Impair, s.stats, cfg.Trace, cfg.TraceSample)
+	s.link = newLink(conn, cfg.Impair, s.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
 	s.link.receiveBuffer()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -176,10 +178,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, s.Close)
 	defer stop()
-	buf := make([]byte, chunk.MaxDatagram+1)
+	handle := s.handle // bound once: a method value per datagram would allocate
 	fails := 0
 	for {
-		n, from, err := s.link.read(buf)
+		err := s.link.receive(handle)
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				s.Close()
@@ -194,7 +196,6 @@ func (s *Server) Serve(ctx context.Context) error {
 			continue
 		}
 		fails = 0
-		s.link.deliver(buf[:n], from, s.handle)
 	}
 }
 
