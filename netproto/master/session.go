@@ -62,7 +62,7 @@ func (ss *session) send(msgs ...line.Msg) error {
 	// The deadline goes first: WriteMsg flushes to the connection
 	// whenever the buffer fills, and a deadline left over from an earlier
 	// reply would fail those writes once it has passed.
-	ss.nc.SetWriteDeadline(time.Now().Add(ss.s.cfg.WriteTimeout))
+	ss.setDeadline(ss.nc.SetWriteDeadline, time.Now().Add(ss.s.cfg.WriteTimeout))
 	for _, m := range msgs {
 		if err := ss.w.WriteMsg(m); err != nil {
 			return err
@@ -90,7 +90,7 @@ func (ss *session) run() error {
 		return err
 	}
 	for {
-		ss.nc.SetReadDeadline(time.Now().Add(ss.s.cfg.TTL))
+		ss.setDeadline(ss.nc.SetReadDeadline, time.Now().Add(ss.s.cfg.TTL))
 		m, err := ss.read()
 		if err != nil {
 			return err
@@ -170,7 +170,7 @@ func secs(d time.Duration) string {
 
 func (ss *session) handshake() error {
 	cfg := &ss.s.cfg
-	ss.nc.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	ss.setDeadline(ss.nc.SetReadDeadline, time.Now().Add(cfg.HelloTimeout))
 	fail := func(e *line.Error) error {
 		ss.sendErr(e)
 		ss.s.event(Event{Kind: ConnRefused, Remote: ss.remote, Reason: e.Msg})
@@ -315,7 +315,7 @@ func (ss *session) register(m line.Msg) error {
 	var bad *line.Error
 	seen := make(map[string]bool, hint)
 	for i := range n {
-		ss.nc.SetReadDeadline(time.Now().Add(cfg.TTL))
+		ss.setDeadline(ss.nc.SetReadDeadline, time.Now().Add(cfg.TTL))
 		raw, err := ss.r.ReadLine()
 		if errors.Is(err, line.ErrLineTooLong) {
 			ss.sendErr(line.Errorf(line.CodeTooLong, "line longer than %d bytes", cfg.MaxLine))
@@ -345,7 +345,7 @@ func (ss *session) register(m line.Msg) error {
 		seen[e.Name] = true
 		files = append(files, e.File)
 	}
-	ss.nc.SetReadDeadline(time.Now().Add(cfg.TTL))
+	ss.setDeadline(ss.nc.SetReadDeadline, time.Now().Add(cfg.TTL))
 	end, err := ss.r.ReadMsg()
 	var pe *line.ProtocolError
 	if err != nil && !errors.As(err, &pe) {
@@ -571,4 +571,17 @@ func (ss *session) leave() {
 	defer cancel()
 	s.cfg.Catalog.Unregister(ctx, addr)
 	s.event(Event{Kind: PeerLeft, Addr: addr, Role: ss.role, Remote: ss.remote, Reason: "left"})
+}
+
+// setDeadline sets one of the connection's deadlines unless the master is
+// shutting down, when it keeps the past deadline Shutdown set. Shutdown
+// sets closing and the deadlines under the same lock, so a session that
+// renews a deadline just after Shutdown cannot block for a whole TTL.
+func (ss *session) setDeadline(set func(time.Time) error, t time.Time) {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if ss.s.closing {
+		t = time.Unix(1, 0)
+	}
+	set(t)
 }
