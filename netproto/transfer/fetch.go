@@ -21,6 +21,15 @@ type Sink interface {
 	WriteChunk(i int, data []byte) error // store chunk i at offset i*ChunkSize; data is only valid during the call
 }
 
+// RunSink is a Sink that can also store a run of consecutive chunks whose
+// bytes lie end to end in data with one call (store/partfile implements
+// it). Fetch gathers small chunks that arrive in order into such runs, to
+// save a write per chunk.
+type RunSink interface {
+	Sink
+	WriteChunks(first int, data []byte) error
+}
+
 // Request says what to fetch and from where.
 type Request struct {
 	Hash      string   // "sha256:" + 64 hex digits
@@ -52,6 +61,11 @@ const (
 	// minStallTime is the least silence after which a source's claims go
 	// to others (it becomes 8 RTTs on slower paths).
 	minStallTime = 200 * time.Millisecond
+	// MaxRunChunk is the largest chunk size Fetch gathers into runs for a
+	// RunSink: a bigger chunk is written on its own at little cost.
+	MaxRunChunk = 16 << 10
+	// RunBytes caps a run of chunks gathered for one write.
+	RunBytes = 256 << 10
 	// MaxSources caps the sources of one fetch.
 	MaxSources = 64
 	// controlTick is the client's timer resolution (delayed ACKs, request
@@ -218,7 +232,10 @@ type fetcher struct {
 	pool      []claim // missing chunks nobody is asked for, ascending, at most spanLen each
 	payBuf    []byte
 	pktBuf    []byte
-	acksDue   bool // some source has ackDue
+	acksDue   bool    // some source has ackDue
+	runSink   RunSink // non-nil: gather small chunks into runs
+	runBuf    []byte  // chunks runFirst... end to end, not yet written
+	runFirst  int
 	rate      float64
 	lastProg  time.Duration
 	lastHave  int64
@@ -330,6 +347,10 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		f.link.receiveBuffer()
 	}
 	f.window = max(MinWindow, min(f.window, chunk.MaxWindow))
+	if rs, ok := sink.(RunSink); ok && f.chunkSize <= MaxRunChunk {
+		f.runSink = rs
+		f.runBuf = make([]byte, 0, RunBytes)
+	}
 	f.ackEvery = max(2, min(f.window/16, 8))
 
 	for _, addr := range req.Sources {
@@ -700,7 +721,7 @@ func (f *fetcher) readLoop() {
 		// (they then cover the whole batch); an impaired datagram may be
 		// handled later on another goroutine, so it acknowledges at once.
 		h := now
-		if f.link.impair.load() == nil {
+		if f.link.impair.idle() {
 			h = batched
 		}
 		err := f.link.receive(h)
@@ -729,7 +750,7 @@ func (f *fetcher) readLoop() {
 func (f *fetcher) flushAcks() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.acksDue {
+	if !f.flushRun() || !f.acksDue {
 		return
 	}
 	f.acksDue = false
@@ -745,6 +766,21 @@ func (f *fetcher) flushAcks() {
 			}
 		}
 	}
+}
+
+// flushRun writes the gathered run of chunks; false if that failed (the
+// fetch then fails). Called with f.mu held.
+func (f *fetcher) flushRun() bool {
+	if len(f.runBuf) == 0 {
+		return true
+	}
+	err := f.runSink.WriteChunks(f.runFirst, f.runBuf)
+	f.runBuf = f.runBuf[:0]
+	if err != nil {
+		f.finish(fmt.Errorf("transfer: writing chunks from %d: %w", f.runFirst, err))
+		return false
+	}
+	return true
 }
 
 func (f *fetcher) handleBatched(b []byte, from netip.AddrPort) { f.handlePacket(b, from, true) }
@@ -875,8 +911,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		s.dups++
 		ackNow = true
 	} else {
-		if err := f.sink.WriteChunk(i, data); err != nil {
-			f.finish(fmt.Errorf("transfer: writing chunk %d: %w", i, err))
+		if !f.store(i, data, batched) {
 			return
 		}
 		f.have.Set(i)
@@ -902,6 +937,9 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 	s.unacked++
 	switch {
 	case f.have.Full():
+		if !f.flushRun() {
+			return
+		}
 		f.sendAck(s, now)
 	case !ackNow && s.unacked < f.ackEvery:
 	case batched:
@@ -918,6 +956,29 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 			f.sendRequest(o, now)
 		}
 	}
+}
+
+// store hands chunk i to the sink, or, in a batch, adds it to the run to
+// write at the end of the batch (so the batch's ACKs follow the write).
+// False if the sink failed. Called with f.mu held.
+func (f *fetcher) store(i int, data []byte, batched bool) bool {
+	if f.runSink == nil || !batched {
+		if err := f.sink.WriteChunk(i, data); err != nil {
+			f.finish(fmt.Errorf("transfer: writing chunk %d: %w", i, err))
+			return false
+		}
+		return true
+	}
+	if n := len(f.runBuf); n > 0 && (i != f.runFirst+n/f.chunkSize || n+len(data) > cap(f.runBuf) || n%f.chunkSize != 0) {
+		if !f.flushRun() {
+			return false
+		}
+	}
+	if len(f.runBuf) == 0 {
+		f.runFirst = i
+	}
+	f.runBuf = append(f.runBuf, data...)
+	return true
 }
 
 func randUint64() uint64 {

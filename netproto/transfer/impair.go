@@ -77,6 +77,13 @@ func (im *Impair) Settings() ImpairSettings {
 	return ImpairSettings{}
 }
 
+// idle reports whether im does nothing now (nil, never set, or set to
+// zero), so datagrams may go in batches.
+func (im *Impair) idle() bool {
+	s := im.load()
+	return s == nil || (!s.active() && s.Rate == 0)
+}
+
 func (im *Impair) load() *ImpairSettings {
 	if im == nil {
 		return nil

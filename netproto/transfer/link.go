@@ -31,8 +31,9 @@ type link struct {
 	trace  func(Event)
 	sample uint64
 	nData  atomic.Uint64
-	outQ   delayLine // Impair's delay, sending side
-	inQ    delayLine // Impair's delay, receiving side
+	gsoN   atomic.Int64 // GSO sends (tests)
+	outQ   delayLine    // Impair's delay, sending side
+	inQ    delayLine    // Impair's delay, receiving side
 
 	// The receiving goroutine's.
 	rxBuf     []byte                       // one datagram, without offload
@@ -84,7 +85,7 @@ func (l *link) batchSegments(seg int) int {
 // last. gso is gsoControl(seg). Without impairment and with GSO it is one
 // system call; otherwise each packet goes through send.
 func (l *link) sendBatch(b []byte, seg int, to netip.AddrPort, gso []byte) error {
-	if len(b) <= seg || l.impair.load() != nil || l.off == nil || !l.off.gso.Load() {
+	if len(b) <= seg || !l.impair.idle() || l.off == nil || !l.off.gso.Load() {
 		return l.sendEach(b, seg, to)
 	}
 	_, _, err := l.udp.WriteMsgUDPAddrPort(b, gso, to)
@@ -95,6 +96,7 @@ func (l *link) sendBatch(b []byte, seg int, to netip.AddrPort, gso []byte) error
 		}
 		return err
 	}
+	l.gsoN.Add(1)
 	n := (len(b) + seg - 1) / seg
 	l.stats.add(DatagramsSent, int64(n))
 	l.stats.add(BytesSent, int64(len(b)))

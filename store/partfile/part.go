@@ -2,7 +2,8 @@
 // outside their folder.
 //
 // Open starts or resumes the download of one file into a folder and returns
-// a Part. Chunks arrive in any order through WriteChunk and go to a hidden
+// a Part. Chunks arrive in any order through WriteChunk (or a run of
+// consecutive ones with one write through WriteChunks) and go to a hidden
 // temporary file beside the final name (".NAME.fxpart"). Checkpoint syncs the
 // data and then records the chunks on disk in a state file (".NAME.fxstate",
 // see AppendState), so a chunk is marked only once its bytes are safe; a Part
@@ -397,6 +398,85 @@ func (p *Part) WriteChunk(i int, data []byte) error {
 		signal(p.ckptKick)
 	}
 	return nil
+}
+
+// WriteChunks writes the consecutive chunks first, first+1, ... whose bytes
+// lie end to end in data, with one write: for small chunks that arrive in
+// order it saves a system call per chunk. data must hold whole chunks (the
+// file's last one may be short). If any of them is written already, or being
+// written, each chunk goes through WriteChunk instead. Errors are
+// WriteChunk's.
+func (p *Part) WriteChunks(first int, data []byte) error {
+	if first < 0 || first >= p.nchunks || p.chunkSize <= 0 {
+		return fmt.Errorf("%w: index %d of %d", ErrBadChunk, first, p.nchunks)
+	}
+	n := (len(data) + p.chunkSize - 1) / p.chunkSize
+	if n == 0 || first+n > p.nchunks || int64(len(data)) != min(int64(n)*int64(p.chunkSize), p.size-int64(first)*int64(p.chunkSize)) {
+		return fmt.Errorf("%w: %d bytes for chunks from %d of %d", ErrBadChunk, len(data), first, p.nchunks)
+	}
+	if n > 1 {
+		if done, err := p.writeRun(first, n, data); done {
+			return err
+		}
+	}
+	for i := first; len(data) > 0; i++ {
+		m := min(len(data), p.chunkSize)
+		if err := p.WriteChunk(i, data[:m]); err != nil {
+			return err
+		}
+		data = data[m:]
+	}
+	return nil
+}
+
+// writeRun writes n chunks with one write; done is false (and nothing
+// written) if one of them is there already or being written.
+func (p *Part) writeRun(first, n int, data []byte) (done bool, err error) {
+	p.opMu.RLock()
+	defer p.opMu.RUnlock()
+	if p.ended {
+		return true, ErrClosed
+	}
+	p.mu.Lock()
+	if err := p.autoErr; err != nil {
+		p.autoErr = nil
+		p.mu.Unlock()
+		return true, err
+	}
+	for i := first; i < first+n; i++ {
+		if p.have.get(i) || p.busy.get(i) {
+			p.mu.Unlock()
+			return false, nil
+		}
+	}
+	for i := first; i < first+n; i++ {
+		p.busy.set(i)
+	}
+	p.mu.Unlock()
+
+	_, err = p.w.WriteAt(data, int64(first)*int64(p.chunkSize))
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := first; i < first+n; i++ {
+		p.busy.clear(i)
+	}
+	if err != nil {
+		return true, wrapIO(fmt.Sprintf("writing chunks %d to %d of %q", first, first+n-1, p.name), err)
+	}
+	for i := first; i < first+n; i++ {
+		p.have.set(i)
+	}
+	p.count += n
+	p.unsynced += int64(len(data))
+	if first <= p.prefix && p.prefix < first+n {
+		p.prefix = p.have.firstMissing(first+n-1, p.nchunks)
+		signal(p.kick)
+	}
+	if p.unsynced >= p.ckptBytes {
+		signal(p.ckptKick)
+	}
+	return true, nil
 }
 
 func signal(c chan struct{}) {

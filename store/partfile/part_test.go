@@ -1019,3 +1019,82 @@ func TestFinishIncomplete(t *testing.T) {
 		t.Errorf("Finish hashed %d bytes itself, want 0", p.finishHashed)
 	}
 }
+
+func TestWriteChunks(t *testing.T) {
+	const cs = testChunk
+	size := 20*cs + 33 // 21 chunks, the last one short
+	tests := []struct {
+		name   string
+		before []int    // chunks written one by one first
+		runs   [][2]int // [first, count] runs written with WriteChunks
+	}{
+		{"one run", nil, [][2]int{{0, 21}}},
+		{"runs in order", nil, [][2]int{{0, 5}, {5, 5}, {10, 11}}},
+		{"runs out of order", nil, [][2]int{{16, 5}, {0, 8}, {8, 8}}},
+		{"single chunks", nil, [][2]int{{20, 1}, {0, 1}, {1, 19}}},
+		{"over written chunks", []int{3, 4, 12}, [][2]int{{0, 10}, {10, 11}}},
+		{"twice", nil, [][2]int{{0, 21}, {0, 21}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := content(size, 5)
+			p, err := Open(t.TempDir(), "f", int64(size), hashOf(data), cs, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			writeAll(t, p, data, tt.before)
+			for _, r := range tt.runs {
+				run := slices.Clone(data[r[0]*cs : min((r[0]+r[1])*cs, size)])
+				if err := p.WriteChunks(r[0], run); err != nil {
+					t.Fatalf("WriteChunks(%d, %d chunks): %v", r[0], r[1], err)
+				}
+				clear(run)
+			}
+			if n, b := p.Count(); n != p.NumChunks() || b != int64(size) {
+				t.Fatalf("Count = %d, %d; want %d, %d", n, b, p.NumChunks(), size)
+			}
+			if err := p.Finish(context.Background()); err != nil {
+				t.Fatalf("Finish: %v", err)
+			}
+		})
+	}
+}
+
+func TestWriteChunksValidation(t *testing.T) {
+	const cs = testChunk
+	size := 4*cs + 10
+	p, err := Open(t.TempDir(), "f", int64(size), hashOf(content(size, 1)), cs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		first int
+		n     int
+	}{
+		{"negative index", -1, 2 * cs},
+		{"index past the end", 5, cs},
+		{"empty", 0, 0},
+		{"not whole chunks", 0, 2*cs - 1},
+		{"past the end", 3, 2 * cs},
+		{"last chunk too long", 3, 2*cs + 11},
+		{"last chunk too short", 3, cs + 9},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := p.WriteChunks(tt.first, make([]byte, tt.n)); !errors.Is(err, ErrBadChunk) {
+				t.Errorf("WriteChunks(%d, %d bytes) = %v, want ErrBadChunk", tt.first, tt.n, err)
+			}
+		})
+	}
+	if n, _ := p.Count(); n != 0 {
+		t.Errorf("Count = %d after refused writes", n)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteChunks(0, make([]byte, 2*cs)); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteChunks after Close = %v, want ErrClosed", err)
+	}
+}
