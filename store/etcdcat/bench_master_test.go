@@ -68,9 +68,8 @@ func startBenchMaster(b *testing.B, cat store.Catalog) *benchMasterServer {
 
 // stop ends the master as a kill -9 would: every connection closed at
 // once, no registration removed (the catalog is the caller's to close).
-// Hence Shutdown with a context already done: it does not wait for the
-// sessions (which may, besides, re-arm their read deadlines after
-// Shutdown set them in the past, and keep serving PINGs).
+// Hence Shutdown with a context already done: it closes every connection
+// without waiting for the sessions to wind down.
 func (m *benchMasterServer) stop() {
 	if m.served == nil {
 		return
