@@ -104,11 +104,11 @@ func (s *Shell) dropClient() {
 // masterError explains a failure to reach the master.
 func masterError(masters []string, err error) error {
 	where := strings.Join(masters, ", ")
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
+	if errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("no master at %s (start one with `serve master`, or give --master HOST:PORT)", where)
-	case errors.Is(err, masterclient.ErrKeyRequired):
-		return fmt.Errorf("master %s: %w", where, err)
+	}
+	if strings.HasPrefix(err.Error(), "master ") {
+		return err // already names the master
 	}
 	return fmt.Errorf("master %s: %w", where, err)
 }
