@@ -1,13 +1,9 @@
 package line
 
 import (
-	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"fxsh/store"
 )
@@ -145,29 +141,8 @@ func CheckName(name string, max int) error {
 	if max <= 0 {
 		max = MaxName
 	}
-	bad := func(why string) error { return &ProtocolError{Reason: "bad name: " + why, Input: name} }
-	switch {
-	case name == "":
-		return bad("empty")
-	case len(name) > max:
-		return bad(fmt.Sprintf("longer than %d bytes", max))
-	case !utf8.ValidString(name):
-		return bad("invalid UTF-8")
-	case name[0] == '/':
-		return bad("absolute")
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == utf8.RuneError {
-			return bad("control character")
-		}
-	}
-	for el := range strings.SplitSeq(name, "/") {
-		if el == ".." {
-			return bad(`".." element`)
-		}
-	}
-	if path.Clean(name) != name || name == "." {
-		return bad("not clean")
+	if why := store.NameProblem(name, max); why != "" {
+		return &ProtocolError{Reason: "bad name: " + why, Input: name}
 	}
 	return nil
 }

@@ -366,8 +366,8 @@ func TestHostileRegistration(t *testing.T) {
 		f    string // the second F line
 		want string
 	}{
-		{"dot dot", fline("../etc/passwd", "p"), `bad name: ".." element: "../etc/passwd"`},
-		{"dot dot inside", fline("a/../../b", "p"), `bad name: ".." element: "a/../../b"`},
+		{"dot dot", fline("../etc/passwd", "p"), `bad name: ".." component: "../etc/passwd"`},
+		{"dot dot inside", fline("a/../../b", "p"), `bad name: ".." component: "a/../../b"`},
 		{"absolute", fline("/etc/passwd", "p"), `bad name: absolute: "/etc/passwd"`},
 		{"NUL escaped", fline("a\x00b", "p"), `bad name: control character: "a\x00b"`},
 		{"NUL raw", "F name=a\x00b size=1 type=text mtime=1 hash=" + hash("p"), `raw control character: "a\x00b"`},
@@ -376,9 +376,9 @@ func TestHostileRegistration(t *testing.T) {
 		{"bidi override", fline("photo\u202egpj.exe", "p"), `bad name: control character: "photo\u202egpj.exe"`},
 		{"newline", fline("a\nb", "p"), `bad name: control character: "a\nb"`},
 		{"too long", fline(long, "p"), `bad name: longer than 1024 bytes: "` + long[:80] + `..."`},
-		{"not clean", fline("a//b", "p"), `bad name: not clean: "a//b"`},
-		{"trailing slash", fline("dir/", "p"), `bad name: not clean: "dir/"`},
-		{"dot", fline(".", "p"), `bad name: not clean: "."`},
+		{"not clean", fline("a//b", "p"), `bad name: empty component: "a//b"`},
+		{"trailing slash", fline("dir/", "p"), `bad name: empty component: "dir/"`},
+		{"dot", fline(".", "p"), `bad name: "." component: "."`},
 		{"empty name", "F name= size=1 type=text mtime=1 hash=" + hash("p"), `bad name: empty: ""`},
 		{"invalid UTF-8", "F name=\xff size=1 type=text mtime=1 hash=" + hash("p"), `invalid UTF-8: "F name=\xff size=1 type=text mtime=1 hash=sha256:*`},
 		{"short hash", "F name=x size=1 type=text mtime=1 hash=sha256:00", `bad hash: "sha256:00"`},
@@ -389,7 +389,7 @@ func TestHostileRegistration(t *testing.T) {
 		{"huge size", "F name=x size=99999999999999999999 type=text mtime=1 hash=" + hash("p"), `field size: not an integer: "99999999999999999999"`},
 		{"bad type", "F name=x size=1 type=a/b mtime=1 hash=" + hash("p"), `bad type: "a/b"`},
 		{"duplicate", good, `duplicate name: "fine/kept.txt"`},
-		{"several faults", fline("../a", "p") + "\n" + fline("/b", "p"), `bad name: ".." element: "../a"`},
+		{"several faults", fline("../a", "p") + "\n" + fline("/b", "p"), `bad name: ".." component: "../a"`},
 	}
 	t.Run("bad files", func(t *testing.T) {
 		base := measure()

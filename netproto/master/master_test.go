@@ -287,7 +287,7 @@ func TestRegisterRefusals(t *testing.T) {
 		{"receiver with files", "receiver", []string{"REGISTER addr=:1 n=1", fline("a", "a"), "END"},
 			"ERR 400 a receiver registers no files (n=0)", false},
 		{"dot dot", "server", []string{"REGISTER addr=:1 n=2", fline("ok", "a"), fline("../etc/passwd", "b"), "END"},
-			`ERR 400 registration: F line 2: bad name: ".." element: "../etc/passwd"`, false},
+			`ERR 400 registration: F line 2: bad name: ".." component: "../etc/passwd"`, false},
 		{"absolute", "server", []string{"REGISTER addr=:1 n=1", fline("/etc/passwd", "b"), "END"},
 			`ERR 400 registration: F line 1: bad name: absolute: "/etc/passwd"`, false},
 		{"control char", "server", []string{"REGISTER addr=:1 n=1", `F name=a\x01 size=1 type=t mtime=1 hash=` + catalogtest.Hash("a"), "END"},
@@ -524,7 +524,7 @@ func TestOffers(t *testing.T) {
 
 	tx.send("OFFER to=carol name=x size=1 hash="+h+" from=:5000", "OFFER to=bob name=../x size=1 hash="+h+" from=:5000",
 		"OFFER to=127.0.0.1:5000 name=x size=1 hash="+h+" from=:5000")
-	tx.expect(`ERR 404 no receiver "carol" on this master`, `ERR 400 OFFER: bad name: ".." element: "../x"`,
+	tx.expect(`ERR 404 no receiver "carol" on this master`, `ERR 400 OFFER: bad name: ".." component: "../x"`,
 		`ERR 404 no receiver "127.0.0.1:5000" on this master`)
 
 	// An accepted offer waits for the receiver's DONE, which reaches the

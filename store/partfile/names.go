@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"fxsh/store"
 	"path"
 	"runtime"
 	"strings"
-	"unicode/utf8"
 )
 
 // Name limits.
@@ -44,26 +44,17 @@ func CheckName(name string) error {
 }
 
 func nameProblem(name string) string {
-	switch {
-	case name == "":
-		return "empty"
-	case len(name) > MaxNameLen:
-		return fmt.Sprintf("longer than %d bytes", MaxNameLen)
-	case !utf8.ValidString(name):
-		return "not valid UTF-8"
-	case name[0] == '/':
-		return "absolute path"
+	if p := store.NameProblem(name, MaxNameLen); p != "" {
+		return p
 	}
-	for _, r := range name {
-		switch {
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return "control character"
-		case r == '\\':
-			return "backslash"
-		case r == '\u2028' || r == '\u2029':
-			return "line separator"
-		case runtime.GOOS == "windows" && strings.ContainsRune(`<>:"|?*`, r):
-			return fmt.Sprintf("%q not allowed on Windows", r)
+	if strings.ContainsRune(name, '\\') {
+		return "backslash"
+	}
+	if runtime.GOOS == "windows" {
+		for _, r := range name {
+			if strings.ContainsRune(`<>:"|?*`, r) {
+				return fmt.Sprintf("%q not allowed on Windows", r)
+			}
 		}
 	}
 	for c := range strings.SplitSeq(name, "/") {

@@ -2,8 +2,8 @@ package shareindex
 
 import (
 	"fmt"
+	"fxsh/store"
 	"strings"
-	"unicode/utf8"
 )
 
 // MaxNameLen is the longest name, in bytes, the index offers. It matches the
@@ -31,33 +31,11 @@ func CheckName(name string) error {
 }
 
 func nameProblem(name string) string {
-	switch {
-	case name == "":
-		return "empty"
-	case len(name) > MaxNameLen:
-		return fmt.Sprintf("longer than %d bytes", MaxNameLen)
-	case !utf8.ValidString(name):
-		return "not valid UTF-8"
-	case name[0] == '/':
-		return "absolute"
+	if p := store.NameProblem(name, MaxNameLen); p != "" {
+		return p
 	}
-	for _, r := range name {
-		switch {
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return "control character"
-		case r == '\\':
-			return "backslash"
-		case r == '\u2028' || r == '\u2029':
-			return "line separator"
-		}
-	}
-	for c := range strings.SplitSeq(name, "/") {
-		switch c {
-		case "":
-			return "empty component"
-		case ".", "..":
-			return fmt.Sprintf("%q component", c)
-		}
+	if strings.ContainsRune(name, '\\') {
+		return "backslash" // a separator on Windows: the name would not survive there
 	}
 	return ""
 }
