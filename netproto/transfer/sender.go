@@ -222,8 +222,15 @@ func (t *transfer) pick() (c uint32, retransmit, ok bool) {
 			continue
 		}
 		r := t.slot(c)
+		if r.chunk == c && r.state == recLost {
+			// Lost, and not queued: the retransmit queue, empty by now,
+			// dropped it while a REQUEST did not want it (one cut at
+			// MaxRequestRanges, say); wanted again, it is resent here.
+			t.next = c + 1
+			return c, true, true
+		}
 		if r.chunk == c && r.state != recFree {
-			t.next = c + 1 // in flight, lost (queued) or acknowledged already
+			t.next = c + 1 // in flight or acknowledged already
 			continue
 		}
 		if r.state == recLive || r.state == recLost {
