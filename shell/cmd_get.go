@@ -163,7 +163,7 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 	}
 	_, overwrite := f["-f"]
 	// Resolve every name first: a typo fails the command before any job starts.
-	var todo []store.Entry
+	var wanted []store.Entry
 	seen := map[string]bool{}
 	for _, n := range names {
 		es, err := s.resolve(ctx, n)
@@ -173,12 +173,12 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 		for _, e := range es {
 			if !seen[e.Name] {
 				seen[e.Name] = true
-				todo = append(todo, e)
+				wanted = append(wanted, e)
 			}
 		}
 	}
 	var ids []string
-	for _, e := range todo {
+	for _, e := range wanted {
 		j := s.startDownload(e, dir, overwrite, c.cmd.MayFail)
 		j.SetTotal(e.Size)
 		ids = append(ids, strconv.Itoa(j.ID))
