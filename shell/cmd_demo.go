@@ -134,7 +134,7 @@ const sampleText = `fxsh demo notes
 A master keeps the index: which file servers are up and what they share.
 File servers register their files with it over TCP and serve them over UDP.
 A client asks the master where a file is, then pulls chunks from every server
-that holds the same content (same SHA-256), and checks the whole file before
+that holds the same content (same BLAKE3 hash), and checks the whole file before
 it takes its name.
 `
 
@@ -317,7 +317,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 		if err := fs.WaitRegistered(ctx); err != nil {
 			return fmt.Errorf("registering file server %s: %w", name, err)
 		}
-		n.say("Server %c shares %s/ on UDP %s: it hashed its %d files (SHA-256) and sent the master",
+		n.say("Server %c shares %s/ on UDP %s: it hashed its %d files (BLAKE3) and sent the master",
 			'A'+i, name, fs.Addr(), len(fs.Files()))
 		n.say("  REGISTER addr=%s n=%d, one F line per file (name, size, type, mtime, hash), END.", fs.Addr(), len(fs.Files()))
 	}
@@ -351,7 +351,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 	if len(target.Servers) != 2 {
 		return fmt.Errorf("the master lists dataset.bin on %d servers, not 2", len(target.Servers))
 	}
-	n.say("dataset.bin is one entry with two servers: same name, same SHA-256, so the client")
+	n.say("dataset.bin is one entry with two servers: same name, same hash, so the client")
 	n.say("may take chunks from both at once.")
 
 	// 4. Loss.
@@ -458,7 +458,7 @@ wait:
 	n.step("Done: dataset.bin verified")
 	n.say("%s arrived in %s: goodput %s.", humanBytes(DemoFileSize), humanDuration(elapsed.Round(time.Millisecond)),
 		humanRate(float64(DemoFileSize)/elapsed.Seconds()))
-	n.say("Its SHA-256 matched the catalog's before it took its name (it was written as a hidden")
+	n.say("Its BLAKE3 hash matched the catalog's before it took its name (it was written as a hidden")
 	n.say(".fxpart file until then), and it is byte for byte the servers' file.")
 	cs, ss := cliCounters.Snapshot(), srvCounters.Snapshot()
 	n.say("What the protocol did:")

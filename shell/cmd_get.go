@@ -137,12 +137,12 @@ func filterChoice(entries []store.Entry, choose string) []store.Entry {
 		}
 		return out
 	}
-	p := strings.ToLower(strings.TrimPrefix(choose, "sha256:"))
+	p := strings.ToLower(strings.TrimPrefix(choose, store.HashPrefix))
 	if len(p) < 4 {
 		return nil
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(strings.TrimPrefix(e.Hash, "sha256:"), p) {
+		if strings.HasPrefix(strings.TrimPrefix(e.Hash, store.HashPrefix), p) {
 			out = append(out, e)
 		}
 	}

@@ -138,7 +138,7 @@ func displayName(n string) string {
 // shortHash is the hash's first 12 hex digits: enough to tell files apart
 // and to choose one with get NAME@HASH.
 func shortHash(h string) string {
-	h = strings.TrimPrefix(h, "sha256:")
+	h = strings.TrimPrefix(h, store.HashPrefix)
 	if len(h) > 12 {
 		return h[:12]
 	}

@@ -9,8 +9,6 @@ package shell
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +67,7 @@ func pushCommands() []*cmdSpec {
 			detail: "The master lists this shell as a receiver (see peers), under NAME if given (1-32 letters,\n" +
 				"digits, . _ -). Offers are accepted at once while `set autoaccept` is on; with it off they\n" +
 				"wait for accept ID or refuse ID (offers lists them). A file that already exists in DIR is\n" +
-				"refused; a received file is checked (SHA-256) before it takes its name.",
+				"refused; a received file is checked (BLAKE3) before it takes its name.",
 			example: "receive ~/inbox --as bob",
 			run:     cmdReceive,
 			complete: func(s *Shell, c *compCtx) []string {
@@ -846,7 +844,7 @@ func (s *Shell) runSend(ctx context.Context, j *Job, path, name, peer string) er
 	}
 }
 
-// hashFile returns a file's SHA-256 (as the catalog writes it), size and
+// hashFile returns a file's content hash (as the catalog writes it), size and
 // modification time.
 func hashFile(ctx context.Context, path string) (string, int64, time.Time, error) {
 	f, err := os.Open(path)
@@ -858,7 +856,7 @@ func hashFile(ctx context.Context, path string) (string, int64, time.Time, error
 	if err != nil {
 		return "", 0, time.Time{}, err
 	}
-	h := sha256.New()
+	h := store.NewHash()
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -873,7 +871,7 @@ func hashFile(ctx context.Context, path string) (string, int64, time.Time, error
 			return "", 0, time.Time{}, fmt.Errorf("hashing %s: %w", path, err)
 		}
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), st.Size(), st.ModTime(), nil
+	return store.FormatHash(h.Sum(nil)), st.Size(), st.ModTime(), nil
 }
 
 // pushServer serves the files being pushed, by hash, and follows the
@@ -1037,7 +1035,7 @@ func (ps *pushServer) trace(ev transfer.Event) {
 		k := pushXfer{ev.Peer, ev.Header.Transfer}
 		switch {
 		case ev.Request != nil:
-			hash := "sha256:" + hex.EncodeToString(ev.Request.Hash[:])
+			hash := store.Sum(ev.Request.Hash).String()
 			ps.mu.Lock()
 			if _, ok := ps.files[hash]; ok && len(ps.xfers) < MaxPushTransfers {
 				ps.xfers[k] = pushTrack{hash: hash, chunk: int64(ev.Request.ChunkSize)}

@@ -22,7 +22,7 @@ type File struct {
 	Size  int64     // bytes
 	Type  string    // short type word: "text", "jpg", "pdf", "bin", ...
 	MTime time.Time // modification time (second precision on the wire)
-	Hash  string    // "sha256:" + 64 lower-case hex digits
+	Hash  string    // content hash: HashPrefix + 64 lower-case hex digits (see hash.go)
 }
 
 // Server is one registered peer.

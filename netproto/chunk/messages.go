@@ -41,7 +41,7 @@ func (r Range) End() uint64 { return uint64(r.First) + uint64(r.Count) }
 // this server. A REQUEST on a live transfer replaces the wanted ranges and
 // the window.
 //
-//	0   32  SHA-256 of the whole file
+//	0   32  content hash of the whole file (BLAKE3, see store.Sum)
 //	32  8   file size in bytes
 //	40  4   chunk size in bytes
 //	44  4   receive window (chunks in flight)

@@ -2,8 +2,6 @@ package download
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -33,7 +31,7 @@ func writeRandomFile(tb testing.TB, path string, n int64) string {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	h := sha256.New()
+	h := store.NewHash()
 	r := rand.New(rand.NewPCG(uint64(n), 7))
 	buf := make([]byte, 1<<20)
 	for left := n; left > 0; {
@@ -50,7 +48,7 @@ func writeRandomFile(tb testing.TB, path string, n int64) string {
 		h.Write(buf[:m])
 		left -= int64(m)
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return store.FormatHash(h.Sum(nil))
 }
 
 func cpuTime() time.Duration {

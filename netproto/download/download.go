@@ -1,6 +1,6 @@
 // Package download is the client's download role: it fetches one catalog
 // entry over the UDP chunk protocol (netproto/transfer) into a resumable
-// partial file (store/partfile), checks the whole file's SHA-256 and gives it
+// partial file (store/partfile), checks the whole file's content hash and gives it
 // its final name. A cancelled or failed download keeps its partial file and
 // state, so the next Get of the same entry asks only for the missing chunks.
 package download

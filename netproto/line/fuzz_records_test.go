@@ -22,7 +22,7 @@ func FuzzParseFile(f *testing.F) {
 			Servers: []string{"10.0.0.1:5000", "[::1]:5001"}},
 		{File: store.File{Name: "x", Type: "tar.gz", Hash: testHash}},
 		{File: store.File{Name: "../etc/passwd", Size: 1, Type: "bin", Hash: testHash}},
-		{File: store.File{Name: "a\x00b/\u202e.exe", Size: -1, Type: "a/b", Hash: "sha256:00"}},
+		{File: store.File{Name: "a\x00b/\u202e.exe", Size: -1, Type: "a/b", Hash: "blake3:00"}},
 	} {
 		b, err := AppendMsg(nil, FileMsg(e))
 		if err != nil {

@@ -196,7 +196,7 @@ func FuzzParseMsg(f *testing.F) {
 	seeds := []Msg{
 		NewMsg("PING"),
 		NewMsg("HELLO", Version).With("role", "server").With("nonce", "00ff"),
-		NewMsg("F").With("name", "dir/a b=c\\d\n🎉.txt").WithInt("size", 12).With("hash", "sha256:00"),
+		NewMsg("F").With("name", "dir/a b=c\\d\n🎉.txt").WithInt("size", 12).With("hash", "blake3:00"),
 		ErrorMsg(Errorf(CodeSyntax, "unknown verb %q", "X=Y")),
 		NewMsg("SEARCH").With("q", "été \t x").WithInt("max", 5),
 	}

@@ -15,7 +15,7 @@ const (
 	// that a record with a MaxName name and IPv6 addresses fits in MaxLine.
 	// A reply lists the first MaxServers servers of an entry.
 	MaxServers = 32
-	HashPrefix = "sha256:"
+	HashPrefix = store.HashPrefix
 )
 
 // FileMsg returns the F record of e: name, size, type, mtime (Unix
@@ -118,7 +118,7 @@ func ParsePeer(m Msg) (store.Server, error) {
 }
 
 // CheckFile checks what a registration may carry for one file: a safe name
-// (CheckName), a size >= 0, a short type word and a sha256 hash.
+// (CheckName), a size >= 0, a short type word and a content hash.
 func CheckFile(f store.File, maxName int) error {
 	if err := CheckName(f.Name, maxName); err != nil {
 		return err
@@ -147,16 +147,11 @@ func CheckName(name string, max int) error {
 	return nil
 }
 
-// CheckHash checks "sha256:" followed by 64 lower-case hex digits.
+// CheckHash checks a content hash: HashPrefix followed by 64 lower-case
+// hex digits.
 func CheckHash(h string) error {
-	hex, ok := strings.CutPrefix(h, HashPrefix)
-	if !ok || len(hex) != 64 {
+	if !store.ValidHash(h) {
 		return &ProtocolError{Reason: "bad hash", Input: h}
-	}
-	for i := 0; i < len(hex); i++ {
-		if c := hex[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return &ProtocolError{Reason: "bad hash", Input: h}
-		}
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"fxsh/store"
 )
 
-var testHash = "sha256:" + strings.Repeat("ab", 32)
+var testHash = "blake3:" + strings.Repeat("ab", 32)
 
 func TestFileRecord(t *testing.T) {
 	e := store.Entry{
@@ -155,7 +155,7 @@ func TestCheckName(t *testing.T) {
 }
 
 func TestCheckHashAndType(t *testing.T) {
-	for _, h := range []string{"", "sha256:", testHash[:70], testHash + "0", strings.ToUpper(testHash), "sha1:" + testHash[7:]} {
+	for _, h := range []string{"", "blake3:", testHash[:70], testHash + "0", strings.ToUpper(testHash), "sha1:" + testHash[7:]} {
 		if CheckHash(h) == nil {
 			t.Errorf("CheckHash(%q) accepted", h)
 		}

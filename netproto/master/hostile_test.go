@@ -214,7 +214,7 @@ func fileLines(header, n int, prefix string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "REGISTER addr=:4100 n=%d\n", header)
 	for i := range n {
-		fmt.Fprintf(&b, "F name=%s-%d.txt size=%d type=text mtime=1700000000 hash=sha256:%064x\n", prefix, i, i, i)
+		fmt.Fprintf(&b, "F name=%s-%d.txt size=%d type=text mtime=1700000000 hash=blake3:%064x\n", prefix, i, i, i)
 	}
 	b.WriteString("END\n")
 	return b.Bytes()
@@ -380,9 +380,9 @@ func TestHostileRegistration(t *testing.T) {
 		{"trailing slash", fline("dir/", "p"), `bad name: empty component: "dir/"`},
 		{"dot", fline(".", "p"), `bad name: "." component: "."`},
 		{"empty name", "F name= size=1 type=text mtime=1 hash=" + hash("p"), `bad name: empty: ""`},
-		{"invalid UTF-8", "F name=\xff size=1 type=text mtime=1 hash=" + hash("p"), `invalid UTF-8: "F name=\xff size=1 type=text mtime=1 hash=sha256:*`},
-		{"short hash", "F name=x size=1 type=text mtime=1 hash=sha256:00", `bad hash: "sha256:00"`},
-		{"upper-case hash", "F name=x size=1 type=text mtime=1 hash=" + strings.ToUpper(hash("p")), `bad hash: "SHA256:*`},
+		{"invalid UTF-8", "F name=\xff size=1 type=text mtime=1 hash=" + hash("p"), `invalid UTF-8: "F name=\xff size=1 type=text mtime=1 hash=blake3:*`},
+		{"short hash", "F name=x size=1 type=text mtime=1 hash=blake3:00", `bad hash: "blake3:00"`},
+		{"upper-case hash", "F name=x size=1 type=text mtime=1 hash=" + strings.ToUpper(hash("p")), `bad hash: "BLAKE3:*`},
 		{"md5 hash", "F name=x size=1 type=text mtime=1 hash=md5:d41d8cd98f00b204e9800998ecf8427e", `bad hash: "md5:d41d8cd98f00b204e9800998ecf8427e"`},
 		{"no hash", "F name=x size=1 type=text mtime=1", `missing field: "hash"`},
 		{"negative size", "F name=x size=-1 type=text mtime=1 hash=" + hash("p"), `negative size: "-1"`},

@@ -272,7 +272,7 @@ func soakServer(i, n int) (store.Server, []store.File) {
 		name := fmt.Sprintf("%s/%s %s-%s %d.%s", soakDirs[rng.IntN(len(soakDirs))], v(), v(), v(),
 			i*n+j, soakExts[rng.IntN(len(soakExts))])
 		files[j] = store.File{Name: name, Size: int64(rng.IntN(1 << 30)), Type: "bin",
-			MTime: time.Unix(1700000000+int64(j), 0), Hash: fmt.Sprintf("sha256:%064x", i*n+j)}
+			MTime: time.Unix(1700000000+int64(j), 0), Hash: fmt.Sprintf("blake3:%064x", i*n+j)}
 	}
 	return store.Server{Addr: fmt.Sprintf("10.%d.%d.%d:5000", i>>16, i>>8&255, i&255), Role: store.RoleServer}, files
 }

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"fxsh/netproto/chunk"
+	"fxsh/store"
 )
 
 // Sink stores the chunks of one download (store/partfile implements it).
@@ -32,7 +32,7 @@ type RunSink interface {
 
 // Request says what to fetch and from where.
 type Request struct {
-	Hash      string   // "sha256:" + 64 hex digits
+	Hash      string   // content hash: store.HashPrefix + 64 hex digits
 	Size      int64    // bytes
 	ChunkSize int      // in [chunk.MinChunkSize, chunk.MaxChunkSize]; see ChooseChunkSize
 	Sources   []string // UDP HOST:PORT of servers holding the file (several: swarm)
@@ -284,12 +284,11 @@ func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg
 
 func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (*fetcher, error) {
 	f := &fetcher{req: req, sink: sink, cfg: cfg, epoch: time.Now(), complete: make(chan struct{}), byTid: map[uint64]*source{}}
-	h, ok := strings.CutPrefix(req.Hash, "sha256:")
-	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != 32 {
-		return nil, fmt.Errorf("transfer: bad hash %q", req.Hash)
-	} else {
-		copy(f.hash[:], b)
+	sum, err := store.ParseHash(req.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: %w", err)
 	}
+	f.hash = sum
 	probe := chunk.Request{Size: req.Size, ChunkSize: uint32(req.ChunkSize), Window: 1}
 	if req.ChunkSize < chunk.MinChunkSize || req.ChunkSize > chunk.MaxChunkSize {
 		return nil, fmt.Errorf("transfer: chunk size %d outside [%d, %d]", req.ChunkSize, chunk.MinChunkSize, chunk.MaxChunkSize)

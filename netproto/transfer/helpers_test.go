@@ -3,8 +3,6 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"fxsh/netproto/chunk"
+	"fxsh/store"
 )
 
 // memFile is an in-memory File.
@@ -55,8 +54,7 @@ func (l *library) open(hash string) (File, error) {
 }
 
 func hashOf(b []byte) string {
-	h := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(h[:])
+	return store.HashBytes(b).String()
 }
 
 func randomBytes(n int, seed uint64) []byte {

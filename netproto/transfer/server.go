@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"fxsh/netproto/chunk"
+	"fxsh/store"
 )
 
 // File is what a Server sends: the shared-folder index opens it by hash.
@@ -62,7 +62,8 @@ const (
 
 // ServerConfig configures a Server.
 type ServerConfig struct {
-	// Open returns the file with the given hash ("sha256:" + 64 hex digits).
+	// Open returns the file with the given content hash (store.HashPrefix +
+	// 64 hex digits).
 	Open func(hash string) (File, error)
 	// Key, if set (at least chunk.MinKeyLen bytes), makes every datagram
 	// sealed with keys derived from it; unsealed ones are refused.
@@ -377,7 +378,7 @@ func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byt
 // open opens the file of a validated REQUEST and starts its transfer.
 func (s *Server) open(key tkey, c *chunk.Cipher, r chunk.Request, inSize int, pn uint64) {
 	defer s.wg.Done()
-	hash := "sha256:" + hex.EncodeToString(r.Hash[:])
+	hash := store.Sum(r.Hash).String()
 	f, err := s.cfg.Open(hash)
 	if err == nil && f.Size() != r.Size {
 		_ = f.Close()

@@ -3,7 +3,6 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"fxsh/netproto/chunk"
+	"fxsh/store"
 )
 
 // rawClient speaks the chunk protocol by hand, for hostile-peer tests.
@@ -81,8 +81,7 @@ func (r *rawClient) recvUntil(quiet, total time.Duration, stop func(chunk.Packet
 }
 
 func rawRequest(content []byte, chunkSize int, window uint32, cookie []byte, ranges ...chunk.Range) []byte {
-	h := sha256.Sum256(content)
-	r := chunk.Request{Hash: h, Size: int64(len(content)), ChunkSize: uint32(chunkSize), Window: window, Cookie: cookie, Ranges: ranges}
+	r := chunk.Request{Hash: store.HashBytes(content), Size: int64(len(content)), ChunkSize: uint32(chunkSize), Window: window, Cookie: cookie, Ranges: ranges}
 	return chunk.AppendRequest(nil, &r)
 }
 

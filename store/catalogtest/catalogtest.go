@@ -84,7 +84,7 @@ func Run(t *testing.T, f Factory) {
 // Hash returns a valid content hash derived from s.
 func Hash(s string) string {
 	var b strings.Builder
-	b.WriteString("sha256:")
+	b.WriteString("blake3:")
 	for i := 0; b.Len() < 7+64; i++ {
 		c := byte(i)
 		if i < len(s) {

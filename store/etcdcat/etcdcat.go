@@ -473,19 +473,8 @@ func (c *Catalog) forget(gone []pendingKey) {
 	}
 }
 
-// validHash reports whether h is "sha256:" and 64 lower-case hex digits.
-func validHash(h string) bool {
-	x, ok := strings.CutPrefix(h, "sha256:")
-	if !ok || len(x) != 64 {
-		return false
-	}
-	for i := 0; i < len(x); i++ {
-		if c := x[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+// validHash reports whether h is a content hash (store.ValidHash).
+func validHash(h string) bool { return store.ValidHash(h) }
 
 // sync waits until the view has caught up with etcd's current revision.
 func (c *Catalog) sync(ctx context.Context) error {

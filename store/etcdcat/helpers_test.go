@@ -100,7 +100,7 @@ func testCtx(t testing.TB) context.Context {
 func hashOf(seed string) string {
 	h := make([]byte, 32)
 	copy(h, seed)
-	return "sha256:" + hex.EncodeToString(h)
+	return "blake3:" + hex.EncodeToString(h)
 }
 
 func makeFiles(prefix string, n int) []store.File {

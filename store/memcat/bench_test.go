@@ -54,7 +54,7 @@ func benchServerFiles(i int) (store.Server, []store.File) {
 		name := fmt.Sprintf("%s/%s %s-%s %d.%s", benchDirs[rng.IntN(len(benchDirs))], v(), v(), v(),
 			i*benchFiles+j, benchExts[rng.IntN(len(benchExts))])
 		files[j] = store.File{Name: name, Size: int64(rng.IntN(1 << 30)), Type: "bin",
-			MTime: time.Unix(1700000000+int64(j), 0), Hash: fmt.Sprintf("sha256:%064x", i*benchFiles+j)}
+			MTime: time.Unix(1700000000+int64(j), 0), Hash: fmt.Sprintf("blake3:%064x", i*benchFiles+j)}
 	}
 	return store.Server{Addr: fmt.Sprintf("10.%d.%d.%d:5000", i>>16, i>>8&255, i&255), Role: store.RoleServer}, files
 }

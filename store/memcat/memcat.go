@@ -13,7 +13,6 @@ package memcat
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -97,15 +96,8 @@ func New(ttl time.Duration, opts ...Option) *Catalog {
 var _ store.Catalog = (*Catalog)(nil)
 
 func parseHash(h string) ([32]byte, error) {
-	var out [32]byte
-	x, ok := strings.CutPrefix(h, "sha256:")
-	if !ok || len(x) != 64 || strings.ToLower(x) != x {
-		return out, fmt.Errorf("bad hash %q", h)
-	}
-	if _, err := hex.Decode(out[:], []byte(x)); err != nil {
-		return out, fmt.Errorf("bad hash %q", h)
-	}
-	return out, nil
+	sum, err := store.ParseHash(h)
+	return [32]byte(sum), err
 }
 
 // Register records srv and replaces its file list. Registered and LastSeen
@@ -432,7 +424,7 @@ func (e *entry) export() store.Entry {
 			Size:  e.size,
 			Type:  e.typ,
 			MTime: time.Unix(e.msec, int64(e.mnsec)).UTC(),
-			Hash:  "sha256:" + hex.EncodeToString(e.hash[:]),
+			Hash:  store.Sum(e.hash).String(),
 		},
 		Servers: slices.Clone(e.servers),
 	}

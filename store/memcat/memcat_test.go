@@ -100,7 +100,7 @@ func TestRegisterErrors(t *testing.T) {
 	c := New(time.Minute)
 	ctx := context.Background()
 	bad := catalogtest.File("a", "a")
-	bad.Hash = "sha256:XYZ"
+	bad.Hash = "blake3:XYZ"
 	tests := []struct {
 		name  string
 		srv   store.Server

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+
+	"fxsh/store"
 )
 
 // Errors. Match them with errors.Is.
@@ -15,7 +17,7 @@ var (
 	ErrNoSpace      = errors.New("no space left on device")
 	ErrIncomplete   = errors.New("download incomplete")
 	ErrBadChunk     = errors.New("bad chunk")
-	ErrBadHash      = errors.New("bad hash: want sha256: and 64 lower-case hex digits")
+	ErrBadHash      = store.ErrBadHash
 	ErrBusy         = errors.New("already being downloaded by another process")
 	ErrClosed       = errors.New("download closed")
 )

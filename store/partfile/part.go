@@ -10,7 +10,7 @@
 // also checkpoints by itself every CheckpointBytes or CheckpointInterval.
 // Close keeps both files, and a later Open of the same name, size and hash
 // resumes where the last checkpoint left off (Have says which chunks are
-// there). Finish checks the whole file's SHA-256, syncs it and gives it its
+// there). Finish checks the whole file's content hash (BLAKE3), syncs it and gives it its
 // final name atomically; a background goroutine hashes the contiguous prefix
 // of the file while chunks arrive, so Finish only reads what is left.
 //
@@ -25,8 +25,6 @@ package partfile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -38,6 +36,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"fxsh/store"
 )
 
 // Checkpoint triggers and buffers.
@@ -70,7 +70,7 @@ type Part struct {
 	size      int64
 	chunkSize int
 	nchunks   int
-	hash      [sha256.Size]byte
+	hash      store.Sum
 	overwrite bool
 	resumed   int // chunks found on disk by Open
 	ckptBytes int64
@@ -119,7 +119,7 @@ type Part struct {
 // Open starts or resumes the download of name (as a peer reported it,
 // '/'-separated) into the folder dir ("" is the current folder), which is
 // created if needed. size and
-// hash ("sha256:" + 64 hex digits) describe the file; chunkSize is the chunk
+// hash (store.HashPrefix + 64 hex digits) describe the file; chunkSize is the chunk
 // size to use for a new download. If a state file for the same size and
 // hash is there, the download resumes with the chunk size recorded in it
 // (see ChunkSize); any other state, or a damaged one, is discarded and the
@@ -174,7 +174,7 @@ func open(dir, name string, size int64, hash string, chunkSize int, overwrite bo
 		noPrefix:  o.noPrefix,
 		kick:      make(chan struct{}, 1),
 		ckptKick:  make(chan struct{}, 1),
-		h:         sha256.New(),
+		h:         store.NewHash(),
 	}
 	if err := p.open(st); err != nil {
 		if p.f != nil {
@@ -293,17 +293,7 @@ func isEscape(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
 }
 
-func parseHash(s string) ([sha256.Size]byte, error) {
-	var sum [sha256.Size]byte
-	hexPart, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(hexPart) != 2*sha256.Size || strings.ToLower(hexPart) != hexPart {
-		return sum, fmt.Errorf("%w: %q", ErrBadHash, s)
-	}
-	if _, err := hex.Decode(sum[:], []byte(hexPart)); err != nil {
-		return sum, fmt.Errorf("%w: %q", ErrBadHash, s)
-	}
-	return sum, nil
-}
+func parseHash(s string) (store.Sum, error) { return store.ParseHash(s) }
 
 // Name returns the final name, as given to Open.
 func (p *Part) Name() string { return p.name }
@@ -710,7 +700,7 @@ func (p *Part) finish(ctx context.Context) error {
 	if got := p.h.Sum(nil); string(got) != string(p.hash[:]) {
 		p.ended = true
 		p.discard()
-		return fmt.Errorf("%w for %q: expected sha256:%x, got sha256:%x", ErrHashMismatch, p.name, p.hash, got)
+		return fmt.Errorf("%w for %q: expected %s, got %s", ErrHashMismatch, p.name, p.hash, store.FormatHash(got))
 	}
 	if err := p.f.Sync(); err != nil {
 		return wrapIO(fmt.Sprintf("syncing %q", p.name), err)

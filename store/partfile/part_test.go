@@ -3,8 +3,6 @@ package partfile
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -15,13 +13,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"fxsh/store"
 )
 
 const testChunk = 1024
 
 func hashOf(b []byte) string {
-	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
+	return store.HashBytes(b).String()
 }
 
 func content(n int, seed uint64) []byte {
@@ -337,7 +336,7 @@ func TestWriteChunkValidation(t *testing.T) {
 	if err := p.Checkpoint(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Checkpoint after Close = %v", err)
 	}
-	if _, err := Open(dir, "g", 10, "sha256:xyz", testChunk, false); !errors.Is(err, ErrBadHash) {
+	if _, err := Open(dir, "g", 10, "blake3:xyz", testChunk, false); !errors.Is(err, ErrBadHash) {
 		t.Errorf("Open with a bad hash = %v", err)
 	}
 	for _, cs := range []int{0, MinChunkSize - 1, MaxChunkSize + 1} {

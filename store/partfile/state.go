@@ -1,12 +1,13 @@
 package partfile
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"math/bits"
+
+	"fxsh/store"
 )
 
 // The state file, all integers big-endian:
@@ -17,7 +18,7 @@ import (
 //	5      3    reserved, zero
 //	8      8    file size in bytes
 //	16     4    chunk size in bytes
-//	20     32   SHA-256 of the whole file
+//	20     32   content hash of the whole file (store.Sum: BLAKE3)
 //	52     4    chunk count: ceil(size / chunk size)
 //	56     B    bitmap, B = ceil(count / 8): bit i%8 of byte i/8 is chunk i;
 //	            the unused bits of the last byte are zero
@@ -26,8 +27,9 @@ import (
 // A chunk's bit is set only once its data has been synced to disk.
 const (
 	stateMagic = "FXST"
-	// StateVersion is the state file format version.
-	StateVersion = 1
+	// StateVersion is the state file format version. Version 2: the hash
+	// is BLAKE3 (version 1 held SHA-256; such a state is discarded).
+	StateVersion = 2
 	// StateHeaderLen is the size of a state file without its bitmap.
 	StateHeaderLen = 56 + 4
 	// MaxStateLen is the largest state file (MaxChunks bits of bitmap).
@@ -53,7 +55,7 @@ var crc32c = crc32.MakeTable(crc32.Castagnoli)
 type State struct {
 	Size      int64
 	ChunkSize int
-	Hash      [sha256.Size]byte
+	Hash      store.Sum
 	Have      []byte // bitmap of NumChunks bits, see the format above
 }
 

@@ -12,8 +12,8 @@ import (
 
 // The hash cache file is text, one header line then one line per file:
 //
-//	fxsh-hashcache 1
-//	<64 hex sha256> <size> <mtime unix ns> <dev> <inode> <type> <path as a Go quoted string>
+//	fxsh-hashcache 2
+//	<64 hex content hash> <size> <mtime unix ns> <dev> <inode> <type> <path as a Go quoted string>
 //
 // Numbers are decimal without sign or leading zeros; the path is what
 // strconv.Quote produces, so ParseCache and AppendCache are exact mirror
@@ -21,8 +21,9 @@ import (
 const (
 	cacheMagic = "fxsh-hashcache"
 	// CacheVersion is the cache format version; another version is ignored
-	// (everything is rehashed once).
-	CacheVersion = 1
+	// (everything is rehashed once). Version 2: the hashes are BLAKE3
+	// (version 1 held SHA-256).
+	CacheVersion = 2
 	// MaxCacheEntries caps the entries read from a cache file, so a damaged
 	// or hostile file cannot make a scan allocate without bound.
 	MaxCacheEntries = 1 << 20
@@ -43,7 +44,7 @@ type CacheEntry struct {
 	Dev   uint64 // device number, 0 where unknown
 	Ino   uint64 // inode number, 0 where unknown
 	Type  string // type word, see TypeOf
-	Hash  string // 64 lower-case hex digits, no "sha256:" prefix
+	Hash  string // 64 lower-case hex digits, without store.HashPrefix
 }
 
 // cacheKey is a CacheEntry without its results.

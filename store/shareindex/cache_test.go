@@ -38,11 +38,11 @@ func TestParseCacheRejects(t *testing.T) {
 	hash := cacheSamples[0].Hash
 	tests := []struct{ name, in string }{
 		{"empty", ""},
-		{"no newline", "fxsh-hashcache 1"},
-		{"other version", "fxsh-hashcache 2\n"},
+		{"no newline", "fxsh-hashcache 2"},
+		{"other version (SHA-256 hashes)", "fxsh-hashcache 1\n"},
 		{"other magic", "something 1\n"},
 		{"unterminated", good[:len(good)-1]},
-		{"too few fields", "fxsh-hashcache 1\n" + hash + " 3 1 2 3\n"},
+		{"too few fields", "fxsh-hashcache 2\n" + hash + " 3 1 2 3\n"},
 		{"leading zero", strings.Replace(good, " 3 ", " 03 ", 1)},
 		{"signed", strings.Replace(good, " 3 ", " +3 ", 1)},
 		{"negative", strings.Replace(good, " 3 ", " -3 ", 1)},

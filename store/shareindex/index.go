@@ -22,7 +22,7 @@
 // folders are not followed (no loops). A path given in Config may itself be
 // a symlink: the user chose it.
 //
-// Hashes. SHA-256 is computed by a pool of Config.Workers goroutines that
+// Hashes. The content hash (store.NewHash, BLAKE3) is computed by a pool of Config.Workers goroutines that
 // stream each file, and cached by path, size, mtime, device and inode in
 // Config.CachePath (see AppendCache) so a restart does not rehash unchanged
 // files. The cache is rewritten atomically when it changes; a corrupt cache
@@ -34,7 +34,6 @@ package shareindex
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -588,14 +587,14 @@ func makeResult(c candidate, fi fs.FileInfo, ce CacheEntry) result {
 			Size:  fi.Size(),
 			Type:  ce.Type,
 			MTime: fi.ModTime(),
-			Hash:  "sha256:" + ce.Hash,
+			Hash:  store.HashPrefix + ce.Hash,
 		},
 		entry: &entry{root: c.sr.root, rel: c.rel, size: fi.Size(), mtime: fi.ModTime(), dev: dev, ino: ino},
 		cache: ce,
 	}
 }
 
-// hashFile streams one file through SHA-256 and sniffs its type. It opens
+// hashFile streams one file through the content hash and sniffs its type. It opens
 // the file through the root and describes the version it read: if the file
 // changes while it is read, it is skipped (ErrChanged).
 func (x *Index) hashFile(ctx context.Context, c candidate, buf []byte) (result, error) {
@@ -614,7 +613,7 @@ func (x *Index) hashFile(ctx context.Context, c candidate, buf []byte) (result, 
 	if !fi.Mode().IsRegular() {
 		return result{}, ErrNotRegular
 	}
-	h := sha256.New()
+	h := store.NewHash()
 	var head []byte
 	var n int64
 	r := io.LimitReader(f, fi.Size())
@@ -708,8 +707,8 @@ func closeRoots(rs []*os.Root) {
 	}
 }
 
-// Open opens the indexed file with the given hash ("sha256:" + hex, as in
-// store.File) for reading. It fails with ErrNotFound for an unknown hash and
+// Open opens the indexed file with the given hash (store.HashPrefix + hex,
+// as in store.File) for reading. It fails with ErrNotFound for an unknown hash and
 // with an error wrapping ErrModified when the file's size, mtime or inode
 // changed since it was indexed (rescan, then offer the new version).
 func (x *Index) Open(hash string) (File, error) {

@@ -3,8 +3,6 @@ package shareindex
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -34,8 +32,7 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 }
 
 func sum(content string) string {
-	h := sha256.Sum256([]byte(content))
-	return "sha256:" + hex.EncodeToString(h[:])
+	return store.HashBytes([]byte(content)).String()
 }
 
 func scan(t *testing.T, cfg Config) (*Index, []store.File, []Warning) {
@@ -403,7 +400,7 @@ func TestHashCache(t *testing.T) {
 	}
 
 	// A corrupt cache is a warning, never fatal; it is rewritten.
-	if err := os.WriteFile(cache, []byte("fxsh-hashcache 1\ngarbage line\n"), 0o644); err != nil {
+	if err := os.WriteFile(cache, []byte("fxsh-hashcache 2\ngarbage line\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	x4, files4, warns := scan(t, Config{Paths: []string{dir}, CachePath: cache})
