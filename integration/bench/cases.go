@@ -157,7 +157,7 @@ func (b *bench) loopbackTransfers(ctx context.Context) ([]Transfer, string, erro
 }
 
 func (b *bench) caseLoopback(ctx context.Context) (CaseResult, error) {
-	cr := CaseResult{Info: []string{fmt.Sprintf("one %s file over 127.0.0.1; fxsh get (SHA-256 verified by fxsh) against the TCP copy (%s, fsync %v)",
+	cr := CaseResult{Info: []string{fmt.Sprintf("one %s file over 127.0.0.1; fxsh get (verified by fxsh: BLAKE3) against the TCP copy (%s, fsync %v)",
 		formatSize(b.cfg.Size), b.cfg.LoopbackCC, b.cfg.TCPFsync)}}
 	ts, tcpImpl, err := b.loopbackTransfers(ctx)
 	cr.Transfers = ts

@@ -248,6 +248,9 @@ func loadCache(path string) (map[cacheKey]CacheEntry, error) {
 	if len(b) > MaxCacheFileSize {
 		return m, fmt.Errorf("%w: larger than %d bytes", ErrCacheCorrupt, MaxCacheFileSize)
 	}
+	if otherVersion(b) {
+		return m, nil // another fxsh's format: rehash once, quietly
+	}
 	entries, _, err := ParseCache(b)
 	if err != nil {
 		return m, fmt.Errorf("%w: %w", ErrCacheCorrupt, err)
@@ -256,6 +259,18 @@ func loadCache(path string) (map[cacheKey]CacheEntry, error) {
 		m[e.key()] = e
 	}
 	return m, nil
+}
+
+// otherVersion reports whether b is a cache file of another format version:
+// a well-formed header with a version number that is not CacheVersion.
+func otherVersion(b []byte) bool {
+	line, _, _ := bytes.Cut(b[:min(len(b), 64)], []byte{'\n'})
+	v, ok := bytes.CutPrefix(line, []byte(cacheMagic+" "))
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(string(v))
+	return err == nil && n >= 0 && n != CacheVersion
 }
 
 // saveCache writes entries to path atomically: a temporary file in the same

@@ -420,6 +420,27 @@ func TestHashCache(t *testing.T) {
 	if entries, _, err := ParseCache(b); err != nil || len(entries) != 3 {
 		t.Errorf("rewritten cache: %d entries, %v", len(entries), err)
 	}
+
+	// An older fxsh's cache (version 1 held SHA-256 hashes) is not an
+	// error: everything is rehashed once, without a warning, and the
+	// cache is rewritten in the current format.
+	old := "fxsh-hashcache 1\n" + strings.Repeat("ab", 32) + " 3 1 2 3 text \"/x\"\n"
+	if err := os.WriteFile(cache, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x5, files5, warns := scan(t, Config{Paths: []string{dir}, CachePath: cache})
+	if len(warns) != 0 {
+		t.Errorf("warnings for an old-format cache: %v", warns)
+	}
+	if s := x5.Stats(); s.Hashed != 3 {
+		t.Errorf("after old-format cache stats = %+v", s)
+	}
+	if !sameFiles(files3, files5) {
+		t.Errorf("list after old-format cache differs")
+	}
+	if b, err := os.ReadFile(cache); err != nil || !strings.HasPrefix(string(b), "fxsh-hashcache 2\n") {
+		t.Errorf("old-format cache not rewritten: %q, %v", b[:min(len(b), 20)], err)
+	}
 }
 
 func TestModifiedDetected(t *testing.T) {
