@@ -11,6 +11,8 @@
 //
 //   - main.go: flags (Config), the run (bench), cleanup on exit and Ctrl-C.
 //   - cases.go: the five cases and the forwarder's ceiling.
+//   - soak.go: the soak case (issue 7): one server, many clients for
+//     minutes with loss, every file verified, no goroutine or memory growth.
 //   - drive.go: starting fxsh and the TCP reference, one client process per
 //     download, timing, rusage, and SHA-256 verification of what arrived.
 //   - tcpcopy.go: the reference TCP copy (hidden subcommands of this binary,
@@ -68,6 +70,7 @@ type Config struct {
 	FxshClientCmds string        `json:"fxsh_client_cmds"`
 	MasterPkg      string        `json:"master_pkg"`
 	SearchOps      int           `json:"search_ops"`
+	Soak           SoakConfig    `json:"soak"`
 }
 
 // Limits on the flags.
@@ -78,6 +81,10 @@ const (
 )
 
 var allCases = []string{"loopback", "concurrency", "lossy", "cost", "master"}
+
+// extraCases run only when named: ceiling (the forwarder alone) and soak
+// (10 minutes by default, soak.go).
+var extraCases = []string{"ceiling", "soak"}
 
 // sizeFlag is an int64 flag written as a size ("64MiB").
 type sizeFlag struct{ p *int64 }
@@ -102,10 +109,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	c := Config{Rounds: 3, Size: 1 << 30, ConcSize: 256 << 20, ManySize: 64 << 20, Clients: 20,
 		LossySize: 256 << 20, Delay: 10 * time.Millisecond, Timeout: 10 * time.Minute,
 		LossyTimeout: 60 * time.Second, LoopbackCC: "cubic", TCPFsync: true, Seed: 1,
-		MasterPkg: "./store/memcat", SearchOps: 20000}
+		MasterPkg: "./store/memcat", SearchOps: 20000, Soak: defaultSoak()}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cases := fs.String("case", strings.Join(allCases, ","), "cases to run, comma-separated: "+strings.Join(allCases, ",")+" (ceiling: the lossy path's forwarder alone)")
+	cases := fs.String("case", strings.Join(allCases, ","), "cases to run, comma-separated: "+strings.Join(allCases, ",")+" (only when named: ceiling, the lossy path's forwarder alone; soak, many clients for 10 minutes)")
 	fs.StringVar(&c.DataDir, "data", "/var/tmp/fxsh-bench", "folder for source files and downloads (on disk, not tmpfs)")
 	fs.StringVar(&c.Out, "out", "bench-results.json", "JSON results file")
 	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "rounds per case")
@@ -128,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.FxshClientCmds, "fxsh-client-cmds", "", "fxsh commands run by each client before get")
 	fs.StringVar(&c.MasterPkg, "master-pkg", c.MasterPkg, "package whose BenchmarkSearch/BenchmarkRegister the master case runs")
 	fs.IntVar(&c.SearchOps, "search-ops", c.SearchOps, "searches per round in the master case")
+	c.Soak.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -147,6 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 				apply()
 			}
 		}
+		c.Soak.quick(set)
 	}
 	if set["size"] {
 		for name, p := range map[string]*int64{"conc-size": &c.ConcSize, "many-size": &c.ManySize, "lossy-size": &c.LossySize} {
@@ -160,8 +169,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		if name == "" {
 			continue
 		}
-		if !slices.Contains(allCases, name) && name != "ceiling" {
-			return c, fmt.Errorf("-case: unknown case %q (have %s, ceiling)", name, strings.Join(allCases, ","))
+		if !slices.Contains(allCases, name) && !slices.Contains(extraCases, name) {
+			return c, fmt.Errorf("-case: unknown case %q (have %s)", name, strings.Join(append(slices.Clone(allCases), extraCases...), ","))
 		}
 		if !slices.Contains(c.Cases, name) {
 			c.Cases = append(c.Cases, name)
@@ -189,6 +198,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return c, errors.New("-timeout, -lossy-timeout: want a positive duration")
 	case c.SearchOps < 1 || c.SearchOps > 10_000_000:
 		return c, errors.New("-search-ops: want 1..10000000")
+	}
+	if err := c.Soak.validate(); err != nil {
+		return c, err
 	}
 	if !filepath.IsAbs(c.DataDir) {
 		abs, err := filepath.Abs(c.DataDir)
@@ -281,6 +293,8 @@ func main() {
 			os.Exit(runUDPBlast(os.Args[2:], os.Stdout, os.Stderr))
 		case cmdUDPSink:
 			os.Exit(runUDPSink(os.Args[2:], os.Stdout, os.Stderr))
+		case cmdSoakServe:
+			os.Exit(runSoakServe(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -426,6 +440,8 @@ func (b *bench) runCase(ctx context.Context, name string) CaseResult {
 		cr, err = b.caseCost(ctx)
 	case "master":
 		cr, err = b.caseMaster(ctx)
+	case "soak":
+		cr, err = b.caseSoak(ctx)
 	}
 	cr.Name = name
 	if err != nil {

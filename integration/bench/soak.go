@@ -1,0 +1,1018 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fxsh/netproto/download"
+	"fxsh/netproto/masterclient"
+	"fxsh/netproto/transfer"
+	"fxsh/shell"
+	"fxsh/store"
+)
+
+// The soak case (issue 7, "Load and soak"): one file server, -soak-clients
+// clients downloading at once for -soak-duration with `set loss` on the
+// clients, every file compared byte for byte with the source, and no growth
+// of goroutines or memory between the first window (minute 1) and the last.
+//
+// The server is a separate process running fxsh's shell (shell.Run, exactly
+// what the fxsh binary runs: `serve master; share DIR`) as a hidden
+// subcommand of this binary (__soak-serve), so that besides its RSS and
+// threads (read from /proc) it reports its own goroutines and live heap: it
+// appends one JSON sample, taken after a GC, to a file every -soak-sample.
+// The clients are goroutines of this process, each looping: pick a file,
+// download.Get it into its own folder (with the loss on a shared Impair, as
+// `set loss` does in a shell, and up to -soak-attempts resumes), check it,
+// delete it. So -soak-clients downloads are under way for the whole
+// duration; then no new one starts and those under way finish, each bounded
+// by -soak-file-timeout.
+
+// Limits of the soak case.
+const (
+	MaxSoakClients  = 500
+	MaxSoakDuration = 24 * time.Hour
+	MaxSoakSize     = 1 << 30
+	MaxSoakSamples  = 10_000 // -soak-duration / -soak-sample, and lines the server writes
+	MaxSoakAttempts = 10
+	MaxSoakErrors   = 100 // failures, and separately retried attempts, kept in the JSON
+	// MaxSoakSampleLine bounds one line of the server's sample file.
+	MaxSoakSampleLine = 4096
+	// SoakListLimit bounds waiting for the share's files in the master's list.
+	SoakListLimit = 30 * time.Second
+)
+
+// The growth verdict: a metric passes when both its median over the last
+// window and its median over the first window plus the rise of a line
+// fitted (Theil-Sen) to the samples from the end of the first window to the
+// end are at most first × (1 + SoakTolerance) + the metric's slack.
+// The slack absorbs what is in flight at a sample instant (a download
+// between files holds fewer goroutines and buffers); a leak per download or
+// per lost datagram would pass it within seconds.
+const (
+	SoakTolerance       = 0.10
+	SoakSlackGoroutines = 50
+	SoakSlackHeapMiB    = 4
+	SoakSlackRSSMiB     = 8
+)
+
+const cmdSoakServe = "__soak-serve"
+
+// SoakConfig is the soak case's settings (-soak-* flags).
+type SoakConfig struct {
+	Duration    time.Duration `json:"duration_ns"`
+	Clients     int           `json:"clients"`
+	Loss        float64       `json:"loss"` // fraction of datagrams, as `set loss`
+	Size        int64         `json:"size"`
+	Files       int           `json:"files"`
+	Sample      time.Duration `json:"sample_ns"`
+	Window      time.Duration `json:"window_ns"`
+	FileTimeout time.Duration `json:"file_timeout_ns"`
+	Attempts    int           `json:"attempts"`
+}
+
+func defaultSoak() SoakConfig {
+	return SoakConfig{Duration: 10 * time.Minute, Clients: 100, Loss: 0.05, Size: 4 << 20, Files: 8,
+		Sample: 10 * time.Second, Window: time.Minute, FileTimeout: 3 * time.Minute, Attempts: 3}
+}
+
+func (s *SoakConfig) addFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&s.Duration, "soak-duration", s.Duration, "soak: how long the clients keep downloading")
+	fs.IntVar(&s.Clients, "soak-clients", s.Clients, "soak: clients downloading at once (goroutines of this process)")
+	fs.Float64Var(&s.Loss, "soak-loss", s.Loss, "soak: `set loss` of the clients: fraction of datagrams dropped each way (add -fxsh-server-cmds 'set loss X' for the server too)")
+	fs.Var(sizeFlag{&s.Size}, "soak-size", "soak: size of each file")
+	fs.IntVar(&s.Files, "soak-files", s.Files, "soak: files shared; each download picks one at random")
+	fs.DurationVar(&s.Sample, "soak-sample", s.Sample, "soak: sampling interval (goroutines, heap after a GC, RSS, threads)")
+	fs.DurationVar(&s.Window, "soak-window", s.Window, "soak: the window compared, first against last (minute 1 and the last minute)")
+	fs.DurationVar(&s.FileTimeout, "soak-file-timeout", s.FileTimeout, "soak: time limit of one download, all its attempts and the check")
+	fs.IntVar(&s.Attempts, "soak-attempts", s.Attempts, "soak: attempts per download (the later ones resume); failing all of them is a failure")
+}
+
+// quick shrinks what was not set on the command line: 1 minute, 20 clients,
+// windows of 15 s sampled every 5 s.
+func (s *SoakConfig) quick(set map[string]bool) {
+	for name, apply := range map[string]func(){
+		"soak-duration": func() { s.Duration = time.Minute }, "soak-clients": func() { s.Clients = 20 },
+		"soak-window": func() { s.Window = 15 * time.Second }, "soak-sample": func() { s.Sample = 5 * time.Second },
+	} {
+		if !set[name] {
+			apply()
+		}
+	}
+}
+
+func (s SoakConfig) validate() error {
+	switch {
+	case s.Clients < 1 || s.Clients > MaxSoakClients:
+		return fmt.Errorf("-soak-clients: want 1..%d", MaxSoakClients)
+	case !(s.Loss >= 0 && s.Loss < 1):
+		return errors.New("-soak-loss: want a fraction in [0, 1)")
+	case s.Size < 1 || s.Size > MaxSoakSize:
+		return fmt.Errorf("-soak-size: want 1B..%s", formatSize(MaxSoakSize))
+	case s.Files < 1 || s.Files > MaxFilesPerSet:
+		return fmt.Errorf("-soak-files: want 1..%d", MaxFilesPerSet)
+	case s.Sample < time.Second:
+		return errors.New("-soak-sample: want at least 1s")
+	case s.Window < s.Sample:
+		return errors.New("-soak-window: want at least one -soak-sample")
+	case s.Duration > MaxSoakDuration:
+		return fmt.Errorf("-soak-duration: want at most %s", MaxSoakDuration)
+	case s.Duration < 2*s.Window || s.Duration%s.Window != 0:
+		return errors.New("-soak-duration: want a whole number of -soak-window, at least two")
+	case s.Duration/s.Sample > MaxSoakSamples:
+		return fmt.Errorf("-soak-duration / -soak-sample: at most %d samples", MaxSoakSamples)
+	case s.FileTimeout < time.Second || s.FileTimeout > time.Hour:
+		return errors.New("-soak-file-timeout: want 1s..1h")
+	case s.Attempts < 1 || s.Attempts > MaxSoakAttempts:
+		return fmt.Errorf("-soak-attempts: want 1..%d", MaxSoakAttempts)
+	}
+	return nil
+}
+
+// windowLabel names window i (0-based) of length w: "minute 3" for
+// one-minute windows, else its span ("15s-30s").
+func windowLabel(i int, w time.Duration) string {
+	if w == time.Minute {
+		return "minute " + strconv.Itoa(i+1)
+	}
+	return fmt.Sprintf("%s-%s", time.Duration(i)*w, time.Duration(i+1)*w)
+}
+
+// windowIndex is the window (0-based) an event at elapsed falls in: windows
+// of length w cover [0, d); everything at or after d is the drain, index
+// d/w. A negative elapsed counts in the first window.
+func windowIndex(elapsed, w, d time.Duration) int {
+	if elapsed >= d {
+		return int(d / w)
+	}
+	return int(max(elapsed, 0) / w)
+}
+
+// --- the server side -------------------------------------------------------
+
+// runtimeSample is one sample of a Go process's own runtime after a GC.
+type runtimeSample struct {
+	UnixNano   int64 `json:"unix_ns"`
+	Goroutines int64 `json:"goroutines"`
+	HeapLive   int64 `json:"heap_live_bytes"` // /gc/heap/live:bytes right after runtime.GC
+}
+
+// readRuntime collects garbage and reads the goroutine count and the live
+// heap; -1 for a metric this Go does not have.
+func readRuntime() runtimeSample {
+	runtime.GC()
+	ms := []metrics.Sample{{Name: "/sched/goroutines:goroutines"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(ms)
+	u := func(s metrics.Sample) int64 {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return -1
+		}
+		return int64(s.Value.Uint64())
+	}
+	return runtimeSample{UnixNano: time.Now().UnixNano(), Goroutines: u(ms[0]), HeapLive: u(ms[1])}
+}
+
+// runSoakServe runs fxsh's shell with the arguments after "--" and appends
+// one runtimeSample per line to -samples every -every until the shell ends.
+func runSoakServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(cmdSoakServe, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	samples := fs.String("samples", "", "file the runtime samples are written to (JSON lines)")
+	every := fs.Duration("every", 10*time.Second, "sampling interval")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *samples == "" || *every < 100*time.Millisecond {
+		fmt.Fprintln(stderr, cmdSoakServe+": want -samples FILE and -every of at least 100ms")
+		return 2
+	}
+	f, err := os.OpenFile(*samples, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmdSoakServe, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		writeRuntimeSamples(ctx, f, *every, MaxSoakSamples)
+	}()
+	code := shell.Run(fs.Args(), os.Stdin, stdout, stderr)
+	cancel()
+	<-done
+	if err := f.Close(); err != nil && code == 0 {
+		fmt.Fprintf(stderr, "%s: closing samples: %v\n", cmdSoakServe, err)
+		return 1
+	}
+	return code
+}
+
+// writeRuntimeSamples writes at most limit samples, one every interval,
+// each in one write.
+func writeRuntimeSamples(ctx context.Context, w io.Writer, every time.Duration, limit int) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for range limit {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b, err := json.Marshal(readRuntime())
+		if err != nil {
+			return
+		}
+		if _, err := w.Write(append(b, '\n')); err != nil {
+			return
+		}
+	}
+}
+
+// lineTail reads the lines appended to a file since the last call; a line
+// still being written stays for the next call.
+type lineTail struct {
+	path    string
+	off     int64
+	partial []byte
+}
+
+// read returns the complete new lines, at most MaxSoakSamples at a time.
+func (t *lineTail) read() ([]string, error) {
+	f, err := os.Open(t.path)
+	if err != nil {
+		return nil, fmt.Errorf("reading samples: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(io.NewSectionReader(f, t.off, math.MaxInt64-t.off), MaxSoakSamples*MaxSoakSampleLine))
+	if err != nil {
+		return nil, fmt.Errorf("reading samples: %w", err)
+	}
+	t.off += int64(len(b))
+	b = append(t.partial, b...)
+	var lines []string
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break
+		}
+		lines = append(lines, string(b[:i]))
+		b = b[i+1:]
+	}
+	if len(b) > MaxSoakSampleLine {
+		b = nil // not a sample: drop it rather than grow
+	}
+	t.partial = append([]byte(nil), b...)
+	return lines, nil
+}
+
+// parseRuntimeSamples reads sample lines; it returns how many were bad.
+func parseRuntimeSamples(lines []string) ([]runtimeSample, int) {
+	var out []runtimeSample
+	bad := 0
+	for _, l := range lines {
+		var s runtimeSample
+		if err := json.Unmarshal([]byte(l), &s); err != nil || s.UnixNano <= 0 {
+			bad++
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, bad
+}
+
+// parseStatus reads VmRSS (KiB) and Threads from /proc/PID/status; -1 for
+// a field that is missing (a process that has ended).
+func parseStatus(b []byte) (rssKiB, threads int64) {
+	rssKiB, threads = -1, -1
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "VmRSS":
+			rssKiB = n
+		case "Threads":
+			threads = n
+		}
+	}
+	return rssKiB, threads
+}
+
+func procStatus(pid string) (rssKiB, threads int64) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return -1, -1
+	}
+	return parseStatus(b)
+}
+
+// --- measurement -----------------------------------------------------------
+
+// SoakSample is what the benchmark samples every -soak-sample: its own
+// runtime (the clients) and the server's RSS and threads.
+type SoakSample struct {
+	T                float64 `json:"t_s"` // nominal seconds since the soak began
+	Fetching         int64   `json:"fetching"`
+	Verified         int64   `json:"verified"`
+	Failed           int64   `json:"failed"`
+	Bytes            int64   `json:"bytes"`
+	ClientGoroutines int64   `json:"client_goroutines"`
+	ClientHeapLive   int64   `json:"client_heap_live_bytes"`
+	ClientRSSKiB     int64   `json:"client_rss_kib"`
+	ClientThreads    int64   `json:"client_threads"`
+	ServerRSSKiB     int64   `json:"server_rss_kib"`
+	ServerThreads    int64   `json:"server_threads"`
+}
+
+// SoakServerSample is one of the server's own samples on the soak's clock.
+type SoakServerSample struct {
+	T          float64 `json:"t_s"`
+	Goroutines int64   `json:"goroutines"`
+	HeapLive   int64   `json:"heap_live_bytes"`
+}
+
+// SoakFailure is a download that failed (or an attempt that was retried).
+type SoakFailure struct {
+	T        float64 `json:"t_s"`
+	Client   int     `json:"client"`
+	File     string  `json:"file"`
+	Attempts int     `json:"attempts"`
+	Err      string  `json:"error"`
+}
+
+// SoakWindow is what happened in one window: downloads that ended in it and
+// the median of each metric's samples in it.
+type SoakWindow struct {
+	Label    string             `json:"label"`
+	From     float64            `json:"from_s"`
+	To       float64            `json:"to_s"`
+	Verified int                `json:"verified"`
+	Failed   int                `json:"failed"`
+	Resumed  int                `json:"resumed"` // verified after a failed attempt
+	Bytes    int64              `json:"bytes"`
+	MBps     float64            `json:"mbps"`
+	Medians  map[string]float64 `json:"-"`
+}
+
+// MarshalJSON writes NaN medians as null.
+func (w SoakWindow) MarshalJSON() ([]byte, error) {
+	type plain SoakWindow
+	m := map[string]any{}
+	for k, v := range w.Medians {
+		m[k] = nanNull(v)
+	}
+	return json.Marshal(struct {
+		plain
+		Medians map[string]any `json:"medians"`
+	}{plain(w), m})
+}
+
+// point is one sample of one metric: seconds since the soak began, value.
+type point struct{ T, V float64 }
+
+// windowMedian is the median of the values with from < T <= to.
+func windowMedian(ps []point, from, to float64) float64 {
+	var vs []float64
+	for _, p := range ps {
+		if p.T > from && p.T <= to {
+			vs = append(vs, p.V)
+		}
+	}
+	return median(vs)
+}
+
+// MaxFitPoints bounds the points fitGrowth pairs up (a long soak's samples
+// are thinned evenly to this many).
+const MaxFitPoints = 400
+
+// fitGrowth fits a line to the points with from <= T <= to by the
+// Theil-Sen estimator (the median of the slopes between every two points,
+// so a few spikes do not tilt it as they tilt least squares) and returns its
+// rise over [from, to]; NaN with fewer than two distinct times.
+func fitGrowth(ps []point, from, to float64) float64 {
+	var in []point
+	for _, p := range ps {
+		if p.T >= from && p.T <= to && !math.IsNaN(p.V) {
+			in = append(in, p)
+		}
+	}
+	if len(in) > MaxFitPoints {
+		thin := make([]point, MaxFitPoints)
+		for i := range thin {
+			thin[i] = in[i*len(in)/MaxFitPoints]
+		}
+		in = thin
+	}
+	var slopes []float64
+	for i := range in {
+		for j := i + 1; j < len(in); j++ {
+			if dt := in[j].T - in[i].T; dt != 0 {
+				slopes = append(slopes, (in[j].V-in[i].V)/dt)
+			}
+		}
+	}
+	return median(slopes) * (to - from)
+}
+
+// Growth is the verdict on one metric.
+type Growth struct {
+	Metric string  `json:"metric"`
+	Unit   string  `json:"unit"`
+	First  float64 `json:"first"`         // median over the first window
+	Last   float64 `json:"last"`          // median over the last window
+	Fitted float64 `json:"fitted_growth"` // a fitted (Theil-Sen) line's rise from the first window's end to the end
+	Slack  float64 `json:"slack"`
+	Limit  float64 `json:"limit"` // First × (1 + SoakTolerance) + Slack
+	OK     bool    `json:"ok"`
+	Why    string  `json:"why,omitempty"`
+}
+
+// MarshalJSON writes NaN as null.
+func (g Growth) MarshalJSON() ([]byte, error) {
+	type plain Growth
+	return json.Marshal(struct {
+		plain
+		First  any `json:"first"`
+		Last   any `json:"last"`
+		Fitted any `json:"fitted_growth"`
+		Limit  any `json:"limit"`
+	}{plain(g), nanNull(g.First), nanNull(g.Last), nanNull(g.Fitted), nanNull(g.Limit)})
+}
+
+// checkGrowth judges one metric over a soak of end seconds with windows of
+// window seconds: the first window is (0, window], the last (end-window, end].
+func checkGrowth(metric, unit string, ps []point, window, end, slack float64) Growth {
+	g := Growth{Metric: metric, Unit: unit, Slack: slack,
+		First: windowMedian(ps, 0, window), Last: windowMedian(ps, end-window, end),
+		Fitted: fitGrowth(ps, window, end)}
+	g.Limit = g.First*(1+SoakTolerance) + slack
+	switch {
+	case math.IsNaN(g.First) || math.IsNaN(g.Last) || math.IsNaN(g.Fitted):
+		g.Why = "not enough samples"
+	case g.Last > g.Limit:
+		g.Why = fmt.Sprintf("last window %s > limit %s", num(g.Last), num(g.Limit))
+	case g.First+g.Fitted > g.Limit:
+		g.Why = fmt.Sprintf("fitted growth %s > limit - first = %s", num(g.Fitted), num(g.Limit-g.First))
+	default:
+		g.OK = true
+	}
+	return g
+}
+
+// soakVerdict says whether the soak passed: no failure, at least one file
+// verified, every metric within its limit.
+func soakVerdict(verified, failed int, gs []Growth) (bool, string) {
+	var bad []string
+	if failed > 0 {
+		bad = append(bad, fmt.Sprintf("%d downloads failed", failed))
+	}
+	if verified == 0 {
+		bad = append(bad, "no file verified")
+	}
+	for _, g := range gs {
+		if !g.OK {
+			bad = append(bad, g.Metric+": "+g.Why)
+		}
+	}
+	if len(bad) > 0 {
+		return false, "FAIL: " + strings.Join(bad, "; ")
+	}
+	return true, fmt.Sprintf("PASS: %d files verified, 0 failed; %d metrics within %.0f%% + slack of the first window",
+		verified, len(gs), SoakTolerance*100)
+}
+
+// --- the run ---------------------------------------------------------------
+
+// soakRun is one soak: the clients and what they did.
+type soakRun struct {
+	cfg      SoakConfig
+	seed     uint64
+	set      *fileSet
+	entries  []store.Entry
+	dir      string
+	impair   *transfer.Impair
+	counters *transfer.Counters
+	start    time.Time
+
+	fetching atomic.Int64 // clients inside download.Get
+
+	mu         sync.Mutex // guards the fields below
+	windows    []SoakWindow
+	verified   int
+	failed     int
+	resumed    int
+	bytes      int64
+	failures   []SoakFailure // the first MaxSoakErrors
+	retried    []SoakFailure // the first MaxSoakErrors attempts that were retried
+	retryCount int
+}
+
+func newSoakRun(cfg SoakConfig, seed uint64, set *fileSet, entries []store.Entry, dir string) (*soakRun, error) {
+	r := &soakRun{cfg: cfg, seed: seed, set: set, entries: entries, dir: dir,
+		impair: &transfer.Impair{}, counters: transfer.NewCounters(nil)}
+	if err := r.impair.Set(transfer.ImpairSettings{Loss: cfg.Loss}); err != nil {
+		return nil, err
+	}
+	n := int(cfg.Duration / cfg.Window)
+	for i := range n + 1 {
+		w := SoakWindow{Label: windowLabel(i, cfg.Window), From: (time.Duration(i) * cfg.Window).Seconds(),
+			To: (time.Duration(i+1) * cfg.Window).Seconds()}
+		if i == n {
+			w.Label = "drain" // To is set when the last download has ended
+		}
+		r.windows = append(r.windows, w)
+	}
+	return r, nil
+}
+
+// SoakCompareBuf is each client's buffer, twice, for comparing what
+// arrived with the source.
+const SoakCompareBuf = 256 << 10
+
+// client downloads until more ends (the duration) or ctx (the run) does.
+func (r *soakRun) client(ctx, more context.Context, id int) {
+	rng := rand.New(rand.NewPCG(r.seed, uint64(id)))
+	dir := filepath.Join(r.dir, fmt.Sprintf("c%03d", id))
+	bufs := [2][]byte{make([]byte, SoakCompareBuf), make([]byte, SoakCompareBuf)}
+	for more.Err() == nil && ctx.Err() == nil {
+		r.one(ctx, id, dir, r.entries[rng.IntN(len(r.entries))], bufs)
+	}
+}
+
+// sameBytes checks that got holds exactly the size bytes of src, comparing
+// them through a and b. Byte for byte against the source is a stronger
+// check than a hash and much cheaper: SHA-256 runs at about 320 MB/s on this
+// machine's cores, so checking every download by hash would take a large
+// share of the CPU the transfers need.
+func sameBytes(ctx context.Context, got, src string, size int64, a, b []byte) error {
+	g, err := os.Open(got)
+	if err != nil {
+		return fmt.Errorf("checking: %w", err)
+	}
+	defer g.Close()
+	s, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("checking: %w", err)
+	}
+	defer s.Close()
+	if st, err := g.Stat(); err != nil || st.Size() != size {
+		return fmt.Errorf("checking %s: size is not %d", filepath.Base(got), size)
+	}
+	n := min(len(a), len(b))
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := int(min(int64(n), size-off))
+		if _, err := io.ReadFull(g, a[:k]); err != nil {
+			return fmt.Errorf("checking: %w", err)
+		}
+		if _, err := io.ReadFull(s, b[:k]); err != nil {
+			return fmt.Errorf("checking: %w", err)
+		}
+		if !bytes.Equal(a[:k], b[:k]) {
+			return fmt.Errorf("%s differs from the source in bytes %d..%d: %w", filepath.Base(got), off, off+int64(k), errMismatch)
+		}
+		off += int64(k)
+	}
+	return nil
+}
+
+// one runs one download with its attempts, checks it and records it.
+func (r *soakRun) one(ctx context.Context, id int, dir string, e store.Entry, bufs [2][]byte) {
+	fctx, cancel := context.WithTimeout(ctx, r.cfg.FileTimeout)
+	defer cancel()
+	defer os.RemoveAll(dir)
+	var err error
+	attempts := 0
+	var got int64
+	path := ""
+	for attempts < r.cfg.Attempts {
+		attempts++
+		if err = os.MkdirAll(dir, 0o755); err != nil {
+			break
+		}
+		r.fetching.Add(1)
+		var res download.Result
+		res, err = download.Get(fctx, download.Request{Entry: e, Dir: dir, Impair: r.impair, Counters: r.counters})
+		r.fetching.Add(-1)
+		if err == nil {
+			path = filepath.Join(dir, res.Path)
+			break
+		}
+		if fctx.Err() != nil {
+			break
+		}
+		r.recordRetry(id, e.Name, attempts, err)
+	}
+	if ctx.Err() != nil {
+		return // the run was stopped (Ctrl-C): neither verified nor failed
+	}
+	if err == nil {
+		if err = sameBytes(fctx, path, r.set.path(filepath.Base(e.Name)), r.set.Size, bufs[0], bufs[1]); err == nil {
+			got = r.set.Size
+		}
+	}
+	if err != nil && fctx.Err() != nil {
+		err = fmt.Errorf("time limit %s: %w", r.cfg.FileTimeout, err)
+	}
+	r.record(id, e.Name, attempts, got, err)
+}
+
+func (r *soakRun) recordRetry(id int, file string, attempts int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.retryCount++
+	if len(r.retried) < MaxSoakErrors {
+		r.retried = append(r.retried, SoakFailure{T: time.Since(r.start).Seconds(), Client: id, File: file, Attempts: attempts, Err: err.Error()})
+	}
+}
+
+func (r *soakRun) record(id int, file string, attempts int, got int64, err error) {
+	el := time.Since(r.start)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := &r.windows[windowIndex(el, r.cfg.Window, r.cfg.Duration)]
+	if err != nil {
+		r.failed++
+		w.Failed++
+		if len(r.failures) < MaxSoakErrors {
+			r.failures = append(r.failures, SoakFailure{T: el.Seconds(), Client: id, File: file, Attempts: attempts, Err: err.Error()})
+		}
+		return
+	}
+	r.verified++
+	r.bytes += got
+	w.Verified++
+	w.Bytes += got
+	if attempts > 1 {
+		r.resumed++
+		w.Resumed++
+	}
+}
+
+// sample takes one SoakSample at nominal time t.
+func (r *soakRun) sample(t time.Duration, serverPID string) SoakSample {
+	rt := readRuntime()
+	s := SoakSample{T: t.Seconds(), Fetching: r.fetching.Load(), ClientGoroutines: rt.Goroutines, ClientHeapLive: rt.HeapLive}
+	s.ClientRSSKiB, s.ClientThreads = procStatus("self")
+	s.ServerRSSKiB, s.ServerThreads = procStatus(serverPID)
+	r.mu.Lock()
+	s.Verified, s.Failed, s.Bytes = int64(r.verified), int64(r.failed), r.bytes
+	r.mu.Unlock()
+	return s
+}
+
+// soakServer is the running server: its process and its samples.
+type soakServer struct {
+	*server
+	tail *lineTail
+}
+
+// startSoakServer runs fxsh's shell in a child (`serve master; share DIR`
+// on loopback) and waits for its "sharing" line.
+func (b *bench) startSoakServer(ctx context.Context, set *fileSet) (*soakServer, error) {
+	mport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	uport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	master := net.JoinHostPort("127.0.0.1", strconv.Itoa(mport))
+	udp := net.JoinHostPort("127.0.0.1", strconv.Itoa(uport))
+	folder, err := scriptQuote(set.Dir)
+	if err != nil {
+		return nil, err
+	}
+	dir := b.tempDir("soak-server")
+	samples := filepath.Join(dir, "runtime-samples.jsonl")
+	script := fmt.Sprintf("serve master %s; share %s --udp %s", master, folder, udp)
+	if b.cfg.FxshServerCmds != "" {
+		script = b.cfg.FxshServerCmds + "; " + script
+	}
+	argv := []string{b.self, cmdSoakServe, "-samples", samples, "-every", b.cfg.Soak.Sample.String(), "--",
+		"--master", master, "--dir", dir, "-c", script}
+	p, err := b.start(ctx, "soak server", argv, b.fxshEnv())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.waitLine(ctx, reFxshShare, ServerReadyLimit); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("soak server not ready: %w", err)
+	}
+	return &soakServer{server: &server{impl: implFxsh, p: p, addr: master, set: set}, tail: &lineTail{path: samples}}, nil
+}
+
+// soakEntries asks the master for the share's files, waiting (bounded) until
+// all of set's files are listed; their hashes are taken as the catalog has
+// them, opaque.
+func soakEntries(ctx context.Context, master string, set *fileSet) ([]store.Entry, error) {
+	c, err := masterclient.Dial(ctx, masterclient.Config{Masters: []string{master}})
+	if err != nil {
+		return nil, fmt.Errorf("dialling the master: %w", err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(SoakListLimit)
+	for {
+		es, _, err := c.List(ctx, "", MaxFilesPerSet+1)
+		if err == nil {
+			err = checkSoakEntries(es, set)
+			if err == nil {
+				return es, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("listing the share: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// checkSoakEntries checks that es are exactly set's files, each offered.
+func checkSoakEntries(es []store.Entry, set *fileSet) error {
+	if len(es) != len(set.Names) {
+		return fmt.Errorf("%d files listed, want %d", len(es), len(set.Names))
+	}
+	seen := map[string]bool{}
+	for _, e := range es {
+		base := filepath.Base(e.Name)
+		if _, ok := set.Hashes[base]; !ok || seen[base] {
+			return fmt.Errorf("unexpected file %q listed", e.Name)
+		}
+		seen[base] = true
+		if e.Size != set.Size || len(e.Servers) == 0 {
+			return fmt.Errorf("%q listed with %d bytes on %d servers, want %d bytes", e.Name, e.Size, len(e.Servers), set.Size)
+		}
+	}
+	return nil
+}
+
+func mib(bytes int64) float64 {
+	if bytes < 0 {
+		return math.NaN()
+	}
+	return float64(bytes) / (1 << 20)
+}
+
+func (b *bench) caseSoak(ctx context.Context) (CaseResult, error) {
+	sc := b.cfg.Soak
+	cr := CaseResult{Extra: map[string]any{}}
+	cr.Info = append(cr.Info, fmt.Sprintf("one file server (fxsh's shell in its own process: serve master; share), %d clients in this process downloading at once for %s, set loss %g on the clients (each way)%s; %d files of %s, each download compared byte for byte with the source and deleted; up to %d attempts (resumes) within %s per download",
+		sc.Clients, sc.Duration, sc.Loss, serverCmdsNote(b.cfg.FxshServerCmds), sc.Files, formatSize(sc.Size), sc.Attempts, sc.FileTimeout))
+	set, err := ensureFiles(ctx, b.cfg.DataDir, sc.Size, sc.Files)
+	if err != nil {
+		return cr, err
+	}
+	srv, err := b.startSoakServer(ctx, set)
+	if err != nil {
+		return cr, err
+	}
+	defer srv.p.stop()
+	entries, err := soakEntries(ctx, srv.addr, set)
+	if err != nil {
+		return cr, err
+	}
+	r, err := newSoakRun(sc, b.cfg.Seed, set, entries, b.tempDir("soak-clients"))
+	if err != nil {
+		return cr, err
+	}
+	samples, serverSamples, badLines := b.soak(ctx, r, srv)
+	if srv.p.exited() {
+		return cr, fmt.Errorf("the server exited during the soak: %s", srv.p.tail(8))
+	}
+	if err := ctx.Err(); err != nil {
+		return cr, err
+	}
+	if badLines > 0 {
+		cr.Info = append(cr.Info, fmt.Sprintf("%d of the server's sample lines were unreadable", badLines))
+	}
+	b.soakResult(&cr, r, samples, serverSamples)
+	return cr, nil
+}
+
+func serverCmdsNote(cmds string) string {
+	if cmds == "" {
+		return ", none on the server"
+	}
+	return "; server runs " + strconv.Quote(cmds) + " first"
+}
+
+// soak runs the clients for the duration, sampling, then lets the
+// downloads under way finish.
+func (b *bench) soak(ctx context.Context, r *soakRun, srv *soakServer) ([]SoakSample, []SoakServerSample, int) {
+	sc := r.cfg
+	more, stopMore := context.WithCancel(ctx)
+	defer stopMore()
+	var wg sync.WaitGroup
+	r.start = time.Now()
+	for id := range sc.Clients {
+		wg.Go(func() { r.client(ctx, more, id) })
+	}
+	pid := strconv.Itoa(srv.p.cmd.Process.Pid)
+	var samples []SoakSample
+	var serverSamples []SoakServerSample
+	bad := 0
+	readServer := func() {
+		lines, err := srv.tail.read()
+		if err != nil {
+			bad++
+			return
+		}
+		rs, n := parseRuntimeSamples(lines)
+		bad += n
+		for _, s := range rs {
+			serverSamples = append(serverSamples, SoakServerSample{T: float64(s.UnixNano-r.start.UnixNano()) / 1e9,
+				Goroutines: s.Goroutines, HeapLive: s.HeapLive})
+		}
+	}
+	last := SoakSample{}
+	n := int((sc.Duration + sc.Sample - 1) / sc.Sample)
+	for k := 1; k <= n && ctx.Err() == nil && !srv.p.exited(); k++ {
+		nominal := min(time.Duration(k)*sc.Sample, sc.Duration)
+		select {
+		case <-ctx.Done():
+			continue
+		case <-time.After(time.Until(r.start.Add(nominal))):
+		}
+		s := r.sample(nominal, pid)
+		readServer()
+		samples = append(samples, s)
+		srvG, srvH := int64(-1), int64(-1)
+		if len(serverSamples) > 0 {
+			srvG, srvH = serverSamples[len(serverSamples)-1].Goroutines, serverSamples[len(serverSamples)-1].HeapLive
+		}
+		b.logf("%5.0fs fetching %3d verified %6d failed %d %5s MB/s | clients: %d goroutines, heap %s MiB, rss %s MiB | server: %d goroutines, heap %s MiB, rss %s MiB, %d threads",
+			s.T, s.Fetching, s.Verified, s.Failed, num(mbps(s.Bytes-last.Bytes, s.T-last.T)),
+			s.ClientGoroutines, num(mib(s.ClientHeapLive)), num(mib(s.ClientRSSKiB<<10)),
+			srvG, num(mib(srvH)), num(mib(s.ServerRSSKiB<<10)), s.ServerThreads)
+		last = s
+	}
+	stopMore()
+	b.logf("duration over: no new downloads; waiting for %d under way (each within %s)", r.fetching.Load(), sc.FileTimeout)
+	wg.Wait()
+	r.mu.Lock()
+	r.windows[len(r.windows)-1].To = time.Since(r.start).Seconds()
+	r.mu.Unlock()
+	readServer()
+	return samples, serverSamples, bad
+}
+
+// soakResult fills in the case's windows, verdict, rows and JSON.
+func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, serverSamples []SoakServerSample) {
+	sc := r.cfg
+	w, end := sc.Window.Seconds(), sc.Duration.Seconds()
+	series := map[string][]point{}
+	for _, s := range samples {
+		add := func(k string, v int64, scale float64) {
+			if v >= 0 {
+				series[k] = append(series[k], point{s.T, float64(v) / scale})
+			}
+		}
+		add("client goroutines", s.ClientGoroutines, 1)
+		add("client heap", s.ClientHeapLive, 1<<20)
+		add("client RSS", s.ClientRSSKiB, 1<<10)
+		add("client threads", s.ClientThreads, 1)
+		add("server RSS", s.ServerRSSKiB, 1<<10)
+		add("server threads", s.ServerThreads, 1)
+		add("fetching", s.Fetching, 1)
+	}
+	for _, s := range serverSamples {
+		if s.Goroutines >= 0 {
+			series["server goroutines"] = append(series["server goroutines"], point{s.T, float64(s.Goroutines)})
+		}
+		if s.HeapLive >= 0 {
+			series["server heap"] = append(series["server heap"], point{s.T, float64(s.HeapLive) / (1 << 20)})
+		}
+	}
+	checked := []struct {
+		metric, unit string
+		slack        float64
+	}{
+		{"client goroutines", "goroutines", SoakSlackGoroutines},
+		{"client heap", "MiB", SoakSlackHeapMiB},
+		{"server goroutines", "goroutines", SoakSlackGoroutines},
+		{"server heap", "MiB", SoakSlackHeapMiB},
+		{"server RSS", "MiB", SoakSlackRSSMiB},
+	}
+	var gs []Growth
+	for _, c := range checked {
+		gs = append(gs, checkGrowth(c.metric, c.unit, series[c.metric], w, end, c.slack))
+	}
+
+	r.mu.Lock()
+	verified, failed, resumed, bytes := r.verified, r.failed, r.resumed, r.bytes
+	windows := append([]SoakWindow(nil), r.windows...)
+	failures, retried, retryCount := r.failures, r.retried, r.retryCount
+	r.mu.Unlock()
+	nw := len(windows) - 1
+	var durBytes int64
+	for i := range windows {
+		win := &windows[i]
+		if i < nw {
+			win.MBps = mbps(win.Bytes, w)
+			durBytes += win.Bytes
+		}
+		win.Medians = map[string]float64{}
+		for k, ps := range series {
+			if i < nw {
+				win.Medians[k] = windowMedian(ps, win.From, win.To)
+			}
+		}
+	}
+	ok, verdict := soakVerdict(verified, failed, gs)
+	firstL, lastL := windows[0].Label, windows[nw-1].Label
+	cr.Info = append(cr.Info,
+		fmt.Sprintf("%d verified (%s), %d failed, %d needed a resume (%d attempts retried), %s MB/s over the duration; %d finished after it (drain)",
+			verified, formatBytes(bytes), failed, resumed, retryCount, num(mbps(durBytes, end)), windows[nw].Verified+windows[nw].Failed),
+		fmt.Sprintf("growth limit: %s median <= %s median × %.2f + slack (%d goroutines, %d MiB heap, %d MiB RSS), and so is %s + a fitted line's rise from %s to %s",
+			lastL, firstL, 1+SoakTolerance, SoakSlackGoroutines, SoakSlackHeapMiB, SoakSlackRSSMiB, firstL, time.Duration(w*float64(time.Second)), sc.Duration))
+	for _, f := range failures {
+		cr.Info = append(cr.Info, fmt.Sprintf("FAILED at %.0fs client %d %s after %d attempts: %s", f.T, f.Client, f.File, f.Attempts, f.Err))
+	}
+	if failed > len(failures) {
+		cr.Info = append(cr.Info, fmt.Sprintf("… and %d more failures", failed-len(failures)))
+	}
+	cr.Info = append(cr.Info, "verdict: "+verdict)
+
+	one := func(v float64) []float64 { return []float64{v} }
+	label := fmt.Sprintf("%d clients × %s, loss %g", sc.Clients, sc.Duration, sc.Loss)
+	cr.Rows = append(cr.Rows,
+		Row{Case: "files verified, " + label, Unit: "files", Fxsh: one(float64(verified)), Target: Target{Of: "fxsh", Op: ">=", Value: 1}},
+		Row{Case: "downloads failed", Unit: "files", Fxsh: one(float64(failed)), Target: Target{Of: "fxsh", Op: "<=", Value: 0}},
+		Row{Case: "downloads resumed after a failed attempt", Unit: "files", Fxsh: one(float64(resumed))},
+		Row{Case: "throughput, " + lastL + " vs " + firstL, Unit: "MB/s", Fxsh: one(windows[nw-1].MBps), Ref: one(windows[0].MBps), RefIs: firstL},
+	)
+	for _, g := range gs {
+		round := func(x float64) float64 { return math.Round(x*100) / 100 }
+		lim, fit := Target{Of: "fxsh", Op: "<=", Value: round(g.Limit)}, Target{Of: "fxsh", Op: "<=", Value: round(g.Limit - g.First)}
+		if math.IsNaN(g.Limit) {
+			lim, fit = Target{Of: "fxsh", Op: "<=", Value: 0}, Target{Of: "fxsh", Op: "<=", Value: 0}
+		}
+		cr.Rows = append(cr.Rows,
+			Row{Case: g.Metric + ", " + lastL + " vs " + firstL, Unit: g.Unit, Fxsh: one(g.Last), Ref: one(g.First), RefIs: firstL, Target: lim},
+			Row{Case: g.Metric + ", fitted rise after " + firstL, Unit: g.Unit, Fxsh: one(g.Fitted), Target: fit})
+	}
+	for _, k := range []struct{ metric, unit string }{{"client RSS", "MiB"}, {"server threads", "threads"}, {"client threads", "threads"}} {
+		ps := series[k.metric]
+		cr.Rows = append(cr.Rows, Row{Case: k.metric + ", " + lastL + " vs " + firstL, Unit: k.unit,
+			Fxsh: one(windowMedian(ps, end-w, end)), Ref: one(windowMedian(ps, 0, w)), RefIs: firstL})
+	}
+	cr.Extra["verdict"] = map[string]any{"pass": ok, "text": verdict, "tolerance": SoakTolerance,
+		"slack": map[string]float64{"goroutines": SoakSlackGoroutines, "heap_mib": SoakSlackHeapMiB, "rss_mib": SoakSlackRSSMiB}}
+	cr.Extra["growth"] = gs
+	cr.Extra["windows"] = windows
+	cr.Extra["samples"] = samples
+	cr.Extra["server_samples"] = serverSamples
+	cr.Extra["failures"] = failures
+	cr.Extra["retried_attempts"] = retried
+	cr.Extra["client_counters"] = r.counters.Snapshot()
+	cr.Extra["totals"] = map[string]any{"verified": verified, "failed": failed, "resumed": resumed,
+		"retried_attempts": retryCount, "bytes": bytes, "duration_bytes": durBytes, "duration_mbps": nanNull(mbps(durBytes, end))}
+	for _, win := range windows[:nw] {
+		b.logf("%-10s verified %5d failed %d resumed %3d %s MB/s", win.Label, win.Verified, win.Failed, win.Resumed, num(win.MBps))
+	}
+}
+
+// formatBytes prints a byte count in GB or MB (10^9, 10^6).
+func formatBytes(n int64) string {
+	if n >= 1e9 {
+		return num(float64(n)/1e9) + " GB"
+	}
+	return num(float64(n)/1e6) + " MB"
+}
