@@ -79,6 +79,7 @@ type transfer struct {
 	chunkSize int
 	nchunks   uint32
 	epoch     time.Time
+	clock     func() time.Duration // nil: time since epoch (tests run a virtual clock)
 	wake      chan struct{}
 
 	mu       sync.Mutex // guards everything below
@@ -146,7 +147,12 @@ func newTransfer(s *Server, key tkey, c *chunk.Cipher, f File, r *chunk.Request,
 	return t, nil
 }
 
-func (t *transfer) now() time.Duration { return time.Since(t.epoch) }
+func (t *transfer) now() time.Duration {
+	if t.clock != nil {
+		return t.clock()
+	}
+	return time.Since(t.epoch)
+}
 
 func (t *transfer) signal() {
 	select {
