@@ -607,12 +607,16 @@ func (p *Part) autoCheckpoint() {
 }
 
 // hashPrefix feeds h with the contiguous prefix written so far, a block at
-// a time, until it catches up or the worker is told to stop.
+// a time, until it catches up or the worker is told to stop. A checkpoint
+// due meanwhile is made between blocks: hashing slower than the data arrives
+// must not hold the state back.
 func (p *Part) hashPrefix(stop <-chan struct{}, buf []byte) {
 	for {
 		select {
 		case <-stop:
 			return
+		case <-p.ckptKick:
+			p.autoCheckpoint()
 		default:
 		}
 		p.mu.Lock()
