@@ -164,6 +164,8 @@ func (s *Shell) shareEvent(ev fileserver.Event) {
 		s.notify(fmt.Sprintf("share: rescan found changes; %d files registered", ev.Files))
 	case fileserver.Warning:
 		s.notifyErr(s.epal.warn.Sprint("share: " + ev.Err.Error()))
+	case fileserver.Modified:
+		s.notifyErr(s.epal.warn.Sprint(fmt.Sprintf("share: %v; not served until it is re-indexed (in a moment)", ev.Err)))
 	case fileserver.Registered:
 		s.mu.Lock()
 		back := s.shareDown

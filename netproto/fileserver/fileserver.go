@@ -2,8 +2,13 @@
 // (store/shareindex), keeps them registered with the master(s)
 // (masterclient.Registrar) and serves them over the UDP chunk protocol
 // (transfer.Server). A periodic rescan picks up changes and registers the new
-// list; a file found modified while being served triggers a rescan at once,
-// so new content is never served under an old hash.
+// list. A file found modified when a client asks for it, or while it is being
+// served, fails that transfer and triggers a rescan RescanSettle later (the
+// writer is usually not done yet); a rescan that changed the list is followed
+// by another RescanSettle later, so a file caught half-written is registered
+// again once it stops changing. Every read is checked against the indexed
+// version before its bytes are sent, so new content is never served under an
+// old hash, not even in part.
 //
 // Server is the running role; Config says what to share and where; Event
 // reports what the shell may want to show (roles never print).
@@ -14,6 +19,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -25,17 +31,29 @@ import (
 	"fxsh/store/shareindex"
 )
 
-// DefaultRescan is how often shared folders are re-indexed.
-const DefaultRescan = 30 * time.Second
+// Rescan timing.
+const (
+	// DefaultRescan is how often shared folders are re-indexed.
+	DefaultRescan = 30 * time.Second
+	// RescanSettle is how long a rescan asked for by Kick waits, and how
+	// soon a rescan that changed the list (or failed) is followed by
+	// another: a file found modified is usually still being written, and a
+	// scan can catch it truncated or changing under the hasher.
+	RescanSettle = time.Second
+	// MaxSettleRescans bounds the follow-ups in a row, so a file that is
+	// always being written (a log) is rescanned at the normal pace.
+	MaxSettleRescans = 5
+)
 
 // Config says what to share and how.
 type Config struct {
 	Paths     []string // folders and files to share
 	UDPAddr   string   // where to serve; "" = ":0" (every interface, any port)
 	Masters   []string
-	Key       string // shared key ("" = open network)
-	CachePath string // hash cache file ("" = memory only)
-	Rescan    time.Duration
+	Key       string        // shared key ("" = open network)
+	CachePath string        // hash cache file ("" = memory only)
+	Rescan    time.Duration // 0: DefaultRescan
+	Settle    time.Duration // 0: RescanSettle
 
 	Impair    *transfer.Impair
 	Counters  *transfer.Counters
@@ -54,6 +72,7 @@ const (
 	Rescanned                   // a rescan changed the list (Files)
 	Warning                     // a file was skipped (Err)
 	Offered                     // a push offer (receivers only; see masterclient)
+	Modified                    // a file changed since it was indexed (Err); a rescan follows
 )
 
 // Event is a change the shell may show.
@@ -89,8 +108,9 @@ type Server struct {
 	wg     sync.WaitGroup
 	kick   chan struct{} // asks the rescan loop to rescan now
 
-	mu    sync.Mutex // protects files
-	files []store.File
+	mu       sync.Mutex // protects the fields below
+	files    []store.File
+	modified error // the modification behind the pending Kick, reported by rescanLoop
 }
 
 // Start indexes cfg.Paths, opens the UDP socket, starts serving and starts
@@ -99,6 +119,9 @@ type Server struct {
 func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, error) {
 	if cfg.Rescan <= 0 {
 		cfg.Rescan = DefaultRescan
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = RescanSettle
 	}
 	if cfg.UDPAddr == "" {
 		cfg.UDPAddr = ":0"
@@ -162,17 +185,25 @@ func (s *Server) open(hash string) (transfer.File, error) {
 	f, err := s.idx.Open(hash)
 	if err != nil {
 		if errors.Is(err, shareindex.ErrModified) {
-			s.Kick()
+			s.noteModified(err)
 		}
 		if errors.Is(err, shareindex.ErrNotFound) || errors.Is(err, shareindex.ErrModified) {
-			return nil, fmt.Errorf("%w: %v", transfer.ErrNotFound, err)
+			return nil, fmt.Errorf("%w: %w", transfer.ErrNotFound, err)
 		}
 		return nil, err
 	}
 	return checkedFile{f, s}, nil
 }
 
-// checkedFile turns a modification noticed while reading into a rescan.
+// checkedFile serves only bytes of the indexed version. shareindex.File
+// checks the file every ModCheckBytes, which would let up to 4 MiB of a file
+// rewritten in place go out under the old hash; checkedFile checks after
+// every read instead (one fstat, cheap next to the read). Linux file systems
+// update a file's mtime in write(2) before its bytes land, so a read that saw
+// any new byte is followed by a Check that fails, and the read is dropped.
+// (This is as good as the mtime: a rewrite within the same clock tick as the
+// indexed write, or through a shared mapping, is left to the client's hash
+// check, which keeps it from ever appearing under the file's name.)
 type checkedFile struct {
 	shareindex.File
 	s *Server
@@ -180,10 +211,23 @@ type checkedFile struct {
 
 func (f checkedFile) ReadAt(p []byte, off int64) (int, error) {
 	n, err := f.File.ReadAt(p, off)
+	if err == nil || err == io.EOF {
+		if cerr := f.File.Check(); cerr != nil {
+			n, err = 0, cerr
+		}
+	}
 	if errors.Is(err, shareindex.ErrModified) {
-		f.s.Kick()
+		f.s.noteModified(err)
 	}
 	return n, err
+}
+
+// noteModified asks for a rescan because of err, which rescanLoop reports.
+func (s *Server) noteModified(err error) {
+	s.mu.Lock()
+	s.modified = err
+	s.mu.Unlock()
+	s.Kick()
 }
 
 func (s *Server) masterEvent(ev masterclient.Event) {
@@ -200,7 +244,7 @@ func (s *Server) masterEvent(ev masterclient.Event) {
 	}
 }
 
-// Kick asks for a rescan now (coalesced).
+// Kick asks for a rescan cfg.Settle from now (coalesced).
 func (s *Server) Kick() {
 	select {
 	case s.kick <- struct{}{}:
@@ -208,20 +252,54 @@ func (s *Server) Kick() {
 	}
 }
 
+// rescanLoop rescans every cfg.Rescan, cfg.Settle after a Kick, and again
+// cfg.Settle after a rescan that changed the list or failed (at most
+// MaxSettleRescans times in a row).
 func (s *Server) rescanLoop(ctx context.Context) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.Rescan)
 	defer t.Stop()
+	var settle <-chan time.Time // a rescan due cfg.Settle after a kick or a change
+	followUps := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.kick:
+			s.mu.Lock()
+			err := s.modified
+			s.modified = nil
+			s.mu.Unlock()
+			if settle == nil { // else a rescan is already due, and was reported
+				settle = time.After(s.cfg.Settle)
+				if err != nil {
+					s.event(Event{Kind: Modified, Err: err})
+				}
+			}
+			continue
+		case <-settle:
 		}
-		if _, _, err := s.Rescan(ctx); err != nil && ctx.Err() == nil && s.cfg.OnEvent != nil {
-			s.cfg.OnEvent(Event{Kind: Warning, Err: fmt.Errorf("rescan: %w", err)})
+		settle = nil
+		changed, _, err := s.Rescan(ctx)
+		if ctx.Err() != nil {
+			return
 		}
+		if err != nil {
+			s.event(Event{Kind: Warning, Err: fmt.Errorf("rescan: %w", err)})
+		}
+		if !changed && err == nil {
+			followUps = 0
+		} else if followUps < MaxSettleRescans {
+			followUps++
+			settle = time.After(s.cfg.Settle)
+		}
+	}
+}
+
+func (s *Server) event(ev Event) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(ev)
 	}
 }
 
