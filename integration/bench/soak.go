@@ -42,11 +42,15 @@ import (
 // threads (read from /proc) it reports its own goroutines and live heap: it
 // appends one JSON sample, taken after a GC, to a file every -soak-sample.
 // The clients are goroutines of this process, each looping: pick a file,
-// download.Get it into its own folder (with the loss on a shared Impair, as
-// `set loss` does in a shell, and up to -soak-attempts resumes), check it,
-// delete it. So -soak-clients downloads are under way for the whole
-// duration; then no new one starts and those under way finish, each bounded
-// by -soak-file-timeout.
+// download.Get it into a folder of its own (with the loss on a shared
+// Impair, as `set loss` does in a shell, and up to -soak-attempts resumes),
+// compare it with the source byte for byte, hand the folder to a deleter.
+// So -soak-clients downloads are under way for the whole duration; then no
+// new one starts and those under way finish, each bounded by
+// -soak-file-timeout. The downloads go to /dev/shm by default: on this
+// machine's disk, creating, syncing and deleting some 60 files a second
+// bound the rate, not fxsh, and half the clients would be waiting on the
+// file system instead of downloading.
 
 // Limits of the soak case.
 const (
@@ -89,11 +93,13 @@ type SoakConfig struct {
 	Window      time.Duration `json:"window_ns"`
 	FileTimeout time.Duration `json:"file_timeout_ns"`
 	Attempts    int           `json:"attempts"`
+	DownloadDir string        `json:"download_dir"` // "": the run's work folder (on disk)
 }
 
 func defaultSoak() SoakConfig {
 	return SoakConfig{Duration: 10 * time.Minute, Clients: 100, Loss: 0.05, Size: 4 << 20, Files: 8,
-		Sample: 10 * time.Second, Window: time.Minute, FileTimeout: 3 * time.Minute, Attempts: 3}
+		Sample: 10 * time.Second, Window: time.Minute, FileTimeout: 3 * time.Minute, Attempts: 3,
+		DownloadDir: "/dev/shm"}
 }
 
 func (s *SoakConfig) addFlags(fs *flag.FlagSet) {
@@ -106,14 +112,15 @@ func (s *SoakConfig) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.Window, "soak-window", s.Window, "soak: the window compared, first against last (minute 1 and the last minute)")
 	fs.DurationVar(&s.FileTimeout, "soak-file-timeout", s.FileTimeout, "soak: time limit of one download, all its attempts and the check")
 	fs.IntVar(&s.Attempts, "soak-attempts", s.Attempts, "soak: attempts per download (the later ones resume); failing all of them is a failure")
+	fs.StringVar(&s.DownloadDir, "soak-download-dir", s.DownloadDir, "soak: existing folder the clients download into, in a fresh subfolder removed at the end ('': the work folder under -data, on disk, where deleting the synced files bounds the rate)")
 }
 
 // quick shrinks what was not set on the command line: 1 minute, 20 clients,
-// windows of 15 s sampled every 5 s.
+// windows of 20 s sampled every 4 s.
 func (s *SoakConfig) quick(set map[string]bool) {
 	for name, apply := range map[string]func(){
 		"soak-duration": func() { s.Duration = time.Minute }, "soak-clients": func() { s.Clients = 20 },
-		"soak-window": func() { s.Window = 15 * time.Second }, "soak-sample": func() { s.Sample = 5 * time.Second },
+		"soak-window": func() { s.Window = 20 * time.Second }, "soak-sample": func() { s.Sample = 4 * time.Second },
 	} {
 		if !set[name] {
 			apply()
@@ -525,6 +532,12 @@ type soakRun struct {
 	start    time.Time
 
 	fetching atomic.Int64 // clients inside download.Get
+	// Where the clients' time goes, in nanoseconds summed over clients:
+	// inside download.Get, comparing with the source, waiting to hand the
+	// folder to the deleters; and the deleters' own time.
+	inGet, inCompare, inHandOver, inDelete atomic.Int64
+
+	trash chan string // download folders for the deleters
 
 	mu         sync.Mutex // guards the fields below
 	windows    []SoakWindow
@@ -539,7 +552,7 @@ type soakRun struct {
 
 func newSoakRun(cfg SoakConfig, seed uint64, set *fileSet, entries []store.Entry, dir string) (*soakRun, error) {
 	r := &soakRun{cfg: cfg, seed: seed, set: set, entries: entries, dir: dir,
-		impair: &transfer.Impair{}, counters: transfer.NewCounters(nil)}
+		impair: &transfer.Impair{}, counters: transfer.NewCounters(nil), trash: make(chan string, cfg.Clients)}
 	if err := r.impair.Set(transfer.ImpairSettings{Loss: cfg.Loss}); err != nil {
 		return nil, err
 	}
@@ -559,13 +572,33 @@ func newSoakRun(cfg SoakConfig, seed uint64, set *fileSet, entries []store.Entry
 // arrived with the source.
 const SoakCompareBuf = 256 << 10
 
-// client downloads until more ends (the duration) or ctx (the run) does.
+// SoakDeleters delete the finished download folders, so that a client
+// starts its next download at once: deleting a 4 MiB file that was just
+// synced takes 10 ms alone and 70 ms among ten on this machine's ext4, time
+// that is the benchmark's, not fxsh's. A client hands a folder over through
+// a channel of -soak-clients places, so undeleted files stay bounded.
+const SoakDeleters = 2
+
+// deleter removes the folders handed over until the channel is closed.
+func (r *soakRun) deleter() {
+	for dir := range r.trash {
+		t := time.Now()
+		os.RemoveAll(dir)
+		r.inDelete.Add(int64(time.Since(t)))
+	}
+}
+
+// client downloads until more ends (the duration) or ctx (the run) does,
+// each download into a folder of its own.
 func (r *soakRun) client(ctx, more context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.seed, uint64(id)))
-	dir := filepath.Join(r.dir, fmt.Sprintf("c%03d", id))
 	bufs := [2][]byte{make([]byte, SoakCompareBuf), make([]byte, SoakCompareBuf)}
-	for more.Err() == nil && ctx.Err() == nil {
+	for n := 0; more.Err() == nil && ctx.Err() == nil; n++ {
+		dir := filepath.Join(r.dir, fmt.Sprintf("c%03d-%07d", id, n))
 		r.one(ctx, id, dir, r.entries[rng.IntN(len(r.entries))], bufs)
+		t := time.Now()
+		r.trash <- dir
+		r.inHandOver.Add(int64(time.Since(t)))
 	}
 }
 
@@ -612,7 +645,6 @@ func sameBytes(ctx context.Context, got, src string, size int64, a, b []byte) er
 func (r *soakRun) one(ctx context.Context, id int, dir string, e store.Entry, bufs [2][]byte) {
 	fctx, cancel := context.WithTimeout(ctx, r.cfg.FileTimeout)
 	defer cancel()
-	defer os.RemoveAll(dir)
 	var err error
 	attempts := 0
 	var got int64
@@ -623,8 +655,10 @@ func (r *soakRun) one(ctx context.Context, id int, dir string, e store.Entry, bu
 			break
 		}
 		r.fetching.Add(1)
+		t := time.Now()
 		var res download.Result
 		res, err = download.Get(fctx, download.Request{Entry: e, Dir: dir, Impair: r.impair, Counters: r.counters})
+		r.inGet.Add(int64(time.Since(t)))
 		r.fetching.Add(-1)
 		if err == nil {
 			path = filepath.Join(dir, res.Path)
@@ -639,6 +673,8 @@ func (r *soakRun) one(ctx context.Context, id int, dir string, e store.Entry, bu
 		return // the run was stopped (Ctrl-C): neither verified nor failed
 	}
 	if err == nil {
+		t := time.Now()
+		defer func() { r.inCompare.Add(int64(time.Since(t))) }()
 		if err = sameBytes(fctx, path, r.set.path(filepath.Base(e.Name)), r.set.Size, bufs[0], bufs[1]); err == nil {
 			got = r.set.Size
 		}
@@ -808,7 +844,16 @@ func (b *bench) caseSoak(ctx context.Context) (CaseResult, error) {
 	if err != nil {
 		return cr, err
 	}
-	r, err := newSoakRun(sc, b.cfg.Seed, set, entries, b.tempDir("soak-clients"))
+	dl := b.tempDir("soak-clients")
+	if sc.DownloadDir != "" {
+		if dl, err = os.MkdirTemp(sc.DownloadDir, "fxsh-soak-"); err != nil {
+			return cr, fmt.Errorf("-soak-download-dir: %w", err)
+		}
+		defer os.RemoveAll(dl)
+	}
+	fsType, _ := fsName(dl)
+	cr.Info = append(cr.Info, fmt.Sprintf("downloads into %s (%s)", dl, fsType))
+	r, err := newSoakRun(sc, b.cfg.Seed, set, entries, dl)
 	if err != nil {
 		return cr, err
 	}
@@ -839,7 +884,14 @@ func (b *bench) soak(ctx context.Context, r *soakRun, srv *soakServer) ([]SoakSa
 	sc := r.cfg
 	more, stopMore := context.WithCancel(ctx)
 	defer stopMore()
-	var wg sync.WaitGroup
+	var wg, deleters sync.WaitGroup
+	for range SoakDeleters {
+		deleters.Go(r.deleter)
+	}
+	defer func() {
+		close(r.trash)
+		deleters.Wait()
+	}()
 	r.start = time.Now()
 	for id := range sc.Clients {
 		wg.Go(func() { r.client(ctx, more, id) })
@@ -968,6 +1020,23 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 	if failed > len(failures) {
 		cr.Info = append(cr.Info, fmt.Sprintf("… and %d more failures", failed-len(failures)))
 	}
+	var fetching []float64
+	for _, p := range series["fetching"] {
+		fetching = append(fetching, p.V)
+	}
+	lo, _ := minMax(fetching)
+	cr.Info = append(cr.Info, fmt.Sprintf("clients inside download.Get at the samples: median %s, fewest %s, of %d",
+		num(median(fetching)), num(lo), sc.Clients))
+	get, cmp, hand, del := time.Duration(r.inGet.Load()), time.Duration(r.inCompare.Load()), time.Duration(r.inHandOver.Load()), time.Duration(r.inDelete.Load())
+	if all := get + cmp + hand; all > 0 {
+		cr.Info = append(cr.Info, fmt.Sprintf("the clients' time: %.1f%% in download.Get, %.1f%% comparing with the source, %.1f%% waiting for the deleters (who spent %.0f s deleting)",
+			100*float64(get)/float64(all), 100*float64(cmp)/float64(all), 100*float64(hand)/float64(all), del.Seconds()))
+	}
+	st := r.counters.Snapshot()
+	if all := st.DatagramsSent + st.DatagramsReceived + st.ImpairDrops; all > 0 {
+		cr.Info = append(cr.Info, fmt.Sprintf("the clients' datagrams: %d sent, %d received, %d dropped by set loss (%.2f%%), %d duplicates, %d timeouts",
+			st.DatagramsSent, st.DatagramsReceived, st.ImpairDrops, 100*float64(st.ImpairDrops)/float64(all), st.Duplicates, st.Timeouts))
+	}
 	cr.Info = append(cr.Info, "verdict: "+verdict)
 
 	one := func(v float64) []float64 { return []float64{v} }
@@ -1002,6 +1071,7 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 	cr.Extra["failures"] = failures
 	cr.Extra["retried_attempts"] = retried
 	cr.Extra["client_counters"] = r.counters.Snapshot()
+	cr.Extra["client_seconds"] = map[string]float64{"get": get.Seconds(), "compare": cmp.Seconds(), "hand_over": hand.Seconds(), "deleters": del.Seconds()}
 	cr.Extra["totals"] = map[string]any{"verified": verified, "failed": failed, "resumed": resumed,
 		"retried_attempts": retryCount, "bytes": bytes, "duration_bytes": durBytes, "duration_mbps": nanNull(mbps(durBytes, end))}
 	for _, win := range windows[:nw] {

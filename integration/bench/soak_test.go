@@ -297,7 +297,7 @@ func TestSoakFlags(t *testing.T) {
 			return c.Cases[0] == "soak" && c.Soak.Duration == 10*time.Minute && c.Soak.Clients == 100 && c.Soak.Loss == 0.05
 		}, false},
 		{"quick", []string{"-case", "soak", "-quick"}, func(c Config) bool {
-			return c.Soak.Duration == time.Minute && c.Soak.Clients == 20 && c.Soak.Window == 15*time.Second && c.Soak.Sample == 5*time.Second
+			return c.Soak.Duration == time.Minute && c.Soak.Clients == 20 && c.Soak.Window == 20*time.Second && c.Soak.Sample == 4*time.Second
 		}, false},
 		{"quick keeps what was given", []string{"-quick", "-soak-clients", "7"}, func(c Config) bool {
 			return c.Soak.Clients == 7 && c.Soak.Duration == time.Minute
