@@ -24,7 +24,9 @@ func shareCommands() []*cmdSpec {
 			summary: "share folders and files: index them, register them with the master, serve them over UDP",
 			detail: "Folders are indexed recursively; one folder's contents appear at the top of the index,\n" +
 				"several folders each under their own name. Symlinks never lead outside a shared folder;\n" +
-				"unsafe names are skipped with a warning. A rescan every 30 s picks up changes.\n" +
+				"unsafe names are skipped with a warning. A rescan every 30 s picks up changes; a file\n" +
+				"found changed when a client asks for it is never served as the old version (the transfer\n" +
+				"fails) and is re-indexed within seconds.\n" +
 				"--udp sets where to serve (default every interface, a free port).",
 			example: "share ./lectures --udp 0.0.0.0:4000",
 			run:     cmdShare,
