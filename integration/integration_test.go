@@ -5,6 +5,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -16,12 +17,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"fxsh/shell"
+	"fxsh/store/partfile"
 )
 
 func TestMain(m *testing.M) {
@@ -41,14 +44,18 @@ func TestStories(t *testing.T) {
 			setupEtcd(e)
 			return nil
 		},
-		Condition: etcdCondition,
+		Condition: condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"freeport": cmdFreeport,
-			"waitport": cmdWaitport,
-			"poll":     cmdPoll,
-			"rawtcp":   cmdRawTCP,
-			"mkfile":   cmdMkfile,
-			"sleep":    cmdSleep,
+			"freeport":   cmdFreeport,
+			"waitport":   cmdWaitport,
+			"poll":       cmdPoll,
+			"rawtcp":     cmdRawTCP,
+			"mkfile":     cmdMkfile,
+			"sleep":      cmdSleep,
+			"mounttmpfs": cmdMountTmpfs,
+			"fxstate":    cmdFxstate,
+			"overwrite":  cmdOverwrite,
+			"shorthash":  cmdShorthash,
 		},
 	})
 }
@@ -227,6 +234,17 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 	time.Sleep(d)
 }
 
+// condition answers the stories' own conditions: [etcd] and [tmpfs].
+func condition(cond string) (bool, error) {
+	switch cond {
+	case "etcd":
+		return etcdCondition(cond)
+	case "tmpfs":
+		return canMountTmpfs(), nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
+}
+
 // etcd in stories: `[!etcd] skip` skips a story when no etcd is running
 // (FXSH_ETCD_ENDPOINTS, comma-separated, as store/etcdcat's tests use),
 // but fails it when FXSH_REQUIRE_ETCD=1, as CI sets. Each story run gets
@@ -236,9 +254,6 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 // the story's TTLs have passed.)
 
 func etcdCondition(cond string) (bool, error) {
-	if cond != "etcd" {
-		return false, fmt.Errorf("unknown condition %q", cond)
-	}
 	if os.Getenv("FXSH_ETCD_ENDPOINTS") != "" {
 		return true, nil
 	}
@@ -253,4 +268,174 @@ func setupEtcd(e *testscript.Env) {
 	rand.Read(b[:])
 	e.Setenv("FXSH_ETCD_ENDPOINTS", os.Getenv("FXSH_ETCD_ENDPOINTS"))
 	e.Setenv("ETCD_PREFIX", "fxsh-story/"+hex.EncodeToString(b[:]))
+}
+
+// A full disk in stories: `[!tmpfs] skip` skips a story where this process
+// cannot mount a file system (not root, or a container without
+// CAP_SYS_ADMIN); `mounttmpfs DIR SIZE` then gives the story a real folder
+// that fills up.
+
+// canMountTmpfs reports whether mounting a tmpfs works here, by trying one.
+func canMountTmpfs() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	dir, err := os.MkdirTemp("", "fxsh-tmpfs-probe")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(dir)
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		return false
+	}
+	return syscall.Unmount(dir, syscall.MNT_DETACH) == nil
+}
+
+// mounttmpfs DIR SIZE mounts a tmpfs of SIZE bytes (k, m, g suffixes, as
+// mount(8) takes them) on DIR, creating it, and unmounts it when the story
+// ends.
+func cmdMountTmpfs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: mounttmpfs DIR SIZE")
+	}
+	if !regexp.MustCompile(`^[1-9][0-9]*[kmg]?$`).MatchString(args[1]) {
+		ts.Fatalf("mounttmpfs: size %q: want a number with an optional k, m or g", args[1])
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+args[1]); err != nil {
+		ts.Fatalf("mounting a tmpfs on %s (the story needs [tmpfs]): %v", args[0], err)
+	}
+	ts.Defer(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			ts.Logf("unmounting %s: %v", dir, err)
+		}
+	})
+}
+
+// fxstate STATE [PART SOURCE] prints what a download's state file records:
+// size, chunk size, and how many chunks (and bytes) it claims are on disk.
+// Given the partial file and the original, it also checks that every chunk
+// the state claims holds the original's bytes, and fails if one does not:
+// a state that claims more than is on disk is a damaged download.
+func cmdFxstate(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 && len(args) != 3 {
+		ts.Fatalf("usage: fxstate STATE [PART SOURCE]")
+	}
+	for i := range args {
+		args[i] = ts.MkAbs(args[i])
+	}
+	err := fxstate(args, ts.Stdout())
+	switch {
+	case err != nil && !neg:
+		ts.Fatalf("fxstate: %v", err)
+	case err == nil && neg:
+		ts.Fatalf("fxstate: unexpected success")
+	case err != nil:
+		fmt.Fprintf(ts.Stderr(), "fxstate: %v\n", err)
+	}
+}
+
+func fxstate(args []string, stdout io.Writer) error {
+	b, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	st, n, err := partfile.ParseState(b)
+	if err != nil {
+		return fmt.Errorf("reading state: %w", err)
+	}
+	if n != len(b) {
+		return fmt.Errorf("reading state: %d trailing bytes", len(b)-n)
+	}
+	have, held := 0, int64(0)
+	for i := range st.NumChunks() {
+		if st.Have[i/8]&(1<<(i%8)) != 0 {
+			have++
+			held += chunkLen(st, i)
+		}
+	}
+	fmt.Fprintf(stdout, "size=%d chunk=%d chunks=%d have=%d bytes=%d\n", st.Size, st.ChunkSize, st.NumChunks(), have, held)
+	if len(args) == 1 {
+		return nil
+	}
+	part, err := os.ReadFile(args[1])
+	if err != nil {
+		return err
+	}
+	src, err := os.ReadFile(args[2])
+	if err != nil {
+		return err
+	}
+	if int64(len(part)) != st.Size || int64(len(src)) != st.Size {
+		return fmt.Errorf("sizes: state %d, partial file %d, original %d", st.Size, len(part), len(src))
+	}
+	for i := range st.NumChunks() {
+		if st.Have[i/8]&(1<<(i%8)) == 0 {
+			continue
+		}
+		off := int64(i) * int64(st.ChunkSize)
+		end := off + chunkLen(st, i)
+		if !bytes.Equal(part[off:end], src[off:end]) {
+			return fmt.Errorf("chunk %d (bytes %d-%d): the state says it is on disk, the partial file holds other bytes", i, off, end)
+		}
+	}
+	fmt.Fprintf(stdout, "verified %d chunks\n", have)
+	return nil
+}
+
+// chunkLen is chunk i's length: the last one may be short.
+func chunkLen(st partfile.State, i int) int64 {
+	return min(int64(st.ChunkSize), st.Size-int64(i)*int64(st.ChunkSize))
+}
+
+// TestFxstate checks the stories' state checker: it passes a state whose
+// chunks are all in the partial file, and fails one that claims a chunk
+// whose bytes are not there, or whose sizes disagree.
+func TestFxstate(t *testing.T) {
+	const cs = 1000
+	src := make([]byte, 4*cs+10) // 5 chunks, the last one short
+	for i := range src {
+		src[i] = byte(i*7 + 1)
+	}
+	good := bytes.Clone(src)
+	clear(good[2*cs : 3*cs]) // chunk 2 has not arrived
+	bad := bytes.Clone(good)
+	bad[4*cs+3] ^= 1 // chunk 4 is damaged
+	have := []byte{0b11011}
+	tests := []struct {
+		name      string
+		part, src []byte
+		want      string // in the output, or in the error if fail
+		fail      bool
+	}{
+		{"consistent", good, src, "have=4 bytes=3010\nverified 4 chunks\n", false},
+		{"claims a damaged chunk", bad, src, "chunk 4 (bytes 4000-4010)", true},
+		{"short partial file", good[:len(good)-1], src, "sizes", true},
+		{"other original", good, src[:3*cs], "sizes", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st := partfile.AppendState(nil, partfile.State{Size: int64(len(src)), ChunkSize: cs, Have: have})
+			paths := []string{filepath.Join(dir, "state"), filepath.Join(dir, "part"), filepath.Join(dir, "src")}
+			for i, b := range [][]byte{st, tt.part, tt.src} {
+				if err := os.WriteFile(paths[i], b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			err := fxstate(paths, &out)
+			switch {
+			case tt.fail && err == nil:
+				t.Fatalf("passed, want an error; output:\n%s", out.String())
+			case tt.fail && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("error %q, want it to mention %q", err, tt.want)
+			case !tt.fail && err != nil:
+				t.Fatal(err)
+			case !tt.fail && !strings.Contains(out.String(), tt.want):
+				t.Fatalf("output %q, want %q in it", out.String(), tt.want)
+			}
+		})
+	}
 }
