@@ -44,10 +44,10 @@ import (
 // The clients are goroutines of this process, each looping: pick a file,
 // download.Get it into a folder of its own (with the loss on a shared
 // Impair, as `set loss` does in a shell, and up to -soak-attempts resumes),
-// compare it with the source byte for byte, hand the folder to a deleter.
-// So -soak-clients downloads are under way for the whole duration; then no
-// new one starts and those under way finish, each bounded by
-// -soak-file-timeout. The downloads go to /dev/shm by default: on this
+// hand it to a pool of checkers (compare it with the source byte for byte,
+// delete it) and start the next. So -soak-clients downloads are under way
+// for the whole duration; then no new one starts and those under way
+// finish, each bounded by -soak-file-timeout. The downloads go to /dev/shm by default: on this
 // machine's disk, creating, syncing and deleting some 60 files a second
 // bound the rate, not fxsh, and half the clients would be waiting on the
 // file system instead of downloading.
@@ -532,12 +532,12 @@ type soakRun struct {
 	start    time.Time
 
 	fetching atomic.Int64 // clients inside download.Get
-	// Where the clients' time goes, in nanoseconds summed over clients:
-	// inside download.Get, comparing with the source, waiting to hand the
-	// folder to the deleters; and the deleters' own time.
-	inGet, inCompare, inHandOver, inDelete atomic.Int64
+	// Where the time goes, in nanoseconds summed over goroutines: the
+	// clients inside download.Get and waiting to hand a download to the
+	// checkers; the checkers comparing and deleting.
+	inGet, inHandOver, inCompare, inDelete atomic.Int64
 
-	trash chan string // download folders for the deleters
+	finished chan soakFinished // the clients' downloads, for the checkers
 
 	mu         sync.Mutex // guards the fields below
 	windows    []SoakWindow
@@ -552,7 +552,8 @@ type soakRun struct {
 
 func newSoakRun(cfg SoakConfig, seed uint64, set *fileSet, entries []store.Entry, dir string) (*soakRun, error) {
 	r := &soakRun{cfg: cfg, seed: seed, set: set, entries: entries, dir: dir,
-		impair: &transfer.Impair{}, counters: transfer.NewCounters(nil), trash: make(chan string, cfg.Clients)}
+		impair: &transfer.Impair{}, counters: transfer.NewCounters(nil),
+		finished: make(chan soakFinished, cfg.Clients)}
 	if err := r.impair.Set(transfer.ImpairSettings{Loss: cfg.Loss}); err != nil {
 		return nil, err
 	}
@@ -568,22 +569,56 @@ func newSoakRun(cfg SoakConfig, seed uint64, set *fileSet, entries []store.Entry
 	return r, nil
 }
 
-// SoakCompareBuf is each client's buffer, twice, for comparing what
+// SoakCheckers compare the finished downloads with the source and delete
+// them, so that a client starts its next download at once. Under a full CPU
+// every system call waits for its turn, so a client that checked and
+// deleted its own file spent a third of its time outside download.Get (a
+// 10-minute run here had a median of 58 of 100 clients downloading). A
+// client hands a download over through a channel of -soak-clients places,
+// so the files waiting stay bounded, and a client that has to wait for a
+// place is counted.
+const SoakCheckers = 8
+
+// SoakCompareBuf is each checker's buffer, twice, for comparing what
 // arrived with the source.
 const SoakCompareBuf = 256 << 10
 
-// SoakDeleters delete the finished download folders, so that a client
-// starts its next download at once: deleting a 4 MiB file that was just
-// synced takes 10 ms alone and 70 ms among ten on this machine's ext4, time
-// that is the benchmark's, not fxsh's. A client hands a folder over through
-// a channel of -soak-clients places, so undeleted files stay bounded.
-const SoakDeleters = 2
+// soakFinished is one download as a client hands it to the checkers.
+type soakFinished struct {
+	client   int
+	file     string // the catalog name
+	dir      string // its folder, deleted by the checker
+	path     string // the received file; "" when err is set
+	attempts int
+	end      time.Duration // since the soak began, when download.Get returned
+	err      error
+	stopped  bool // the run was stopped (Ctrl-C): neither verified nor failed
+}
 
-// deleter removes the folders handed over until the channel is closed.
-func (r *soakRun) deleter() {
-	for dir := range r.trash {
+// checker compares and deletes the downloads handed over until the channel
+// is closed.
+func (r *soakRun) checker(ctx context.Context) {
+	a, b := make([]byte, SoakCompareBuf), make([]byte, SoakCompareBuf)
+	for f := range r.finished {
+		if !f.stopped && ctx.Err() == nil {
+			var got int64
+			err := f.err
+			if err == nil {
+				t := time.Now()
+				cctx, cancel := context.WithTimeout(ctx, r.cfg.FileTimeout)
+				err = sameBytes(cctx, f.path, r.set.path(filepath.Base(f.file)), r.set.Size, a, b)
+				cancel()
+				r.inCompare.Add(int64(time.Since(t)))
+				if err == nil {
+					got = r.set.Size
+				}
+			}
+			if ctx.Err() == nil {
+				r.record(f, got, err)
+			}
+		}
 		t := time.Now()
-		os.RemoveAll(dir)
+		os.RemoveAll(f.dir)
 		r.inDelete.Add(int64(time.Since(t)))
 	}
 }
@@ -592,12 +627,11 @@ func (r *soakRun) deleter() {
 // each download into a folder of its own.
 func (r *soakRun) client(ctx, more context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.seed, uint64(id)))
-	bufs := [2][]byte{make([]byte, SoakCompareBuf), make([]byte, SoakCompareBuf)}
 	for n := 0; more.Err() == nil && ctx.Err() == nil; n++ {
 		dir := filepath.Join(r.dir, fmt.Sprintf("c%03d-%07d", id, n))
-		r.one(ctx, id, dir, r.entries[rng.IntN(len(r.entries))], bufs)
+		f := r.fetch(ctx, id, dir, r.entries[rng.IntN(len(r.entries))])
 		t := time.Now()
-		r.trash <- dir
+		r.finished <- f
 		r.inHandOver.Add(int64(time.Since(t)))
 	}
 }
@@ -641,48 +675,37 @@ func sameBytes(ctx context.Context, got, src string, size int64, a, b []byte) er
 	return nil
 }
 
-// one runs one download with its attempts, checks it and records it.
-func (r *soakRun) one(ctx context.Context, id int, dir string, e store.Entry, bufs [2][]byte) {
+// fetch runs one download with its attempts, within -soak-file-timeout.
+func (r *soakRun) fetch(ctx context.Context, id int, dir string, e store.Entry) soakFinished {
 	fctx, cancel := context.WithTimeout(ctx, r.cfg.FileTimeout)
 	defer cancel()
-	var err error
-	attempts := 0
-	var got int64
-	path := ""
-	for attempts < r.cfg.Attempts {
-		attempts++
-		if err = os.MkdirAll(dir, 0o755); err != nil {
+	f := soakFinished{client: id, file: e.Name, dir: dir}
+	for f.attempts < r.cfg.Attempts {
+		f.attempts++
+		if f.err = os.MkdirAll(dir, 0o755); f.err != nil {
 			break
 		}
 		r.fetching.Add(1)
 		t := time.Now()
 		var res download.Result
-		res, err = download.Get(fctx, download.Request{Entry: e, Dir: dir, Impair: r.impair, Counters: r.counters})
+		res, f.err = download.Get(fctx, download.Request{Entry: e, Dir: dir, Impair: r.impair, Counters: r.counters})
 		r.inGet.Add(int64(time.Since(t)))
 		r.fetching.Add(-1)
-		if err == nil {
-			path = filepath.Join(dir, res.Path)
+		if f.err == nil {
+			f.path = filepath.Join(dir, res.Path)
 			break
 		}
 		if fctx.Err() != nil {
 			break
 		}
-		r.recordRetry(id, e.Name, attempts, err)
+		r.recordRetry(id, e.Name, f.attempts, f.err)
 	}
-	if ctx.Err() != nil {
-		return // the run was stopped (Ctrl-C): neither verified nor failed
+	f.end = time.Since(r.start)
+	f.stopped = ctx.Err() != nil
+	if f.err != nil && fctx.Err() != nil {
+		f.err = fmt.Errorf("time limit %s: %w", r.cfg.FileTimeout, f.err)
 	}
-	if err == nil {
-		t := time.Now()
-		defer func() { r.inCompare.Add(int64(time.Since(t))) }()
-		if err = sameBytes(fctx, path, r.set.path(filepath.Base(e.Name)), r.set.Size, bufs[0], bufs[1]); err == nil {
-			got = r.set.Size
-		}
-	}
-	if err != nil && fctx.Err() != nil {
-		err = fmt.Errorf("time limit %s: %w", r.cfg.FileTimeout, err)
-	}
-	r.record(id, e.Name, attempts, got, err)
+	return f
 }
 
 func (r *soakRun) recordRetry(id int, file string, attempts int, err error) {
@@ -694,16 +717,16 @@ func (r *soakRun) recordRetry(id int, file string, attempts int, err error) {
 	}
 }
 
-func (r *soakRun) record(id int, file string, attempts int, got int64, err error) {
-	el := time.Since(r.start)
+// record counts a checked download in the window its download.Get ended in.
+func (r *soakRun) record(f soakFinished, got int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	w := &r.windows[windowIndex(el, r.cfg.Window, r.cfg.Duration)]
+	w := &r.windows[windowIndex(f.end, r.cfg.Window, r.cfg.Duration)]
 	if err != nil {
 		r.failed++
 		w.Failed++
 		if len(r.failures) < MaxSoakErrors {
-			r.failures = append(r.failures, SoakFailure{T: el.Seconds(), Client: id, File: file, Attempts: attempts, Err: err.Error()})
+			r.failures = append(r.failures, SoakFailure{T: f.end.Seconds(), Client: f.client, File: f.file, Attempts: f.attempts, Err: err.Error()})
 		}
 		return
 	}
@@ -711,7 +734,7 @@ func (r *soakRun) record(id int, file string, attempts int, got int64, err error
 	r.bytes += got
 	w.Verified++
 	w.Bytes += got
-	if attempts > 1 {
+	if f.attempts > 1 {
 		r.resumed++
 		w.Resumed++
 	}
@@ -884,14 +907,15 @@ func (b *bench) soak(ctx context.Context, r *soakRun, srv *soakServer) ([]SoakSa
 	sc := r.cfg
 	more, stopMore := context.WithCancel(ctx)
 	defer stopMore()
-	var wg, deleters sync.WaitGroup
-	for range SoakDeleters {
-		deleters.Go(r.deleter)
+	var wg, checkers sync.WaitGroup
+	for range SoakCheckers {
+		checkers.Go(func() { r.checker(ctx) })
 	}
-	defer func() {
-		close(r.trash)
-		deleters.Wait()
-	}()
+	finish := sync.OnceFunc(func() {
+		close(r.finished)
+		checkers.Wait()
+	})
+	defer finish()
 	r.start = time.Now()
 	for id := range sc.Clients {
 		wg.Go(func() { r.client(ctx, more, id) })
@@ -938,6 +962,7 @@ func (b *bench) soak(ctx context.Context, r *soakRun, srv *soakServer) ([]SoakSa
 	stopMore()
 	b.logf("duration over: no new downloads; waiting for %d under way (each within %s)", r.fetching.Load(), sc.FileTimeout)
 	wg.Wait()
+	finish()
 	r.mu.Lock()
 	r.windows[len(r.windows)-1].To = time.Since(r.start).Seconds()
 	r.mu.Unlock()
@@ -1028,9 +1053,9 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 	cr.Info = append(cr.Info, fmt.Sprintf("clients inside download.Get at the samples: median %s, fewest %s, of %d",
 		num(median(fetching)), num(lo), sc.Clients))
 	get, cmp, hand, del := time.Duration(r.inGet.Load()), time.Duration(r.inCompare.Load()), time.Duration(r.inHandOver.Load()), time.Duration(r.inDelete.Load())
-	if all := get + cmp + hand; all > 0 {
-		cr.Info = append(cr.Info, fmt.Sprintf("the clients' time: %.1f%% in download.Get, %.1f%% comparing with the source, %.1f%% waiting for the deleters (who spent %.0f s deleting)",
-			100*float64(get)/float64(all), 100*float64(cmp)/float64(all), 100*float64(hand)/float64(all), del.Seconds()))
+	if all := get + hand; all > 0 {
+		cr.Info = append(cr.Info, fmt.Sprintf("the clients' time: %.1f%% in download.Get, %.1f%% waiting for a place in the checkers' queue; the %d checkers spent %.0f s comparing, %.0f s deleting",
+			100*float64(get)/float64(all), 100*float64(hand)/float64(all), SoakCheckers, cmp.Seconds(), del.Seconds()))
 	}
 	st := r.counters.Snapshot()
 	if all := st.DatagramsSent + st.DatagramsReceived + st.ImpairDrops; all > 0 {
@@ -1071,7 +1096,7 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 	cr.Extra["failures"] = failures
 	cr.Extra["retried_attempts"] = retried
 	cr.Extra["client_counters"] = r.counters.Snapshot()
-	cr.Extra["client_seconds"] = map[string]float64{"get": get.Seconds(), "compare": cmp.Seconds(), "hand_over": hand.Seconds(), "deleters": del.Seconds()}
+	cr.Extra["client_seconds"] = map[string]float64{"get": get.Seconds(), "compare": cmp.Seconds(), "hand_over": hand.Seconds(), "delete": del.Seconds()}
 	cr.Extra["totals"] = map[string]any{"verified": verified, "failed": failed, "resumed": resumed,
 		"retried_attempts": retryCount, "bytes": bytes, "duration_bytes": durBytes, "duration_mbps": nanNull(mbps(durBytes, end))}
 	for _, win := range windows[:nw] {
