@@ -79,6 +79,13 @@ type bbr struct {
 	pacingRate          int64 // bytes/s
 	cwnd                int64 // bytes
 	lossCorrectedSample bool  // the last sample was corrected for loss (for tests)
+
+	// The random loss rate: the lost fraction of the bytes sent in
+	// rounds paced at no more than the bandwidth estimate (where a
+	// bottleneck queue cannot overflow), smoothed over rounds.
+	randomLoss                float64
+	roundLost, roundDelivered int64 // the current round's, while it counts
+	roundCounts               bool
 }
 
 func newBBR(chunk int) *bbr {
@@ -113,6 +120,10 @@ func (b *bbr) onAck(now time.Duration, rs rateSample, acked, delivered, inflight
 		b.nextRoundDelivered = delivered
 		b.round++
 		b.roundStart = true
+		b.endLossRound()
+	}
+	if b.roundCounts {
+		b.roundDelivered += acked
 	}
 	b.updateBw(rs)
 	b.checkFullPipe()
@@ -122,9 +133,26 @@ func (b *bbr) onAck(now time.Duration, rs rateSample, acked, delivered, inflight
 	b.setCwnd(acked)
 }
 
-// onLoss is told about bytes declared lost; BBR keeps its model, but the
-// window must not hold phantom bytes.
-func (b *bbr) onLoss(int64) {}
+// onLoss is told about bytes declared lost: they count towards the random
+// loss rate in rounds that do not probe.
+func (b *bbr) onLoss(n int64) {
+	if b.roundCounts {
+		b.roundLost += n
+	}
+}
+
+// endLossRound folds the round that ended into the random loss rate, and
+// says whether the next one counts: only rounds paced at no more than the
+// estimate (ProbeBW's cruise and drain phases), so losses from a queue
+// overflowed by probing or by startup are not taken for random ones.
+func (b *bbr) endLossRound() {
+	if b.roundCounts && b.roundDelivered+b.roundLost >= 16*b.chunk {
+		frac := float64(b.roundLost) / float64(b.roundLost+b.roundDelivered)
+		b.randomLoss += (frac - b.randomLoss) / 4
+	}
+	b.roundLost, b.roundDelivered = 0, 0
+	b.roundCounts = b.mode == modeProbeBW && b.pacingGain <= 1
+}
 
 func (b *bbr) updateBw(rs rateSample) {
 	if rs.interval <= 0 || rs.delivered <= 0 {
@@ -133,8 +161,11 @@ func (b *bbr) updateBw(rs rateSample) {
 	bw := float64(rs.delivered) / rs.interval.Seconds()
 	b.lossCorrectedSample = false
 	if rs.lost > 0 && b.minRTT > 0 && rs.rtt > 0 && rs.rtt <= b.minRTT*5/4+2*time.Millisecond {
-		frac := float64(rs.lost) / float64(rs.lost+rs.delivered)
-		if frac <= MaxLossCorrection {
+		// Only as much loss as is random: what a sample lost beyond that
+		// is a queue overflowing (shallow buffers overflow before the RTT
+		// shows it).
+		frac := min(float64(rs.lost)/float64(rs.lost+rs.delivered), b.randomLoss)
+		if frac > 0 && frac <= MaxLossCorrection {
 			bw /= 1 - frac
 			b.lossCorrectedSample = true
 		}

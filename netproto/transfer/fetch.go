@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -567,11 +568,22 @@ func (f *fetcher) refill(s *source, now time.Duration) {
 	}
 	busy := f.hasWork(s)
 	changed := false
-	for len(s.claims) < SpansPerSource && len(f.pool) > 0 {
+	// A claim the source has delivered past the end of holds only holes,
+	// which its retransmissions fill: it does not count, so the source
+	// never runs dry while the last holes of a claim are repaired (under
+	// loss that takes a round trip or two).
+	open := 0
+	for _, c := range s.claims {
+		if c.hi > s.highest+1 {
+			open++
+		}
+	}
+	for open < SpansPerSource && len(s.claims) < 2*SpansPerSource && len(f.pool) > 0 {
 		c := f.pool[0]
 		f.pool = f.pool[1:]
 		if c.next = f.have.NextMissing(c.next); c.next < c.hi {
 			s.claims = append(s.claims, c)
+			open++
 			changed = true
 		}
 	}
@@ -582,6 +594,17 @@ func (f *fetcher) refill(s *source, now time.Duration) {
 		slicesSortClaims(s.claims)
 		s.needUpdate = true
 	}
+}
+
+// passedClaim reports whether a chunk at i, after the source's highest
+// was prev, takes the source past the end of one of its claims.
+func (f *fetcher) passedClaim(s *source, prev, i int) bool {
+	for _, c := range s.claims {
+		if prev < c.hi-1 && i >= c.hi-1 {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fetcher) steal(s *source, now time.Duration) bool {
@@ -638,23 +661,58 @@ func slicesSortClaims(cs []claim) {
 	}
 }
 
-// ranges lists the missing chunks of s's claims, at most MaxRequestRanges
-// runs; when it has to stop there it sets s.moreAt half way through them.
+// ranges lists the missing chunks of s's claims as at most
+// MaxRequestRanges runs. When they do not fit (many holes: heavy loss),
+// the unsent tail of each claim — the missing run that ends the claim,
+// past the highest chunk this source delivered — is listed whole, and the
+// holes below take the ranges left, lowest first; s.moreAt is set half way
+// through those, to ask for the rest once the source gets there. So holes
+// never starve a source of new work.
 func (f *fetcher) ranges(s *source) []chunk.Range {
-	var rs []chunk.Range
 	s.moreAt = -1
-	for _, c := range s.claims {
-		for i := f.have.NextMissing(c.next); i < c.hi; {
-			j := min(f.have.NextSet(i), c.hi)
-			if len(rs) == chunk.MaxRequestRanges {
-				s.moreAt = int(rs[len(rs)/2].First)
-				return rs
+	if rs, ok := f.runs(s, nil, chunk.MaxRequestRanges, nil); ok {
+		return rs
+	}
+	tails := make([]int, len(s.claims)) // where each claim's tail starts
+	var rs []chunk.Range
+	for k, c := range s.claims {
+		lo := f.have.NextMissing(max(c.next, s.highest+1))
+		for j := f.have.NextSet(lo); j < c.hi; j = f.have.NextSet(lo) {
+			lo = f.have.NextMissing(j) // held chunks above the frontier (a resumed file): the tail starts past them
+		}
+		tails[k] = min(lo, c.hi)
+		if lo < c.hi {
+			rs = append(rs, chunk.Range{First: uint32(lo), Count: uint32(c.hi - lo)})
+		}
+	}
+	holes, _ := f.runs(s, make([]chunk.Range, 0, chunk.MaxRequestRanges), chunk.MaxRequestRanges-len(rs), tails)
+	if len(holes) > 0 {
+		s.moreAt = int(holes[len(holes)/2].First)
+	}
+	rs = append(holes, rs...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].First < rs[j].First })
+	return rs
+}
+
+// runs appends to rs the missing runs of s's claims (of claim k, those
+// below ends[k] when ends is not nil), at most max of them; ok is false if
+// they did not all fit.
+func (f *fetcher) runs(s *source, rs []chunk.Range, max int, ends []int) ([]chunk.Range, bool) {
+	for k, c := range s.claims {
+		hi := c.hi
+		if ends != nil {
+			hi = ends[k]
+		}
+		for i := f.have.NextMissing(c.next); i < hi; {
+			j := min(f.have.NextSet(i), hi)
+			if len(rs) >= max {
+				return rs, false
 			}
 			rs = append(rs, chunk.Range{First: uint32(i), Count: uint32(j - i)})
 			i = f.have.NextMissing(j)
 		}
 	}
-	return rs
+	return rs, true
 }
 
 // base is the first chunk s was asked for that is still missing.
@@ -921,12 +979,13 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		if i == f.cum {
 			f.cum = f.have.NextMissing(i)
 		}
+		passed := f.passedClaim(s, s.highest, i)
 		s.highest = max(s.highest, i)
 		if s.moreAt >= 0 && i >= s.moreAt {
 			s.moreAt = -1
 			s.needUpdate = true // the rest of a wish list that did not fit one REQUEST
 		}
-		if len(s.claims) > 0 && (i >= s.claims[0].next || i >= s.claims[len(s.claims)-1].lo) && !f.hasWork(s) || len(s.claims) < SpansPerSource {
+		if passed || len(s.claims) > 0 && (i >= s.claims[0].next || i >= s.claims[len(s.claims)-1].lo) && !f.hasWork(s) || len(s.claims) < SpansPerSource {
 			f.refill(s, now)
 		}
 	}

@@ -89,6 +89,7 @@ type transfer struct {
 	next     uint32        // ...and the next chunk to look at
 	ring     []sentRec     // indexed by chunk & mask
 	mask     uint32
+	sentAt   []time.Duration  // send times indexed by packet number & (len-1): RTT samples
 	fifo     queue[fifoEntry] // live transmissions in send order
 	retx     queue[uint32]    // chunks declared lost
 	low      uint32           // every chunk below is acknowledged
@@ -136,6 +137,7 @@ func newTransfer(s *Server, key tkey, c *chunk.Cipher, f File, r *chunk.Request,
 	ringSize := 1 << bits.Len(uint(min(2*t.maxIn, max(int(t.nchunks), 1))-1))
 	t.ring = make([]sentRec, ringSize)
 	t.mask = uint32(ringSize - 1)
+	t.sentAt = make([]time.Duration, ringSize)
 	for i := range t.ring {
 		t.ring[i].chunk = ^uint32(0)
 	}
@@ -184,6 +186,22 @@ func (t *transfer) wanted(c uint32) bool {
 	return i < len(t.ranges) && t.ranges[i].First <= c
 }
 
+// lostWanted reports whether a chunk this sender declared lost is still
+// wanted: it is if a range wants it, or if it lies below the end of the
+// last range — a client with more holes than a REQUEST can list
+// (chunk.MaxRequestRanges) names the lowest ones and the unsent tail, and
+// still wants the holes in between: they are resent without waiting for
+// the REQUEST that names them.
+func (t *transfer) lostWanted(c uint32) bool {
+	if len(t.ranges) == 0 {
+		return false
+	}
+	if len(t.ranges) < chunk.MaxRequestRanges {
+		return t.wanted(c)
+	}
+	return c >= t.ranges[0].First && uint64(c) < t.ranges[len(t.ranges)-1].End()
+}
+
 // update applies a REQUEST on the live transfer: new wanted ranges and window.
 func (t *transfer) update(r *chunk.Request, pn uint64) error {
 	if r.Hash != t.hash || r.Size != t.size || int(r.ChunkSize) != t.chunkSize {
@@ -216,7 +234,7 @@ func (t *transfer) pick() (c uint32, retransmit, ok bool) {
 		c := t.retx.front()
 		t.retx.pop()
 		r := t.slot(c)
-		if r.chunk == c && r.state == recLost && c >= t.low && t.wanted(c) {
+		if r.chunk == c && r.state == recLost && c >= t.low && t.lostWanted(c) {
 			return c, true, true
 		}
 	}
@@ -328,6 +346,7 @@ func (t *transfer) record(c uint32, size int32, now time.Duration) {
 	}
 	t.appLimited = false
 	t.fifo.push(fifoEntry{c, t.pn})
+	t.sentAt[t.pn&uint64(len(t.sentAt)-1)] = now
 	t.pn++
 	t.inflight += int64(size)
 	t.inN++
@@ -340,6 +359,7 @@ func (t *transfer) markLost(r *sentRec, first bool) {
 	t.inflight -= int64(r.size)
 	t.inN--
 	t.lost += int64(r.size)
+	t.cc.onLoss(int64(r.size))
 	if first {
 		t.retx.pushFront(r.chunk)
 	} else {
@@ -397,7 +417,12 @@ func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 	t.lastRecv = now
 	t.rwnd = int(a.Window)
 
-	var newest, largest *sentRec
+	// The ACK names the largest packet number the client received. A
+	// chunk acknowledged now whose record is of a later transmission (a
+	// retransmission, or a probe) was received as an earlier one: it
+	// counts as delivered but speaks for no packet, so it neither gives
+	// the rate sample nor moves the largest acknowledged packet.
+	var newest *sentRec
 	var acked int64
 	ack := func(r *sentRec) {
 		switch r.state {
@@ -412,11 +437,8 @@ func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 		t.delivered += int64(r.size)
 		t.deliveredTime = now
 		acked += int64(r.size)
-		if newest == nil || r.pn > newest.pn {
+		if r.pn <= a.Largest && (newest == nil || r.pn > newest.pn) {
 			newest = r
-		}
-		if r.pn == a.Largest {
-			largest = r
 		}
 	}
 	t.cum = max(t.cum, min(a.Cumulative, t.nchunks))
@@ -456,16 +478,24 @@ func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 	if unsent > 0 {
 		t.srv.stats.add(AckUnsent, unsent)
 	}
-	if newest == nil {
+	if acked == 0 {
 		return
 	}
-	if largest != nil {
-		t.rtt.update(now-largest.sendTime, time.Duration(a.Delay)*time.Microsecond)
-	}
-	if !t.hasLargest || newest.pn > t.largestAcked {
-		t.largestAcked, t.hasLargest = newest.pn, true
+	// An RTT sample comes from the send time of the packet the ACK names,
+	// when that packet is newly acknowledged and sent recently enough for
+	// its time to be remembered (packet numbers solve Karn's problem).
+	var sample time.Duration
+	if a.Largest < t.pn && t.pn-a.Largest <= uint64(len(t.sentAt)) && (!t.hasLargest || a.Largest > t.largestAcked) {
+		sample = now - t.sentAt[a.Largest&uint64(len(t.sentAt)-1)]
+		t.rtt.update(sample, time.Duration(a.Delay)*time.Microsecond)
+		t.largestAcked, t.hasLargest = a.Largest, true
 	}
 	t.ptoCount = 0
+	if newest == nil {
+		t.detectLosses(now)
+		t.signal()
+		return
+	}
 	t.firstSentTime = newest.sendTime
 	rs := rateSample{
 		delivered:      t.delivered - newest.delivered,
@@ -474,11 +504,8 @@ func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 		priorDelivered: newest.delivered,
 		appLimited:     newest.appLimited,
 	}
-	if largest != nil {
-		// Only a chunk whose packet number the ACK names gives an RTT:
-		// another one may have been acknowledged for an earlier
-		// transmission (Karn's problem, solved by packet numbers).
-		rs.rtt = now - largest.sendTime
+	if sample > 0 {
+		rs.rtt = sample
 		if d := time.Duration(a.Delay) * time.Microsecond; rs.rtt > d {
 			rs.rtt -= d
 		}

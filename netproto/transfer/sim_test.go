@@ -413,3 +413,39 @@ func TestSimLostChunkWantedAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestSimLossIsNotCongestion: random loss of 1 % and 5 % of DATA on a
+// 20 ms path through a 120 MB/s bottleneck with a shallow queue (the lossy
+// bench's path, issue 5) costs at most 10 % of the lossless goodput — the
+// controller does not take random loss for congestion, and holes neither
+// starve the sender of work nor stall it. The simulation runs in one
+// goroutine, so the race detector has nothing to find in it but would take
+// ten times as long: the test runs without it only.
+func TestSimLossIsNotCongestion(t *testing.T) {
+	if raceEnabled {
+		t.Skip("deterministic and single-goroutine; too slow under -race")
+	}
+	size, bound := int64(96<<20), 0.9
+	cfg := simConfig{size: size, chunkSize: 1200, window: 3700, rate: 120e6, queue: 750 << 10, delay: 10 * time.Millisecond, seed: 5, limit: time.Minute}
+	clean := simulate(t, cfg)
+	if !clean.done {
+		t.Fatalf("lossless: %s", clean.stall)
+	}
+	base := clean.goodput(size)
+	t.Logf("loss 0%%: %.1f MB/s, %d retransmits", base/1e6, clean.retransmits)
+	for _, loss := range []float64{0.01, 0.05} {
+		t.Run(fmt.Sprintf("loss %g%%", loss*100), func(t *testing.T) {
+			cfg := cfg
+			cfg.loss = loss
+			res := simulate(t, cfg)
+			if !res.done {
+				t.Fatalf("stalled: %s", res.stall)
+			}
+			g := res.goodput(size)
+			t.Logf("%.1f MB/s (%.2f× lossless); %d retransmits, %d queue drops, %d REQUESTs cut", g/1e6, g/base, res.retransmits, res.queueDrops, res.cutRequests)
+			if g < bound*base {
+				t.Errorf("goodput %.1f MB/s at loss %g < %.2f × %.1f MB/s lossless", g/1e6, loss, bound, base/1e6)
+			}
+		})
+	}
+}
