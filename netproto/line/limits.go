@@ -24,11 +24,21 @@ const (
 	DefaultSearchMax = 100
 	// DefaultListMax is the number of LIST results when max= is absent.
 	DefaultListMax = MaxResults
-	// MaxConns bounds the connections a master serves at once.
+	// MaxConns bounds the sessions a master serves at once: connections
+	// past the handshake. A connection over it gets ERR 503 and is closed.
 	MaxConns = 1000
+	// MaxHandshakes bounds the connections a master holds before their
+	// handshake is done, apart from MaxConns, so that connections that
+	// never say HELLO (slowloris) cannot fill the sessions' slots. When a
+	// new connection finds them full, the oldest handshaking connection is
+	// closed to make room: an honest handshake takes one or two round
+	// trips, so a flood must open MaxHandshakes connections within that
+	// time to crowd one out.
+	MaxHandshakes = 64
 	// HelloTimeout bounds the handshake (HELLO and, with a key, AUTH): a
-	// connection that has not completed it by then is closed.
-	HelloTimeout = 10 * time.Second
+	// connection that has not completed it by then is closed. One or two
+	// round trips need far less; 5 s leaves room for a congested Wi-Fi.
+	HelloTimeout = 5 * time.Second
 	// DefaultHeartbeat is how often a registered peer sends PING.
 	DefaultHeartbeat = 10 * time.Second
 	// DefaultTTL is how long a master keeps a silent registration.
@@ -47,6 +57,7 @@ const (
 	CodeTooMany     = 414 // registration over MaxFiles; the connection is closed
 	CodeSlowDown    = 429 // rate limit exceeded; the connection is closed
 	CodeUnavailable = 503 // catalog down, or too many connections
+	CodeFull        = 507 // catalog full: the master holds as many files as it may
 )
 
 // Verbs.

@@ -37,7 +37,8 @@ func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
 func runScript(in []byte) []byte {
 	cat := memcat.New(time.Minute)
 	defer cat.Close()
-	s := New(Config{Catalog: cat, MaxLine: 512, MaxName: 64, MaxFiles: 4, Burst: 40})
+	s := New(Config{Catalog: cat, MaxLine: 512, MaxName: 64, MaxFiles: 4, Burst: 40,
+		RegisterBurst: 12, MaxCatalogFiles: 3, MaxCatalogNameBytes: 100})
 	c := &scriptConn{in: bytes.NewReader(in)}
 	ss := newSession(s, c)
 	s.mu.Lock()
@@ -82,6 +83,12 @@ func FuzzSession(f *testing.F) {
 	f.Add(enc(hello("client"), line.NewMsg(line.VerbList).With("glob", "["), line.NewMsg(line.VerbSearch).With("q", "").WithInt("max", 0),
 		line.NewMsg(line.VerbRegister).With("addr", ":1").WithInt("n", 5)))
 	f.Add(enc(hello("server"), line.NewMsg(line.VerbRegister).With("addr", ":1").WithInt("n", 1), file("../x"), line.NewMsg(line.VerbEnd), line.NewMsg(line.VerbPing)))
+	// Over the catalog's bound (3 files), then over the registration
+	// bucket (12 files, a REGISTER of n costs n+1).
+	f.Add(enc(hello("server"),
+		line.NewMsg(line.VerbRegister).With("addr", ":1").WithInt("n", 4), file("a"), file("b"), file("c"), file("d"), line.NewMsg(line.VerbEnd),
+		line.NewMsg(line.VerbRegister).With("addr", ":1").WithInt("n", 3), file("a"), file("b"), file("c"), line.NewMsg(line.VerbEnd),
+		line.NewMsg(line.VerbRegister).With("addr", ":1").WithInt("n", 3), file("a"), file("b"), file("c"), line.NewMsg(line.VerbEnd)))
 	f.Add([]byte("LIST\n"))
 	f.Add([]byte("hello fxsh/1 role=client\r\nsearch q=\\xff\n\xff\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -116,7 +123,7 @@ func FuzzSession(f *testing.F) {
 					t.Fatalf("line %d %q: %v", i, l, err)
 				}
 				switch e.Code {
-				case line.CodeSyntax, line.CodeState, line.CodeNotFound, line.CodeUnavailable:
+				case line.CodeSyntax, line.CodeState, line.CodeNotFound, line.CodeUnavailable, line.CodeFull:
 				case line.CodeAuth, line.CodeTooLong, line.CodeTooMany, line.CodeSlowDown:
 					closed = l
 				default:

@@ -337,8 +337,9 @@ func TestHostileRegistration(t *testing.T) {
 		base.settled(t, heapSlack)
 	})
 	t.Run("10000 files, the limit", func(t *testing.T) {
-		// F lines are not counted by the rate limiter: 10 000 of them
-		// in one burst (50 times the burst) are accepted.
+		// F lines are not counted by the request bucket but by the
+		// registration bucket, whose burst holds two full lists: 10 000
+		// of them at once (50 times the request burst) are accepted.
 		base := measure()
 		c := hello(t, addr, "server")
 		c.sendAsync(fileLines(line.MaxFiles, line.MaxFiles, "big"))()
@@ -651,9 +652,9 @@ func TestSlowloris(t *testing.T) {
 		helloTimeout = 4 * time.Second
 		perConn      = 32 << 10 // heap per pending connection, both ends
 	)
-	// The cap is raised above conns here so that the deadline is what
-	// ends them; TestOverCap fills the real cap.
-	s, addr := startMaster(t, Config{HelloTimeout: helloTimeout, MaxConns: conns + 10})
+	// The handshake cap is raised above conns here so that the deadline
+	// is what ends them; TestHandshakeFlood floods the real cap.
+	s, addr := startMaster(t, Config{HelloTimeout: helloTimeout, MaxHandshakes: conns + 10})
 	h := startHonest(t, addr, nil)
 	const honest = 2
 	waitSessions(t, s, honest)
@@ -709,12 +710,40 @@ func TestSlowloris(t *testing.T) {
 	base.settled(t, heapSlack)
 }
 
+// helloRaw opens a connection and says HELLO as a client, without the
+// 1 MiB read buffer of a tconn (a thousand of those would swamp the heap
+// figures).
+func helloRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(ioWait))
+	io.WriteString(nc, "HELLO fxsh/1 role=client\n")
+	var got []byte
+	var b [1]byte
+	for !bytes.HasSuffix(got, []byte("\n")) {
+		if _, err := nc.Read(b[:]); err != nil {
+			t.Fatalf("after HELLO: %q, %v", got, err)
+		}
+		got = append(got, b[0])
+	}
+	if !bytes.HasPrefix(got, []byte("HI fxsh/1 ")) {
+		t.Fatalf("after HELLO: %q", got)
+	}
+	nc.SetDeadline(time.Time{})
+	return nc
+}
+
 func TestOverCap(t *testing.T) {
-	// The real cap, line.MaxConns. HelloTimeout is long so that the test,
-	// not the clock, decides when the slots free up.
+	// The real cap, line.MaxConns, filled with sessions past HELLO (the
+	// connections still handshaking have their own cap: see
+	// TestHandshakeFlood).
 	var mu sync.Mutex
 	refused := 0
-	s, addr := startMaster(t, Config{HelloTimeout: time.Minute, OnEvent: func(e Event) {
+	s, addr := startMaster(t, Config{OnEvent: func(e Event) {
 		if e.Kind == ConnRefused && e.Reason == "too many connections" {
 			mu.Lock()
 			refused++
@@ -727,12 +756,7 @@ func TestOverCap(t *testing.T) {
 	base := measure()
 	var idle []net.Conn
 	for range line.MaxConns - honest {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		idle = append(idle, nc)
+		idle = append(idle, helloRaw(t, addr))
 	}
 	waitSessions(t, s, line.MaxConns)
 

@@ -6,7 +6,10 @@
 // Server runs the accept loop and owns the set of open connections
 // (server.go). Each connection is served by one goroutine (session.go):
 // handshake and optional key check, then one request at a time, with the
-// registration it holds removed when it says BYE or goes away. offers.go
+// registration it holds removed when it says BYE or goes away. Connections
+// are counted apart before and after the handshake (MaxHandshakes,
+// MaxConns), and budget.go bounds what all the registrations together may
+// make the catalog hold. offers.go
 // relays push offers from a sender to a receiver's connection, and the
 // receiver's answer and result (DONE) back. Config holds every limit and
 // timer, defaulting to the named constants of netproto/line, so tests can
@@ -14,6 +17,7 @@
 package master
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -37,10 +41,23 @@ const (
 	// CatalogTimeout bounds one catalog call.
 	CatalogTimeout = 5 * time.Second
 	// DefaultRate and DefaultBurst shape the per-connection token bucket
-	// of requests (F lines of a registration are not counted: MaxFiles
-	// bounds them). A connection over it gets ERR 429 and is closed.
+	// of requests (the F lines of a registration are counted by the
+	// registration bucket below). A connection over it gets ERR 429 and
+	// is closed.
 	DefaultRate  = 100 // requests per second
 	DefaultBurst = 200
+	// RegisterRate and RegisterBurst shape a second per-connection bucket,
+	// of registered files: a REGISTER of n files costs n+1 of it on top of
+	// its one request, checked at the header, before the F lines are read.
+	// Each registration rewrites the catalog's index for its files (about
+	// 1 µs per byte of name, under the catalog's write lock, while searches
+	// wait), so a peer may register its full list twice at once (a share,
+	// then a rescan) and then one full list a minute; a rescan registers
+	// only when something changed, and a lost master means a new
+	// connection with a new bucket. Over it: ERR 429, and the connection
+	// (and its registration) ends.
+	RegisterRate  = line.MaxFiles / 60.0 // files per second: a full list a minute
+	RegisterBurst = 2 * line.MaxFiles
 	// MaxOffers bounds the push offers one connection may have waiting
 	// for an answer or, once accepted, for the receiver's DONE.
 	MaxOffers = 16
@@ -59,14 +76,19 @@ type Config struct {
 	TTL       time.Duration // silence after which a connection is dropped (line.DefaultTTL)
 	Key       []byte        // shared key; nil lets anyone join
 
-	MaxConns     int           // line.MaxConns
-	MaxLine      int           // line.MaxLine
-	MaxName      int           // line.MaxName
-	MaxFiles     int           // line.MaxFiles
-	HelloTimeout time.Duration // line.HelloTimeout
-	WriteTimeout time.Duration // WriteTimeout
-	Rate         float64       // DefaultRate requests per second
-	Burst        int           // DefaultBurst
+	MaxConns            int           // line.MaxConns
+	MaxHandshakes       int           // line.MaxHandshakes
+	MaxLine             int           // line.MaxLine
+	MaxName             int           // line.MaxName
+	MaxFiles            int           // line.MaxFiles
+	HelloTimeout        time.Duration // line.HelloTimeout
+	WriteTimeout        time.Duration // WriteTimeout
+	Rate                float64       // DefaultRate requests per second
+	Burst               int           // DefaultBurst
+	RegisterRate        float64       // RegisterRate files per second
+	RegisterBurst       int           // RegisterBurst files
+	MaxCatalogFiles     int64         // MaxCatalogFiles
+	MaxCatalogNameBytes int64         // MaxCatalogNameBytes
 
 	// Trace, if set, sees every line in and out. It is called from the
 	// connections' goroutines and must not block.
@@ -92,6 +114,17 @@ func (c *Config) setDefaults() {
 	defd(&c.HelloTimeout, line.HelloTimeout)
 	defd(&c.WriteTimeout, WriteTimeout)
 	def(&c.MaxConns, line.MaxConns)
+	def(&c.MaxHandshakes, line.MaxHandshakes)
+	def(&c.RegisterBurst, RegisterBurst)
+	if c.RegisterRate <= 0 {
+		c.RegisterRate = RegisterRate
+	}
+	if c.MaxCatalogFiles <= 0 {
+		c.MaxCatalogFiles = MaxCatalogFiles
+	}
+	if c.MaxCatalogNameBytes <= 0 {
+		c.MaxCatalogNameBytes = MaxCatalogNameBytes
+	}
 	def(&c.MaxLine, line.MaxLine)
 	def(&c.MaxName, line.MaxName)
 	def(&c.MaxFiles, line.MaxFiles)
@@ -152,9 +185,15 @@ type Server struct {
 	mu       sync.Mutex // guards the fields below
 	ln       net.Listener
 	closing  bool
-	sessions map[*session]struct{}
-	owners   map[string]*session // registration address -> the session holding it
-	offers   offerTable
+	sessions map[*session]struct{} // every connection served, handshaking or not
+	// handshaking holds the sessions before their handshake is done,
+	// oldest first (at most MaxHandshakes); established counts the others
+	// (at most MaxConns).
+	handshaking list.List
+	established int
+	owners      map[string]*session // registration address -> the session holding it
+	budget      catalogBudget
+	offers      offerTable
 }
 
 // New returns a Server for cfg.
@@ -165,6 +204,7 @@ func New(cfg Config) *Server {
 		cfg: cfg, ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{},
 		owners:   map[string]*session{},
+		budget:   newCatalogBudget(load{cfg.MaxCatalogFiles, cfg.MaxCatalogNameBytes}),
 		offers:   offerTable{byID: map[string]*offer{}},
 	}
 }
@@ -224,11 +264,15 @@ func (s *Server) startSession(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	full := len(s.sessions) >= s.cfg.MaxConns
+	full := s.established >= s.cfg.MaxConns
 	var ss *session
 	if !full {
+		if s.handshaking.Len() >= s.cfg.MaxHandshakes {
+			s.evictLocked(s.handshaking.Front().Value.(*session))
+		}
 		ss = newSession(s, nc)
 		s.sessions[ss] = struct{}{}
+		ss.hsElem = s.handshaking.PushBack(ss)
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -238,7 +282,7 @@ func (s *Server) startSession(nc net.Conn) {
 			defer s.wg.Done()
 			s.event(Event{Kind: ConnRefused, Remote: nc.RemoteAddr().String(), Reason: "too many connections"})
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			b, _ := line.AppendMsg(nil, line.ErrorMsg(line.Errorf(line.CodeUnavailable, "too many connections, try later")))
+			b, _ := line.AppendMsg(nil, line.ErrorMsg(errTooManyConns))
 			if _, err := nc.Write(b); err != nil {
 				nc.Close()
 				return
@@ -257,8 +301,51 @@ func (s *Server) startSession(nc net.Conn) {
 		ss.serve()
 		s.mu.Lock()
 		delete(s.sessions, ss)
+		if ss.hsElem != nil {
+			s.handshaking.Remove(ss.hsElem)
+			ss.hsElem = nil
+		}
+		if ss.established {
+			s.established--
+		}
 		s.mu.Unlock()
 	}()
+}
+
+var errTooManyConns = line.Errorf(line.CodeUnavailable, "too many connections, try later")
+
+// evictLocked ends the handshake of ss to make room for a newer one: its
+// slot is free at once, and its goroutine wakes up from a past read
+// deadline, says why and closes. s.mu is held.
+func (s *Server) evictLocked(ss *session) {
+	s.handshaking.Remove(ss.hsElem)
+	ss.hsElem = nil
+	ss.evicted = true
+	ss.nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+// errSessionsFull: the handshake is done but MaxConns sessions are open.
+var errSessionsFull = errors.New("too many connections")
+
+// establish moves ss from the handshaking connections to the sessions. It
+// fails with errEvicted if ss was crowded out meanwhile (after its last
+// read), or errSessionsFull.
+func (s *Server) establish(ss *session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.evicted {
+		return errEvicted
+	}
+	if ss.hsElem != nil {
+		s.handshaking.Remove(ss.hsElem)
+		ss.hsElem = nil
+	}
+	if s.established >= s.cfg.MaxConns {
+		return errSessionsFull
+	}
+	s.established++
+	ss.established = true
+	return nil
 }
 
 // Shutdown stops accepting, ends every connection and waits for their

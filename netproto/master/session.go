@@ -1,6 +1,7 @@
 package master
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -34,18 +35,25 @@ type session struct {
 	w   *line.Writer
 
 	// Owned by the session goroutine.
-	role   string
-	tokens float64 // rate limiter bucket
-	last   time.Time
+	role      string
+	tokens    float64 // request bucket (Config.Rate, Burst)
+	last      time.Time
+	regTokens float64 // registered-files bucket (Config.RegisterRate, RegisterBurst)
+	regLast   time.Time
 
 	// Guarded by Server.mu, since other sessions read them to route offers.
 	addr string // address of the registration made on this connection, or ""
 	name string // its display name, or ""
+
+	// Guarded by Server.mu: where the connection is counted.
+	hsElem      *list.Element // in Server.handshaking until the handshake is done
+	evicted     bool          // crowded out of the handshaking connections
+	established bool          // counted in Server.established
 }
 
 func newSession(s *Server, nc net.Conn) *session {
 	remote := nc.RemoteAddr().String()
-	ss := &session{s: s, nc: nc, remote: remote, tokens: float64(s.cfg.Burst)}
+	ss := &session{s: s, nc: nc, remote: remote, tokens: float64(s.cfg.Burst), regTokens: float64(s.cfg.RegisterBurst)}
 	ss.r = line.NewReader(nc, s.cfg.MaxLine)
 	ss.w = line.NewWriter(nc, s.cfg.MaxLine)
 	ss.r.Trace, ss.w.Trace = line.TraceHooks(s.cfg.Trace, remote)
@@ -54,6 +62,10 @@ func newSession(s *Server, nc net.Conn) *session {
 
 // errClose ends a session after the reply was sent.
 var errClose = errors.New("close connection")
+
+// errEvicted ends a session crowded out of the handshaking connections:
+// it is closed at once, since a flood is what crowded it out.
+var errEvicted = errors.New("evicted during the handshake")
 
 // send writes and flushes msgs as one unit.
 func (ss *session) send(msgs ...line.Msg) error {
@@ -78,6 +90,10 @@ func (ss *session) sendErr(e *line.Error) error {
 func (ss *session) serve() {
 	err := ss.run()
 	ss.leave()
+	if errors.Is(err, errEvicted) {
+		ss.nc.Close()
+		return
+	}
 	if (errors.Is(err, errClose) || errors.Is(err, line.ErrLineTooLong)) && !ss.s.shuttingDown() {
 		lingerClose(ss.nc) // the peer must get the reply that ends it
 		return
@@ -152,15 +168,21 @@ func (ss *session) read() (line.Msg, error) {
 
 // allow takes a token from the request bucket.
 func (ss *session) allow() bool {
+	return take(&ss.tokens, &ss.last, 1, ss.s.cfg.Rate, float64(ss.s.cfg.Burst))
+}
+
+// take refills a token bucket at rate up to burst and takes cost from it,
+// if it holds that much.
+func take(tokens *float64, last *time.Time, cost, rate, burst float64) bool {
 	now := time.Now()
-	if !ss.last.IsZero() {
-		ss.tokens = min(float64(ss.s.cfg.Burst), ss.tokens+now.Sub(ss.last).Seconds()*ss.s.cfg.Rate)
+	if !last.IsZero() {
+		*tokens = min(burst, *tokens+now.Sub(*last).Seconds()*rate)
 	}
-	ss.last = now
-	if ss.tokens < 1 {
+	*last = now
+	if *tokens < cost {
 		return false
 	}
-	ss.tokens--
+	*tokens -= cost
 	return true
 }
 
@@ -178,7 +200,7 @@ func (ss *session) handshake() error {
 	}
 	m, err := ss.read()
 	if err != nil {
-		return err
+		return ss.handshakeError(err)
 	}
 	switch {
 	case m.Verb == "":
@@ -211,7 +233,7 @@ func (ss *session) handshake() error {
 		}
 		m, err := ss.read()
 		if err != nil {
-			return err
+			return ss.handshakeError(err)
 		}
 		if m.Verb != line.VerbAuth || !line.EqualMAC(m.Value("mac"), line.ClientMAC(cfg.Key, role, mnonce, cnonce)) {
 			return fail(line.Errorf(line.CodeAuth, "authentication failed"))
@@ -220,8 +242,39 @@ func (ss *session) handshake() error {
 			hi = hi.With("mac", line.MasterMAC(cfg.Key, mnonce, cnonce))
 		}
 	}
+	switch err := ss.s.establish(ss); err {
+	case errEvicted:
+		return ss.handshakeError(err)
+	case errSessionsFull:
+		ss.s.event(Event{Kind: ConnRefused, Remote: ss.remote, Reason: "too many connections"})
+		ss.sendErr(errTooManyConns)
+		return errClose
+	}
 	ss.role = role
 	return ss.send(hi)
+}
+
+// handshakeError tells a connection crowded out of the handshaking ones
+// why it ends (it was not silent for HelloTimeout, only slower than
+// MaxHandshakes newer connections).
+func (ss *session) handshakeError(err error) error {
+	ss.s.mu.Lock()
+	evicted := ss.evicted
+	ss.s.mu.Unlock()
+	if !evicted {
+		return err
+	}
+	ss.s.event(Event{Kind: ConnRefused, Remote: ss.remote, Reason: "too many connections handshaking"})
+	// Not send: setDeadline keeps an evicted connection's deadlines in
+	// the past. One short line, and a flood is what evicted it, so one
+	// second is enough.
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	if ss.w.WriteMsg(line.ErrorMsg(line.Errorf(line.CodeUnavailable, "too many connections handshaking, try again"))) == nil {
+		ss.w.Flush()
+	}
+	return errEvicted
 }
 
 func (ss *session) dispatch(m line.Msg) error {
@@ -305,6 +358,10 @@ func (ss *session) register(m line.Msg) error {
 	}
 	if n > int64(cfg.MaxFiles) {
 		ss.sendErr(line.Errorf(line.CodeTooMany, "too many files: %d, at most %d a registration; closing", n, cfg.MaxFiles))
+		return errClose
+	}
+	if !take(&ss.regTokens, &ss.regLast, float64(n+1), cfg.RegisterRate, float64(cfg.RegisterBurst)) {
+		ss.sendErr(line.Errorf(line.CodeSlowDown, "slow down: more than %.0f files registered a minute; closing", cfg.RegisterRate*60))
 		return errClose
 	}
 	// n is only a claim: memory grows with the F lines that arrive, not
@@ -391,6 +448,14 @@ func (ss *session) register(m line.Msg) error {
 	prev := ""
 	if ss.addr != "" && ss.addr != addr && s.owners[ss.addr] == ss {
 		prev = ss.addr
+	}
+	l := loadOf(files)
+	growth, full := s.budget.reserve(addr, prev, l)
+	if full != nil {
+		s.mu.Unlock()
+		return ss.sendErr(full)
+	}
+	if prev != "" {
 		delete(s.owners, prev)
 	}
 	s.mu.Unlock()
@@ -401,9 +466,13 @@ func (ss *session) register(m line.Msg) error {
 	}
 	srv := store.Server{Addr: addr, Role: ss.role, Name: name}
 	if err := s.cfg.Catalog.Register(ctx, srv, files); err != nil {
+		s.mu.Lock()
+		s.budget.cancel(growth)
+		s.mu.Unlock()
 		return ss.sendErr(catalogError(err))
 	}
 	s.mu.Lock()
+	s.budget.commit(addr, l, growth)
 	// The newest registration of an address owns it: a peer that
 	// reconnected before its old connection was noticed dead takes over.
 	s.owners[addr] = ss
@@ -559,6 +628,7 @@ func (ss *session) leave() {
 	if ss.addr != "" && s.owners[ss.addr] == ss {
 		addr = ss.addr
 		delete(s.owners, addr)
+		s.budget.release(addr)
 	}
 	closing := s.closing
 	ss.addr = ""
@@ -574,13 +644,14 @@ func (ss *session) leave() {
 }
 
 // setDeadline sets one of the connection's deadlines unless the master is
-// shutting down, when it keeps the past deadline Shutdown set. Shutdown
-// sets closing and the deadlines under the same lock, so a session that
-// renews a deadline just after Shutdown cannot block for a whole TTL.
+// shutting down or the connection was evicted, when it keeps the past
+// deadline Shutdown or evictLocked set. They set it under the same lock,
+// so a session that renews a deadline just after cannot block for a whole
+// TTL.
 func (ss *session) setDeadline(set func(time.Time) error, t time.Time) {
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
-	if ss.s.closing {
+	if ss.s.closing || ss.evicted {
 		t = time.Unix(1, 0)
 	}
 	set(t)
