@@ -29,6 +29,8 @@ import (
 	"fxsh/netproto/transfer"
 	"fxsh/shell"
 	"fxsh/store"
+
+	"golang.org/x/sys/unix"
 )
 
 // The soak case (issue 7, "Load and soak"): one file server, -soak-clients
@@ -538,6 +540,7 @@ type soakRun struct {
 	inGet, inHandOver, inCompare, inDelete atomic.Int64
 
 	finished chan soakFinished // the clients' downloads, for the checkers
+	sources  map[string][]byte // the source files, mapped, by base name
 
 	mu         sync.Mutex // guards the fields below
 	windows    []SoakWindow
@@ -569,19 +572,20 @@ func newSoakRun(cfg SoakConfig, seed uint64, set *fileSet, entries []store.Entry
 	return r, nil
 }
 
-// SoakCheckers compare the finished downloads with the source and delete
-// them, so that a client starts its next download at once. Under a full CPU
-// every system call waits for its turn, so a client that checked and
-// deleted its own file spent a third of its time outside download.Get (a
-// 10-minute run here had a median of 58 of 100 clients downloading). A
-// client hands a download over through a channel of -soak-clients places,
-// so the files waiting stay bounded, and a client that has to wait for a
-// place is counted.
-const SoakCheckers = 8
+// SoakClientsPerChecker sets the checkers, which compare the finished
+// downloads with the source and delete them so that a client starts its
+// next download at once: one checker per this many clients (at least one).
+// Under a full CPU every system call waits its turn, so a client that
+// checked and deleted its own file spent a third of its time outside
+// download.Get (a 10-minute run here had a median of 58 of 100 clients
+// downloading). A client hands a download over through a channel of
+// -soak-clients places, so the files waiting stay bounded, and the time a
+// client waits for a place is counted.
+const SoakClientsPerChecker = 4
 
-// SoakCompareBuf is each checker's buffer, twice, for comparing what
-// arrived with the source.
-const SoakCompareBuf = 256 << 10
+func soakCheckers(clients int) int {
+	return max(1, (clients+SoakClientsPerChecker-1)/SoakClientsPerChecker)
+}
 
 // soakFinished is one download as a client hands it to the checkers.
 type soakFinished struct {
@@ -598,16 +602,19 @@ type soakFinished struct {
 // checker compares and deletes the downloads handed over until the channel
 // is closed.
 func (r *soakRun) checker(ctx context.Context) {
-	a, b := make([]byte, SoakCompareBuf), make([]byte, SoakCompareBuf)
+	buf, err := unix.Mmap(-1, 0, SoakCompareBuf, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		buf = make([]byte, SoakCompareBuf)
+	} else {
+		defer unix.Munmap(buf)
+	}
 	for f := range r.finished {
 		if !f.stopped && ctx.Err() == nil {
 			var got int64
 			err := f.err
 			if err == nil {
 				t := time.Now()
-				cctx, cancel := context.WithTimeout(ctx, r.cfg.FileTimeout)
-				err = sameBytes(cctx, f.path, r.set.path(filepath.Base(f.file)), r.set.Size, a, b)
-				cancel()
+				err = sameBytes(f.path, r.sources[filepath.Base(f.file)], buf)
 				r.inCompare.Add(int64(time.Since(t)))
 				if err == nil {
 					got = r.set.Size
@@ -618,7 +625,11 @@ func (r *soakRun) checker(ctx context.Context) {
 			}
 		}
 		t := time.Now()
-		os.RemoveAll(f.dir)
+		// The folder holds the file alone after a success; a failed
+		// download leaves its partial file and state too.
+		if f.path == "" || os.Remove(f.path) != nil || os.Remove(f.dir) != nil {
+			os.RemoveAll(f.dir)
+		}
 		r.inDelete.Add(int64(time.Since(t)))
 	}
 }
@@ -636,43 +647,71 @@ func (r *soakRun) client(ctx, more context.Context, id int) {
 	}
 }
 
-// sameBytes checks that got holds exactly the size bytes of src, comparing
-// them through a and b. Byte for byte against the source is a stronger
-// check than a hash and much cheaper: SHA-256 runs at about 320 MB/s on this
-// machine's cores, so checking every download by hash would take a large
-// share of the CPU the transfers need.
-func sameBytes(ctx context.Context, got, src string, size int64, a, b []byte) error {
-	g, err := os.Open(got)
+// SoakCompareBuf is each checker's read buffer. It is mapped outside the
+// Go heap, once per checker, so it does not weigh in the clients' heap.
+const SoakCompareBuf = 1 << 20
+
+// sameBytes checks that the file got holds exactly src, reading it through
+// buf. Byte for byte against the source is a stronger check than a hash and
+// much cheaper (SHA-256 runs at about 320 MB/s on this machine's cores,
+// which would take a large share of the CPU the transfers need). The file
+// is read, not mapped: mapping and unmapping a file per check from many
+// threads made each check take a quarter of a second under load (page
+// faults and TLB shootdowns).
+func sameBytes(got string, src, buf []byte) error {
+	f, err := os.Open(got)
 	if err != nil {
 		return fmt.Errorf("checking: %w", err)
 	}
-	defer g.Close()
-	s, err := os.Open(src)
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("checking: %w", err)
 	}
-	defer s.Close()
-	if st, err := g.Stat(); err != nil || st.Size() != size {
-		return fmt.Errorf("checking %s: size is not %d", filepath.Base(got), size)
+	if st.Size() != int64(len(src)) {
+		return fmt.Errorf("checking %s: %d bytes, want %d", filepath.Base(got), st.Size(), len(src))
 	}
-	n := min(len(a), len(b))
-	for off := int64(0); off < size; {
-		if err := ctx.Err(); err != nil {
-			return err
+	if len(buf) == 0 {
+		return errors.New("checking: no buffer")
+	}
+	for off := 0; off < len(src); {
+		k := min(len(buf), len(src)-off)
+		if _, err := io.ReadFull(f, buf[:k]); err != nil {
+			return fmt.Errorf("checking %s: %w", filepath.Base(got), err)
 		}
-		k := int(min(int64(n), size-off))
-		if _, err := io.ReadFull(g, a[:k]); err != nil {
-			return fmt.Errorf("checking: %w", err)
+		if !bytes.Equal(buf[:k], src[off:off+k]) {
+			return fmt.Errorf("%s differs from the source in bytes %d..%d: %w", filepath.Base(got), off, off+k, errMismatch)
 		}
-		if _, err := io.ReadFull(s, b[:k]); err != nil {
-			return fmt.Errorf("checking: %w", err)
-		}
-		if !bytes.Equal(a[:k], b[:k]) {
-			return fmt.Errorf("%s differs from the source in bytes %d..%d: %w", filepath.Base(got), off, off+int64(k), errMismatch)
-		}
-		off += int64(k)
+		off += k
 	}
 	return nil
+}
+
+// mapSources maps set's files read-only, outside the Go heap so that they
+// do not weigh in the clients' heap figures; unmap with unmapSources.
+func mapSources(set *fileSet) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, name := range set.Names {
+		f, err := os.Open(set.path(name))
+		if err != nil {
+			unmapSources(out)
+			return nil, fmt.Errorf("mapping sources: %w", err)
+		}
+		m, err := unix.Mmap(int(f.Fd()), 0, int(set.Size), unix.PROT_READ, unix.MAP_SHARED)
+		f.Close()
+		if err != nil {
+			unmapSources(out)
+			return nil, fmt.Errorf("mapping %s: %w", name, err)
+		}
+		out[name] = m
+	}
+	return out, nil
+}
+
+func unmapSources(m map[string][]byte) {
+	for _, b := range m {
+		unix.Munmap(b)
+	}
 }
 
 // fetch runs one download with its attempts, within -soak-file-timeout.
@@ -880,12 +919,16 @@ func (b *bench) caseSoak(ctx context.Context) (CaseResult, error) {
 	if err != nil {
 		return cr, err
 	}
-	samples, serverSamples, badLines := b.soak(ctx, r, srv)
-	if srv.p.exited() {
-		return cr, fmt.Errorf("the server exited during the soak: %s", srv.p.tail(8))
+	if r.sources, err = mapSources(set); err != nil {
+		return cr, err
 	}
+	defer unmapSources(r.sources)
+	samples, serverSamples, badLines := b.soak(ctx, r, srv)
 	if err := ctx.Err(); err != nil {
 		return cr, err
+	}
+	if srv.p.exited() {
+		return cr, fmt.Errorf("the server exited during the soak: %s", srv.p.tail(8))
 	}
 	if badLines > 0 {
 		cr.Info = append(cr.Info, fmt.Sprintf("%d of the server's sample lines were unreadable", badLines))
@@ -908,7 +951,7 @@ func (b *bench) soak(ctx context.Context, r *soakRun, srv *soakServer) ([]SoakSa
 	more, stopMore := context.WithCancel(ctx)
 	defer stopMore()
 	var wg, checkers sync.WaitGroup
-	for range SoakCheckers {
+	for range soakCheckers(sc.Clients) {
 		checkers.Go(func() { r.checker(ctx) })
 	}
 	finish := sync.OnceFunc(func() {
@@ -1055,7 +1098,7 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 	get, cmp, hand, del := time.Duration(r.inGet.Load()), time.Duration(r.inCompare.Load()), time.Duration(r.inHandOver.Load()), time.Duration(r.inDelete.Load())
 	if all := get + hand; all > 0 {
 		cr.Info = append(cr.Info, fmt.Sprintf("the clients' time: %.1f%% in download.Get, %.1f%% waiting for a place in the checkers' queue; the %d checkers spent %.0f s comparing, %.0f s deleting",
-			100*float64(get)/float64(all), 100*float64(hand)/float64(all), SoakCheckers, cmp.Seconds(), del.Seconds()))
+			100*float64(get)/float64(all), 100*float64(hand)/float64(all), soakCheckers(sc.Clients), cmp.Seconds(), del.Seconds()))
 	}
 	st := r.counters.Snapshot()
 	if all := st.DatagramsSent + st.DatagramsReceived + st.ImpairDrops; all > 0 {

@@ -365,8 +365,7 @@ func TestSoakWindowJSON(t *testing.T) {
 
 func TestSameBytes(t *testing.T) {
 	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
-	data := make([]byte, 3*1000+7)
+	data := make([]byte, 3<<20+7)
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
@@ -377,29 +376,25 @@ func TestSameBytes(t *testing.T) {
 		}
 		return p
 	}
-	write("src", data)
 	flipped := bytes.Clone(data)
-	flipped[2999] ^= 1
+	flipped[2<<20+5] ^= 1
 	tests := []struct {
 		name string
 		got  string
-		size int64
+		src  []byte
 		want string // "" for a match
 	}{
-		{"same", write("same", data), int64(len(data)), ""},
-		{"last byte of a buffer differs", write("flip", flipped), int64(len(data)), "bytes 2000..3000"},
-		{"short", write("short", data[:100]), int64(len(data)), "size is not"},
-		{"longer", write("long", append(bytes.Clone(data), 0)), int64(len(data)), "size is not"},
-		{"missing", filepath.Join(dir, "none"), int64(len(data)), "no such file"},
-		{"empty", write("empty", nil), 0, ""},
+		{"same", write("same", data), data, ""},
+		{"one bit differs", write("flip", flipped), data, "bytes 2097152..3145728"},
+		{"short", write("short", data[:100]), data, "100 bytes, want"},
+		{"longer", write("long", append(bytes.Clone(data), 0)), data, "bytes, want"},
+		{"missing", filepath.Join(dir, "none"), data, "no such file"},
+		{"empty", write("empty", nil), nil, ""},
+		{"empty, want bytes", write("empty2", nil), data, "0 bytes, want"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := src
-			if tt.size == 0 {
-				s = tt.got
-			}
-			err := sameBytes(context.Background(), tt.got, s, tt.size, make([]byte, 1000), make([]byte, 1000))
+			err := sameBytes(tt.got, tt.src, make([]byte, 1<<20))
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("sameBytes: %v", err)
@@ -410,5 +405,34 @@ func TestSameBytes(t *testing.T) {
 				t.Fatalf("sameBytes: %v, want ~%q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestMapSources(t *testing.T) {
+	dir := t.TempDir()
+	set := &fileSet{Dir: dir, Names: []string{"a", "b"}, Size: 5}
+	for _, n := range set.Names {
+		if err := os.WriteFile(set.path(n), []byte(n+"1234"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := mapSources(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unmapSources(m)
+	if string(m["a"]) != "a1234" || string(m["b"]) != "b1234" || len(m) != 2 {
+		t.Fatalf("mapped %q", m)
+	}
+	if _, err := mapSources(&fileSet{Dir: dir, Names: []string{"a", "none"}, Size: 5}); err == nil {
+		t.Fatal("mapping a missing file: no error")
+	}
+}
+
+func TestSoakCheckers(t *testing.T) {
+	for _, tt := range []struct{ clients, want int }{{1, 1}, {4, 1}, {5, 2}, {20, 5}, {100, 25}, {MaxSoakClients, 125}} {
+		if got := soakCheckers(tt.clients); got != tt.want {
+			t.Errorf("soakCheckers(%d) = %d, want %d", tt.clients, got, tt.want)
+		}
 	}
 }
