@@ -834,7 +834,7 @@ func (f *fetcher) flushRun() bool {
 	err := f.runSink.WriteChunks(f.runFirst, f.runBuf)
 	f.runBuf = f.runBuf[:0]
 	if err != nil {
-		f.finish(fmt.Errorf("transfer: writing chunks from %d: %w", f.runFirst, err))
+		f.finish(fmt.Errorf("transfer: %w", err)) // the sink says which chunks
 		return false
 	}
 	return true
@@ -1022,7 +1022,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 func (f *fetcher) store(i int, data []byte, batched bool) bool {
 	if f.runSink == nil || !batched {
 		if err := f.sink.WriteChunk(i, data); err != nil {
-			f.finish(fmt.Errorf("transfer: writing chunk %d: %w", i, err))
+			f.finish(fmt.Errorf("transfer: %w", err)) // the sink says which chunk
 			return false
 		}
 		return true
