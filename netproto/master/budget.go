@@ -12,16 +12,18 @@ import (
 // without these, 1 000 sessions x 10 000 files could pin tens of GiB).
 //
 // Measured with memcat on the 2-core, 24 GiB test machine
-// (BenchmarkCatalogFootprint): an entry costs about 630 B of live heap
-// with classroom names of about 40 bytes (1 000 000 entries: about 1 GiB of
-// RSS), and each further byte of name costs 4.5 B (ASCII) to 8.7 B (random
-// multi-byte UTF-8, the worst: most of its grams are new) of index. The
-// limits keep the catalog's live heap under about 5 GiB in the worst case,
-// so that with the garbage collector's headroom (up to twice the live heap)
-// a master stays under half of the machine:
+// (BenchmarkCatalogFootprint, live heap after GC): an entry costs 205 B
+// with classroom names (37 bytes on average; 1 000 000 entries take about
+// 1 GiB of RSS with the garbage of building them) and up to 630 B with
+// short random names, whose grams are all different; each further byte of
+// name costs 4.6 B (random ASCII) to 10.2 B (random 2- and 3-byte UTF-8,
+// the worst) of names and index. The limits keep the catalog's live heap
+// under about 5 GiB in the worst case, so that with the garbage
+// collector's headroom (up to twice the live heap) a master stays under
+// half of the machine:
 //
-//	MaxCatalogFiles     x 630 B  = 2.4 GiB
-//	MaxCatalogNameBytes x 8.7 B  = 2.2 GiB
+//	MaxCatalogFiles     x 630 B   = 2.4 GiB
+//	MaxCatalogNameBytes x 10.2 B  = 2.6 GiB
 //
 // The issue-3 benchmark network (10 000 servers x 100 files, 40 MB of
 // names) fits four times over. A registration that would go over either

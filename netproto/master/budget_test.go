@@ -1,9 +1,12 @@
 package master
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -220,4 +223,106 @@ func measureFootprint(b *testing.B, n int, gen func(*rand.Rand, int) string) {
 	b.ReportMetric(rss/float64(n), "rss-B/entry")
 	b.ReportMetric(float64(took.Nanoseconds())/float64(names), "register-ns/name-byte")
 	b.ReportMetric(float64(n)/took.Seconds(), "entries/s")
+}
+
+// BenchmarkCatalogFull fills one master with the real limits over loopback
+// (not run by CI): connections register 10 000 classroom files each until
+// the master answers ERR 507. It reports the files held, their names, the
+// live heap and RSS at the cap, how long filling took, and checks that at
+// the cap a search is answered and a registration that does not grow is
+// taken.
+//
+//	go test -run '^$' -bench CatalogFull -benchtime 1x -timeout 30m ./netproto/master/
+func BenchmarkCatalogFull(b *testing.B) {
+	for range b.N {
+		cat := memcat.New(time.Hour)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := New(Config{Catalog: cat, TTL: time.Hour})
+		go s.Serve(ln)
+		addr := ln.Addr().String()
+		heap0, rss0 := heapInuse(), procStatus("VmRSS")
+
+		type conn struct {
+			nc net.Conn
+			r  *bufio.Reader
+		}
+		open := func() conn {
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := bufio.NewReader(nc)
+			io.WriteString(nc, "HELLO fxsh/1 role=server\n")
+			if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "HI ") {
+				b.Fatalf("HELLO: %q, %v", l, err)
+			}
+			return conn{nc, r}
+		}
+		register := func(c conn, i int) string {
+			_, files := soakServer(i, line.MaxFiles)
+			msgs := []line.Msg{line.NewMsg(line.VerbRegister).With("addr", fmt.Sprintf("10.9.%d.%d:5000", i>>8, i&255)).
+				WithInt("n", int64(len(files)))}
+			for _, f := range files {
+				msgs = append(msgs, line.FileMsg(store.Entry{File: f}))
+			}
+			var buf []byte
+			for _, m := range append(msgs, line.NewMsg(line.VerbEnd)) {
+				buf, _ = line.AppendMsg(buf, m)
+			}
+			go c.nc.Write(buf)
+			l, err := c.r.ReadString('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			return strings.TrimSuffix(l, "\n")
+		}
+		start := time.Now()
+		var conns []conn
+		refusal := ""
+		for i := 0; refusal == ""; i++ {
+			c := open()
+			conns = append(conns, c)
+			if got := register(c, i); !strings.HasPrefix(got, "OK ") {
+				refusal = got
+			}
+		}
+		fill := time.Since(start)
+		heap, rss := heapInuse()-heap0, procStatus("VmRSS")-rss0
+		used, _, regs := budgetOf(s)
+		b.Logf("full after %d registrations in %v: %s", regs, fill.Round(time.Millisecond), refusal)
+		if !strings.HasPrefix(refusal, "ERR 507 catalog full: ") || used.files > MaxCatalogFiles {
+			b.Errorf("refusal %q with %d files held", refusal, used.files)
+		}
+
+		// At the cap: a search, and connection 0 registering another
+		// list of the same size.
+		cli := open()
+		t0 := time.Now()
+		io.WriteString(cli.nc, "SEARCH q=photos max=1\n")
+		if n, err := readReply(cli.r); err != nil || n != 1 {
+			b.Errorf("search at the cap: %d records, %v", n, err)
+		}
+		searchAtCap := time.Since(t0)
+		if got := register(conns[0], len(conns)); !strings.HasPrefix(got, "OK ") {
+			b.Errorf("same-size registration at the cap: %q", got)
+		}
+
+		b.ReportMetric(float64(used.files), "files")
+		b.ReportMetric(float64(used.names)/(1<<20), "names-MiB")
+		b.ReportMetric(fill.Seconds(), "fill-s")
+		b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
+		b.ReportMetric(rss/1024, "rss-MiB")
+		b.ReportMetric(procStatus("VmHWM")/1024, "peakRSS-MiB")
+		b.ReportMetric(float64(searchAtCap.Microseconds())/1000, "search-at-cap-ms")
+		for _, c := range append(conns, cli) {
+			c.nc.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		s.Shutdown(ctx)
+		cancel()
+		cat.Close()
+	}
 }

@@ -49,9 +49,10 @@ const (
 	// RegisterRate and RegisterBurst shape a second per-connection bucket,
 	// of registered files: a REGISTER of n files costs n+1 of it on top of
 	// its one request, checked at the header, before the F lines are read.
-	// Each registration rewrites the catalog's index for its files (about
-	// 1 µs per byte of name, under the catalog's write lock, while searches
-	// wait), so a peer may register its full list twice at once (a share,
+	// Each registration rewrites the catalog's index for its files, under
+	// the catalog's write lock while searches wait (measured: 0.2 µs per
+	// byte of name for classroom names, 3 to 4 µs for random long ones),
+	// so a peer may register its full list twice at once (a share,
 	// then a rescan) and then one full list a minute; a rescan registers
 	// only when something changed, and a lost master means a new
 	// connection with a new bucket. Over it: ERR 429, and the connection
