@@ -187,7 +187,10 @@ func (s *Server) open(hash string) (transfer.File, error) {
 		if errors.Is(err, shareindex.ErrModified) {
 			s.noteModified(err)
 		}
-		if errors.Is(err, shareindex.ErrNotFound) || errors.Is(err, shareindex.ErrModified) {
+		if errors.Is(err, shareindex.ErrModified) {
+			return nil, fmt.Errorf("%w: %w: %w", transfer.ErrNotFound, transfer.ErrChanged, err)
+		}
+		if errors.Is(err, shareindex.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %w", transfer.ErrNotFound, err)
 		}
 		return nil, err
@@ -218,6 +221,7 @@ func (f checkedFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if errors.Is(err, shareindex.ErrModified) {
 		f.s.noteModified(err)
+		err = fmt.Errorf("%w: %w", transfer.ErrChanged, err)
 	}
 	return n, err
 }

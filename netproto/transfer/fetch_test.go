@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -260,6 +261,25 @@ func TestFetchFailures(t *testing.T) {
 		if !strings.Contains(err.Error(), "not found") {
 			t.Errorf("error does not say not found: %v", err)
 		}
+	})
+	// A file that changed on the server, noticed at open or in the middle
+	// of the transfer: the client is told so in plain words.
+	changed := func(name string, open func(string) (File, error)) {
+		t.Run(name, func(t *testing.T) {
+			_, addr := startServer(t, newLibrary(), ServerConfig{Open: open})
+			conn := listen(t)
+			defer conn.Close()
+			_, err := Fetch(fetchCtx(t, 10*time.Second), conn, Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: 1200, Sources: []string{addr}}, newMemSink(int64(len(content)), 1200), ClientConfig{})
+			if !errors.Is(err, ErrSourcesFailed) || !strings.Contains(err.Error(), "not found: the file changed on the server") {
+				t.Fatalf("err = %v, want not found: the file changed on the server", err)
+			}
+		})
+	}
+	changed("changed before open", func(string) (File, error) {
+		return nil, fmt.Errorf("%w: %w: a.bin", ErrNotFound, ErrChanged)
+	})
+	changed("changed mid-transfer", func(string) (File, error) {
+		return &changingFile{content: content, after: 256 << 10}, nil
 	})
 	t.Run("wrong size", func(t *testing.T) {
 		_, addr := startServer(t, newLibrary(content), ServerConfig{})
@@ -525,3 +545,26 @@ func TestSlowReceiver(t *testing.T) {
 		})
 	}
 }
+
+// changingFile serves content until after bytes were read, then fails every
+// read with ErrChanged, like a shared file rewritten in place.
+type changingFile struct {
+	content []byte
+	after   int64
+	mu      sync.Mutex
+	read    int64
+}
+
+func (f *changingFile) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.read >= f.after {
+		return 0, fmt.Errorf("%w: a.bin: modified since it was indexed", ErrChanged)
+	}
+	n := copy(p, f.content[min(off, int64(len(f.content))):])
+	f.read += int64(n)
+	return n, nil
+}
+
+func (f *changingFile) Size() int64  { return int64(len(f.content)) }
+func (f *changingFile) Close() error { return nil }

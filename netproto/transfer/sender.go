@@ -583,7 +583,10 @@ func (t *transfer) run() {
 			t.mu.Lock()
 			err := t.readErr
 			t.mu.Unlock()
-			if err != nil {
+			switch {
+			case errors.Is(err, ErrChanged):
+				s.replyStateless(t.key.addr, 1<<20, t.key.tid, t.cipher, chunk.CodeNotFound, 0, changedText)
+			case err != nil:
 				s.replyStateless(t.key.addr, 1<<20, t.key.tid, t.cipher, chunk.CodeInternal, 0, "reading the file failed")
 			}
 			return

@@ -27,6 +27,15 @@ type File interface {
 // with that hash; any Open error is answered with ERROR not found.
 var ErrNotFound = errors.New("transfer: no such file")
 
+// ErrChanged is what ServerConfig.Open, or a File's ReadAt, should wrap when
+// the file is no longer the version of that hash (modified since it was
+// indexed). The client is told in plain words (ERROR not found, "the file
+// changed on the server") rather than seeing a read failure.
+var ErrChanged = errors.New("the file changed on the server")
+
+// changedText is the ERROR text that goes with ErrChanged.
+const changedText = "the file changed on the server"
+
 // ErrServerClosed is what Serve returns when the server was closed before
 // it started.
 var ErrServerClosed = errors.New("transfer: server closed")
@@ -397,7 +406,11 @@ func (s *Server) open(key tkey, c *chunk.Cipher, r chunk.Request, inSize int, pn
 		s.dropAddr(key.addr)
 		s.mu.Unlock()
 		if err != nil {
-			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeNotFound, 0, "")
+			text := ""
+			if errors.Is(err, ErrChanged) {
+				text = changedText
+			}
+			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeNotFound, 0, text)
 		} else {
 			_ = f.Close()
 		}
