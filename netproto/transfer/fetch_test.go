@@ -63,6 +63,17 @@ func TestFetchResume(t *testing.T) {
 			if sink.writes != missing {
 				t.Errorf("%d writes, want %d", sink.writes, missing)
 			}
+			// The server traces a batch after its send returns, so the
+			// client may finish before the last events are in: wait for
+			// them (bounded), then check.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				mu.Lock()
+				n := len(sentNew)
+				mu.Unlock()
+				if n >= missing {
+					break
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			for c, n := range sentNew {
