@@ -56,7 +56,8 @@ func queryGrams(dst []uint32, w string) []uint32 {
 	return dst
 }
 
-func (x *index) add(lower string, slot uint32) {
+// add indexes slot under the grams of lower and returns how many it did.
+func (x *index) add(lower string, slot uint32) int {
 	x.tmp = gramsOf(x.tmp[:0], lower)
 	for _, g := range x.tmp {
 		p := x.grams[g]
@@ -66,9 +67,11 @@ func (x *index) add(lower string, slot uint32) {
 		}
 		p.add(slot)
 	}
+	return len(x.tmp)
 }
 
-func (x *index) remove(lower string, slot uint32) {
+// remove unindexes slot from the grams of lower and returns how many.
+func (x *index) remove(lower string, slot uint32) int {
 	x.tmp = gramsOf(x.tmp[:0], lower)
 	for _, g := range x.tmp {
 		if p := x.grams[g]; p != nil {
@@ -78,6 +81,7 @@ func (x *index) remove(lower string, slot uint32) {
 			}
 		}
 	}
+	return len(x.tmp)
 }
 
 // lookup returns the posting lists of the grams of words. ok is false when

@@ -1,0 +1,5 @@
+//go:build !race
+
+package memcat
+
+const raceOn = false
