@@ -56,7 +56,7 @@ type Catalog struct {
 	idx      index
 	types    map[string]string // interned type words
 
-	afterSlice func() // test hook: called after each slice, without mu
+	afterSlice func() // test hook: called by Register after each slice, without mu
 }
 
 type server struct {
@@ -224,10 +224,12 @@ func (c *Catalog) Register(ctx context.Context, srv store.Server, files []store.
 	for _, slot := range slots {
 		e := &c.entries[slot]
 		if !e.live {
-			// New, or an entry whose last server expired since the
-			// reservation: its slot is still indexed (only a sweep, under
-			// wmu, unindexes), so it comes back as it was.
-			c.byKey[entryKey{e.name, e.hash}] = slot
+			// New, or queued: an entry whose last server expired since
+			// the reservation. Its slot is still indexed (only a sweep,
+			// under wmu, unindexes), so it comes back as it was.
+			if e.queued {
+				c.byKey[entryKey{e.name, e.hash}] = slot
+			}
 			e.live = true
 		}
 		if j, found := slices.BinarySearch(e.servers, addr); !found {
@@ -342,9 +344,6 @@ func (c *Catalog) sweep() {
 			c.free = append(c.free, slot)
 		}
 		c.mu.Unlock()
-		if c.afterSlice != nil {
-			c.afterSlice()
-		}
 	}
 }
 
