@@ -172,7 +172,8 @@ type source struct {
 	err    error
 
 	claims     []claim // chunk ranges this source is asked for (ascending)
-	moreAt     int     // when the last REQUEST was cut at MaxRequestRanges: ask for the rest once a chunk at or past this arrives; -1 otherwise
+	moreAt     int     // when the last REQUEST was cut at MaxRequestRanges: ask for the rest once a chunk in [moreAt, moreEnd) arrives; -1 otherwise
+	moreEnd    int
 	needUpdate bool
 	reqSent    time.Duration
 	backoff    int  // REQUEST retries since the source last answered
@@ -687,7 +688,10 @@ func (f *fetcher) ranges(s *source) []chunk.Range {
 	}
 	holes, _ := f.runs(s, make([]chunk.Range, 0, chunk.MaxRequestRanges), chunk.MaxRequestRanges-len(rs), tails)
 	if len(holes) > 0 {
+		// Half way through the holes listed: new chunks past them do
+		// not count, only the holes' retransmissions.
 		s.moreAt = int(holes[len(holes)/2].First)
+		s.moreEnd = int(holes[len(holes)-1].End())
 	}
 	rs = append(holes, rs...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].First < rs[j].First })
@@ -981,7 +985,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		}
 		passed := f.passedClaim(s, s.highest, i)
 		s.highest = max(s.highest, i)
-		if s.moreAt >= 0 && i >= s.moreAt {
+		if s.moreAt >= 0 && i >= s.moreAt && i < s.moreEnd {
 			s.moreAt = -1
 			s.needUpdate = true // the rest of a wish list that did not fit one REQUEST
 		}

@@ -395,8 +395,9 @@ func TestSimLostChunkWantedAgain(t *testing.T) {
 		// Loss 0.3, and a long path (200 ms RTT) where the window holds
 		// thousands of chunks: hundreds of holes at once, so nearly every
 		// REQUEST is cut.
-		{"30% loss, 200 ms RTT", simConfig{size: 4 << 20, chunkSize: 1200, window: 3700, rate: 100e6, queue: 1 << 20, delay: 100 * time.Millisecond, loss: 0.3, seed: 1}},
+		{"30% loss, 200 ms RTT, seed 2", simConfig{size: 4 << 20, chunkSize: 1200, window: 3700, rate: 100e6, queue: 1 << 20, delay: 100 * time.Millisecond, loss: 0.3, seed: 2}},
 		{"30% loss, 200 ms RTT, seed 7", simConfig{size: 4 << 20, chunkSize: 1200, window: 3700, rate: 100e6, queue: 1 << 20, delay: 100 * time.Millisecond, loss: 0.3, seed: 7}},
+		{"30% loss, 200 ms RTT, seed 12", simConfig{size: 4 << 20, chunkSize: 1200, window: 3700, rate: 100e6, queue: 1 << 20, delay: 100 * time.Millisecond, loss: 0.3, seed: 12}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
