@@ -1,4 +1,4 @@
-module fxsh
+module github.com/fxshell/fxsh
 
 go 1.26.0
 

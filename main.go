@@ -7,7 +7,7 @@ package main
 import (
 	"os"
 
-	"fxsh/shell"
+	"github.com/fxshell/fxsh/shell"
 )
 
 func main() { os.Exit(shell.Main()) }

@@ -24,8 +24,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"fxsh/shell"
-	"fxsh/store/partfile"
+	"github.com/fxshell/fxsh/shell"
+	"github.com/fxshell/fxsh/store/partfile"
 )
 
 func TestMain(m *testing.M) {

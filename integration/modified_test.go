@@ -7,7 +7,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Commands for the modified-file story (testdata/modified.txtar).

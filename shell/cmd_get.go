@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"fxsh/netproto/chunk"
-	"fxsh/netproto/download"
-	"fxsh/netproto/transfer"
-	"fxsh/store"
-	"fxsh/store/partfile"
+	"github.com/fxshell/fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/download"
+	"github.com/fxshell/fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/partfile"
 )
 
 func init() { areaCommands = append(areaCommands, getCommands) }

@@ -10,9 +10,9 @@ import (
 	"syscall"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/netproto/masterclient"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/store"
 )
 
 func init() { areaCommands = append(areaCommands, indexCommands) }

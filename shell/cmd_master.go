@@ -8,11 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/netproto/master"
-	"fxsh/store"
-	"fxsh/store/etcdcat"
-	"fxsh/store/memcat"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/master"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/etcdcat"
+	"github.com/fxshell/fxsh/store/memcat"
 )
 
 func init() { areaCommands = append(areaCommands, masterCommands) }

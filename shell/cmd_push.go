@@ -22,13 +22,13 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/download"
-	"fxsh/netproto/fileserver"
-	"fxsh/netproto/line"
-	"fxsh/netproto/master"
-	"fxsh/netproto/masterclient"
-	"fxsh/netproto/transfer"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/download"
+	"github.com/fxshell/fxsh/netproto/fileserver"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/master"
+	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Limits of the push commands.

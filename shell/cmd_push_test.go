@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/masterclient"
 )
 
 func TestValidPeerName(t *testing.T) {

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"fxsh/netproto/fileserver"
-	"fxsh/netproto/line"
-	"fxsh/store/shareindex"
+	"github.com/fxshell/fxsh/netproto/fileserver"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store/shareindex"
 )
 
 func init() { areaCommands = append(areaCommands, shareCommands) }

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/chunk"
-	"fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
 func TestAckBitmap(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store/etcdcat"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store/etcdcat"
 )
 
 func TestParseMasterTTL(t *testing.T) {

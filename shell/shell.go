@@ -26,8 +26,8 @@ import (
 	"syscall"
 	"time"
 
-	"fxsh/netproto/masterclient"
-	"fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
 // Version is fxsh's version.

@@ -24,11 +24,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fxsh/netproto/download"
-	"fxsh/netproto/masterclient"
-	"fxsh/netproto/transfer"
-	"fxsh/shell"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/download"
+	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/shell"
+	"github.com/fxshell/fxsh/store"
 
 	"golang.org/x/sys/unix"
 )

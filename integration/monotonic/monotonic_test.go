@@ -67,8 +67,8 @@ func TestModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not vacuous: the roles with timers were type-checked.
-	for _, want := range []string{"fxsh/netproto/master", "fxsh/netproto/transfer", "fxsh/netproto/masterclient",
-		"fxsh/store/memcat", "fxsh/store/etcdcat", "fxsh/store/partfile", "fxsh/shell"} {
+	for _, want := range []string{"github.com/fxshell/fxsh/netproto/master", "github.com/fxshell/fxsh/netproto/transfer", "github.com/fxshell/fxsh/netproto/masterclient",
+		"github.com/fxshell/fxsh/store/memcat", "github.com/fxshell/fxsh/store/etcdcat", "github.com/fxshell/fxsh/store/partfile", "github.com/fxshell/fxsh/shell"} {
 		if !slices.ContainsFunc(pkgs, func(p *sourcePackage) bool { return p.path == want }) {
 			t.Errorf("package %s was not checked", want)
 		}
@@ -108,7 +108,7 @@ func checkSnippet(t *testing.T, src string) []string {
 		t.Fatal(stdErr)
 	}
 	u := newUniverse(stdList)
-	sp, err := u.check("fxsh/snippet", []string{"snippet.go"}, map[string][]byte{"snippet.go": []byte("package snippet\n" + src)}, nil)
+	sp, err := u.check("github.com/fxshell/fxsh/snippet", []string{"snippet.go"}, map[string][]byte{"snippet.go": []byte("package snippet\n" + src)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

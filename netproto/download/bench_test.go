@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/transfer"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/store"
 )
 
 // diskFile is a transfer.File over an *os.File.

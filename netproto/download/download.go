@@ -12,10 +12,10 @@ import (
 	"net"
 	"time"
 
-	"fxsh/netproto/fileserver"
-	"fxsh/netproto/transfer"
-	"fxsh/store"
-	"fxsh/store/partfile"
+	"github.com/fxshell/fxsh/netproto/fileserver"
+	"github.com/fxshell/fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/partfile"
 )
 
 // Request is one download.

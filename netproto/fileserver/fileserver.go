@@ -24,11 +24,11 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/netproto/masterclient"
-	"fxsh/netproto/transfer"
-	"fxsh/store"
-	"fxsh/store/shareindex"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/shareindex"
 )
 
 // Rescan timing.
@@ -92,7 +92,7 @@ func UDPKey(secret string) []byte {
 	if secret == "" {
 		return nil
 	}
-	h := sha256.Sum256([]byte("fxsh/1 udp key\x00" + secret))
+	h := sha256.Sum256([]byte("github.com/fxshell/fxsh/1 udp key\x00" + secret))
 	return h[:]
 }
 

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/transfer"
-	"fxsh/store"
-	"fxsh/store/shareindex"
+	"github.com/fxshell/fxsh/netproto/transfer"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/shareindex"
 )
 
 // wait bounds every wait for something that should happen: generous, as

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // FuzzParseFile checks the F record decoder: any record it accepts carries

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Record limits.

@@ -3,8 +3,8 @@ package master
 import (
 	"fmt"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Bounds on what all the connections of one master may make its catalog

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
-	"fxsh/store/memcat"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/memcat"
 )
 
 func TestCatalogBudget(t *testing.T) {

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
-	"fxsh/store/catalogtest"
-	"fxsh/store/memcat"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
+	"github.com/fxshell/fxsh/store/memcat"
 )
 
 // scriptConn is a connection whose peer sends a fixed script and then

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/line"
 )
 
 // handshaking returns how many connections the master holds before their

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store/catalogtest"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store/catalogtest"
 )
 
 // footprint is what a case may not leave behind.

@@ -4,8 +4,8 @@ import (
 	"strconv"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
 )
 
 // A push (issue 8) goes through the master because only the master knows

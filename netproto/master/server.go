@@ -26,8 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
 )
 
 // TraceEvent is one protocol line, reported to Config.Trace.

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
 )
 
 // MaxPeerName bounds the display name a peer registers with (name=).

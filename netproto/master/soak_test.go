@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
-	"fxsh/store/memcat"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/memcat"
 )
 
 // BenchmarkSoak is the load test of issue 7 (not run by CI): many client

@@ -20,8 +20,8 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Defaults of Config and fixed timers.

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/netproto/master"
-	"fxsh/store"
-	"fxsh/store/catalogtest"
-	"fxsh/store/memcat"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/master"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
+	"github.com/fxshell/fxsh/store/memcat"
 )
 
 const wait = 20 * time.Second // generous: assert outcomes, not timing

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/line"
 )
 
 // EventKind says what happened.

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Registration is what a Registrar keeps registered.

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/line"
 )
 
 // session is one handshaken connection to a master. One goroutine reads:

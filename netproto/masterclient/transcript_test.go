@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
-	"fxsh/store/catalogtest"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
 )
 
 // fakeMaster plays a transcript on the master's end of a pipe: "C: " lines

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/chunk"
 )
 
 // TestBatchedPaths moves files with GSO/GRO (where the kernel has them) and

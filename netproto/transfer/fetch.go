@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/chunk"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Sink stores the chunks of one download (store/partfile implements it).

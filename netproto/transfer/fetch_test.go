@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/chunk"
 )
 
 func TestFetchResume(t *testing.T) {

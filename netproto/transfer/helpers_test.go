@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/chunk"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/store"
 )
 
 // memFile is an in-memory File.

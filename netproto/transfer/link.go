@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/chunk"
 )
 
 // SocketBuffer is the send and receive buffer NewServer and Fetch ask the

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/chunk"
 )
 
 // Sent-chunk record states.

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/netproto/chunk"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/store"
 )
 
 // File is what a Server sends: the shared-folder index opens it by hash.

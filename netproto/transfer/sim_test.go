@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/chunk"
 )
 
 // The simulator runs one download on a virtual clock: the server's

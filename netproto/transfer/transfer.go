@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/chunk"
 )
 
 // Counter names one of the values Counters keeps.

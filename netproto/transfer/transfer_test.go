@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/chunk"
+	"github.com/fxshell/fxsh/netproto/chunk"
 )
 
 func TestFetchSizes(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Factory makes catalogs for one subtest. ttl is the liveness timeout the

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/master"
-	"fxsh/netproto/masterclient"
-	"fxsh/store"
-	"fxsh/store/memcat"
+	"github.com/fxshell/fxsh/netproto/master"
+	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/memcat"
 )
 
 // benchMasterTTL is the registrations' TTL in BenchmarkMaster: short, so

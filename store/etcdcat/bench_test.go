@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Benchmark sizes: issue 6's 1 000 servers × 100 files.

@@ -34,7 +34,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Defaults for Config.

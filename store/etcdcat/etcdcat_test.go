@@ -12,7 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 func TestConfigErrors(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // etcdEndpoints returns the endpoints of the etcd the tests run against

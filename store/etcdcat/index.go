@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/btree"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // index is the search index over the files of live registrations: one entry

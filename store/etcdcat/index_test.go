@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // bruteSearch is the definition that index.search must agree with.

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/netproto/line"
-	"fxsh/netproto/master"
-	"fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/line"
+	"github.com/fxshell/fxsh/netproto/master"
+	"github.com/fxshell/fxsh/netproto/masterclient"
 )
 
 // privateEtcd is an etcd of one test's own, which the test may kill and

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Key layout under the prefix P (DefaultPrefix unless configured):

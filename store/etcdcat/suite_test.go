@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
-	"fxsh/store/catalogtest"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
 )
 
 // TestCatalogSuite runs the suite every store.Catalog passes, with two

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // view is what a master knows of the catalog in etcd, rebuilt from key-value

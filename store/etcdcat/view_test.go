@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // kvOp is one change as the watch delivers it.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // The benchmark network of issue 3: 10 000 file servers with 100 files

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
-	"fxsh/store/catalogtest"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
 )
 
 // hostileFiles returns n files with random names of about size bytes of 2-

@@ -28,7 +28,7 @@ import (
 	"sync"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // ErrClosed is returned after Close. It wraps store.ErrUnavailable.

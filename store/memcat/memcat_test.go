@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
-	"fxsh/store/catalogtest"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
 )
 
 func TestCatalogSuite(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
-	"fxsh/store/catalogtest"
+	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
 )
 
 // A registration of 10 000 files with long random names must not hold

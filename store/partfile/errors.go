@@ -6,7 +6,7 @@ import (
 	"strings"
 	"syscall"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Errors. Match them with errors.Is.

@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 	"path"
 	"runtime"
 	"strings"

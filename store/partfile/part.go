@@ -37,7 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Checkpoint triggers and buffers.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 const testChunk = 1024

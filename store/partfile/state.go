@@ -7,7 +7,7 @@ import (
 	"hash/crc32"
 	"math/bits"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // The state file, all integers big-endian:

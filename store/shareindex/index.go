@@ -51,7 +51,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // Limits and defaults.

@@ -14,7 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 )
 
 // writeFiles creates files (name -> content, '/'-separated) under dir.

@@ -2,7 +2,7 @@ package shareindex
 
 import (
 	"fmt"
-	"fxsh/store"
+	"github.com/fxshell/fxsh/store"
 	"strings"
 )
 

@@ -1,4 +1,4 @@
-module fxsh/tools/etcd
+module github.com/fxshell/fxsh/tools/etcd
 
 go 1.26.0
 
