@@ -210,12 +210,8 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 		Key:       key,
 		TTL:       ttl,
 		Heartbeat: hb,
-		Trace: func(ev master.TraceEvent) {
-			if s.set.On("trace") {
-				s.traceTCP("master", ev)
-			}
-		},
-		OnEvent: s.masterEvent,
+		Trace:     s.lineHook("master"),
+		OnEvent:   s.masterEvent,
 	})
 	r := &masterRole{srv: srv, cat: cat, addr: ln.Addr().String(), store: storeName, keyed: key != nil, done: make(chan error, 1)}
 	go func() { r.done <- srv.Serve(ln) }()

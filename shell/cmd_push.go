@@ -230,11 +230,7 @@ func cmdReceive(ctx context.Context, s *Shell, c *call) error {
 		active: map[string]*Job{}, newOffer: make(chan struct{})}
 	cfg := masterclient.Config{
 		Masters: s.masters(),
-		Trace: func(ev line.TraceEvent) {
-			if s.set.On("trace") {
-				s.traceTCP("receive", ev)
-			}
-		},
+		Trace:   s.lineHook("receive"),
 		OnEvent: r.event,
 	}
 	if s.opts.Key != "" {
@@ -439,6 +435,7 @@ func (r *receiveRole) receive(ctx context.Context, j *Job, o *masterclient.Offer
 		Impair:        s.impair,
 		Counters:      counters,
 		Trace:         s.traceUDP("recv"),
+		Capture:       s.captureUDP,
 		Progress: func(p transfer.Progress) {
 			j.SetDone(p.Have)
 			mu.Lock()
@@ -987,6 +984,7 @@ func startPushServer(s *Shell) (*pushServer, error) {
 		Impair:   s.impair,
 		Counters: ps.counters,
 		Trace:    ps.trace,
+		Capture:  s.captureUDP,
 	})
 	go func() {
 		defer close(ps.done)

@@ -93,6 +93,8 @@ type Shell struct {
 	counters *transfer.Counters // the whole process's protocol counters (stats)
 
 	push pushState // offers sent and the server of pushed files (cmd_push.go)
+
+	capture capture // trace --pcap FILE (capture.go)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -696,6 +698,7 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	}
 	s.dropClient()
 	s.closeRoles()
+	s.closeCapture()
 	s.stop()
 	<-s.evDone
 	switch {

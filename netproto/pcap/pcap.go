@@ -197,8 +197,9 @@ func (w *Writer) add(p Proto, src, dst netip.AddrPort, b []byte) {
 		w.stats.dropped.Add(1)
 		return
 	}
-	r := record{t: w.opts.Now(), proto: p, src: src, dst: dst, b: append([]byte(nil), b...)}
+	r := record{proto: p, src: src, dst: dst, b: append([]byte(nil), b...)}
 	w.mu.Lock()
+	r.t = w.opts.Now() // under the lock: records are queued in time order
 	if w.closed {
 		w.mu.Unlock()
 		w.queued.Add(-n)
@@ -330,10 +331,14 @@ func (w *Writer) tcpNumbers(p Proto, src, dst netip.AddrPort, n int) [2]uint32 {
 func (w *Writer) addresses(src, dst netip.AddrPort) (netip.AddrPort, netip.AddrPort) {
 	s := netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	d := netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	unspec := func(a netip.Addr) bool { return !a.IsValid() || a.IsUnspecified() }
 	switch {
-	case !s.Addr().IsValid() || s.Addr().IsUnspecified() || s.Addr().Is4() != d.Addr().Is4():
+	case unspec(s.Addr()) && !unspec(d.Addr()):
 		s = netip.AddrPortFrom(w.route(d.Addr()), s.Port())
-	case !d.Addr().IsValid() || d.Addr().IsUnspecified() || d.Addr().Is4() != s.Addr().Is4():
+	case unspec(d.Addr()) && !unspec(s.Addr()):
+		d = netip.AddrPortFrom(w.route(s.Addr()), d.Port())
+	}
+	if s.Addr().Is4() != d.Addr().Is4() { // cannot happen with real sockets
 		d = netip.AddrPortFrom(w.route(s.Addr()), d.Port())
 	}
 	return s, d

@@ -158,9 +158,12 @@ func TestUnspecifiedLocal(t *testing.T) {
 	// A socket bound to [::]:5000 answering 127.0.0.1: captured as sent
 	// from the loopback address the kernel uses for that peer.
 	w.UDP(netip.MustParseAddrPort("[::]:5000"), netip.MustParseAddrPort("[::ffff:127.0.0.1]:40000"), []byte("x"))
+	// and receiving from it
+	w.UDP(netip.MustParseAddrPort("[::ffff:127.0.0.1]:40000"), netip.MustParseAddrPort("[::]:5000"), []byte("y"))
 	w.Close()
 	recs := readRecords(t, out.Bytes())
 	checkPacket(t, recs[0], UDP, netip.MustParseAddrPort("127.0.0.1:5000"), netip.MustParseAddrPort("127.0.0.1:40000"))
+	checkPacket(t, recs[1], UDP, netip.MustParseAddrPort("127.0.0.1:40000"), netip.MustParseAddrPort("127.0.0.1:5000"))
 }
 
 func TestCap(t *testing.T) {
