@@ -56,16 +56,6 @@ func (s *Shell) captureTCP(ev line.TraceEvent) {
 	}
 }
 
-// lineHook returns the TCP trace hook of a role: capture, then the trace.
-func (s *Shell) lineHook(role string) func(line.TraceEvent) {
-	return func(ev line.TraceEvent) {
-		s.captureTCP(ev)
-		if s.set.On("trace") {
-			s.traceTCP(role, ev)
-		}
-	}
-}
-
 // startCapture starts writing a capture to path, replacing one in progress.
 func (s *Shell) startCapture(path string, max int64) error {
 	s.capture.mu.Lock()
@@ -147,6 +137,9 @@ func cmdTrace(_ context.Context, s *Shell, c *call) error {
 	}
 	if file == "" {
 		return errors.New("--pcap needs a file name")
+	}
+	if file, err = ExpandPath(file); err != nil {
+		return err
 	}
 	switch {
 	case len(pos) == 0:

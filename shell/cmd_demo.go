@@ -278,7 +278,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 	d.cat = memcat.New(line.DefaultTTL)
 	d.srv = master.New(master.Config{
 		Catalog: d.cat,
-		Trace:   s.lineHook("demo-master"),
+		Trace:   s.traceTCP("demo-master"),
 	})
 	d.addr = ln.Addr().String()
 	d.served = make(chan error, 1)
@@ -301,7 +301,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 			Counters:  srvCounters,
 			Trace:     s.traceUDP("demo-" + name),
 			Capture:   s.captureUDP,
-			LineTrace: s.lineHook("demo-" + name),
+			LineTrace: s.traceTCP("demo-" + name),
 		})
 		if err != nil {
 			return fmt.Errorf("starting file server %s: %w", name, err)
@@ -318,7 +318,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 	// 3. The index.
 	n.step("What the master knows")
 	cl, err := masterclient.Dial(ctx, masterclient.Config{Masters: []string{d.addr},
-		Trace: s.lineHook("demo-client")})
+		Trace: s.traceTCP("demo-client")})
 	if err != nil {
 		return fmt.Errorf("asking the demo master: %w", err)
 	}

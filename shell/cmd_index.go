@@ -54,7 +54,7 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 	cfg := masterclient.Config{
 		Masters: masters,
 		Role:    "client",
-		Trace:   s.lineHook("client"),
+		Trace:   s.traceTCP("client"),
 		OnEvent: s.clientEvent,
 	}
 	if s.opts.Key != "" {
