@@ -41,13 +41,10 @@ func getCommands() []*cmdSpec {
 			run:     cmdStats,
 		},
 		{
-			name: "trace", group: "Transfers", usage: "trace on|off", minArgs: 1, maxArgs: 1,
-			summary: "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled)",
-			run: func(_ context.Context, s *Shell, c *call) error {
-				_, err := s.set.Set("trace", c.args[0])
-				return err
-			},
-			complete: func(*Shell, *compCtx) []string { return []string{"on", "off"} },
+			name: "trace", group: "Transfers", usage: "trace on|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
+			summary: "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled), or capture them to a pcap file",
+			run:     cmdTrace,
+			complete: func(*Shell, *compCtx) []string { return []string{"on", "off", "--pcap"} },
 		},
 	}
 }
