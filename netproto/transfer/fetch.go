@@ -128,19 +128,50 @@ type Result struct {
 }
 
 // ChooseChunkSize picks the chunk size for a download from these sources:
-// the largest one when every source is on loopback, otherwise one that fits
-// a 1280-byte MTU.
+// the largest one when every source is on loopback; otherwise the largest
+// whose sealed DATA datagram fits the smallest route MTU to them (1424
+// bytes on a 1500-byte IPv4 path: per-packet costs, and a router's buffer
+// counted in packets, both favour full-sized packets); 1200, which fits any
+// 1280-byte path, when a route's MTU is unknown (outside Linux, a source
+// that is not an IP address). A smaller MTU further along the path than
+// the route's shows through ICMP: the kernel then fragments (IPv4) or
+// lowers the route's MTU for the next download.
 func ChooseChunkSize(sources []string) int {
 	if len(sources) == 0 {
 		return chunk.DefaultChunkSize
 	}
+	size, loop := chunk.MaxChunkSize, true
 	for _, s := range sources {
 		ap, err := netip.ParseAddrPort(s)
-		if err != nil || !ap.Addr().IsLoopback() {
+		if err != nil {
+			return chunk.DefaultChunkSize
+		}
+		if ap.Addr().IsLoopback() {
+			continue
+		}
+		loop = false
+		if size = min(size, pathChunkSize(ap.Addr(), routeMTU(ap))); size <= chunk.DefaultChunkSize {
 			return chunk.DefaultChunkSize
 		}
 	}
-	return chunk.MaxChunkSize
+	if loop {
+		return chunk.MaxChunkSize
+	}
+	return size
+}
+
+// pathChunkSize is the largest chunk whose sealed DATA packet fits one
+// datagram of mtu bytes to a (0 if mtu is unknown or too small).
+func pathChunkSize(a netip.Addr, mtu int) int {
+	ipHdr := 40
+	if a.Unmap().Is4() {
+		ipHdr = 20
+	}
+	c := mtu - ipHdr - 8 - chunk.HeaderLen - chunk.TagLen
+	if c < chunk.MinChunkSize {
+		return 0
+	}
+	return min(c, chunk.MaxChunkSize)
 }
 
 type srcState uint8
@@ -352,7 +383,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		f.runSink = rs
 		f.runBuf = make([]byte, 0, RunBytes)
 	}
-	f.ackEvery = max(2, min(f.window/16, 8))
+	f.ackEvery = max(2, min(f.window/16, MaxAckEvery))
 
 	for _, addr := range req.Sources {
 		ua, err := net.ResolveUDPAddr("udp", addr)
