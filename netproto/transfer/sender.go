@@ -83,29 +83,29 @@ type transfer struct {
 	clock     func() time.Duration // nil: time since epoch (tests run a virtual clock)
 	wake      chan struct{}
 
-	mu       sync.Mutex // guards everything below
-	closed   bool
-	ranges   []chunk.Range // wanted, ascending
-	ri       int           // cursor: range index...
-	next     uint32        // ...and the next chunk to look at
-	ring     []sentRec     // indexed by chunk & mask
-	mask     uint32
+	mu     sync.Mutex // guards everything below
+	closed bool
+	ranges []chunk.Range // wanted, ascending
+	ri     int           // cursor: range index...
+	next   uint32        // ...and the next chunk to look at
+	ring   []sentRec     // indexed by chunk & mask
+	mask   uint32
 	// ackedBits mirrors the ring: bit c&mask is set when the slot holds
 	// chunk c and it is acknowledged. An ACK's bitmap repeats, ACK after
 	// ACK, every chunk received past a hole; masked with this, only the
 	// bits that changed since are looked at (nil for rings under 64 slots).
 	ackedBits []uint64
-	sentAt   []time.Duration  // send times indexed by packet number & (len-1): RTT samples
-	fifo     queue[fifoEntry] // live transmissions in send order
-	retx     queue[uint32]    // chunks declared lost
-	low      uint32           // every chunk below is acknowledged
-	cum      uint32           // the client's file-wide cumulative point
-	rangesPn uint64           // packet number of the REQUEST that set ranges
-	sentHigh uint32           // one past the highest chunk ever sent
-	rwnd     int              // chunks
-	maxIn    int              // chunks: the server's cap
-	inflight int64            // bytes
-	inN      int              // chunks
+	sentAt    []time.Duration  // send times indexed by packet number & (len-1): RTT samples
+	fifo      queue[fifoEntry] // live transmissions in send order
+	retx      queue[uint32]    // chunks declared lost
+	low       uint32           // every chunk below is acknowledged
+	cum       uint32           // the client's file-wide cumulative point
+	rangesPn  uint64           // packet number of the REQUEST that set ranges
+	sentHigh  uint32           // one past the highest chunk ever sent
+	rwnd      int              // chunks
+	maxIn     int              // chunks: the server's cap
+	inflight  int64            // bytes
+	inN       int              // chunks
 
 	delivered     int64
 	deliveredTime time.Duration
