@@ -14,6 +14,7 @@ import (
 
 	"github.com/fxshell/fxsh/netproto/chunk"
 	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/tree"
 )
 
 // Sink stores the chunks of one download (store/partfile implements it).
@@ -37,6 +38,9 @@ type Request struct {
 	Size      int64    // bytes
 	ChunkSize int      // in [chunk.MinChunkSize, chunk.MaxChunkSize]; see ChooseChunkSize
 	Sources   []string // UDP HOST:PORT of servers holding the file (several: swarm)
+	// Tree asks for the file's tree object (store/tree), not the file:
+	// REQUESTs carry chunk.FlagTree and Size is tree.Bytes(file size).
+	Tree bool
 }
 
 // Client limits and timers.
@@ -95,6 +99,13 @@ type ClientConfig struct {
 	TraceSample      int
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
+	// Tree, if set, is the file's tree (checked against its hash by the
+	// caller): every 64 KiB group is checked on arrival (verify.go) and
+	// the sink must be a ReadSink.
+	Tree *tree.Tree
+	// Groups, if set with Tree, records the checked groups as they pass
+	// (a seeding server offers them); nil: private.
+	Groups *tree.Have
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -162,6 +173,7 @@ func (s srcState) String() string {
 type claim struct{ lo, hi, next int }
 
 type source struct {
+	idx    int // in fetcher.srcs: its bit in the verifier's masks
 	addr   netip.AddrPort
 	name   string
 	tid    uint64
@@ -223,6 +235,7 @@ type fetcher struct {
 	srcs      []*source
 	byTid     map[uint64]*source // read-only after start
 	complete  chan struct{}
+	ver       *verifier // nil: no per-group checks
 
 	mu        sync.Mutex // guards everything below and every source
 	finished  bool       // Fetch has returned or is returning: handlers do nothing
@@ -254,8 +267,12 @@ func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg
 	if err != nil {
 		return Result{}, err
 	}
-	if f.have.Full() {
+	if f.have.Full() && f.ver == nil {
 		return f.result(start), nil
+	}
+	if f.ver != nil {
+		f.startVerify()
+		defer f.stopVerify()
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -336,7 +353,12 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 			f.pool = append(f.pool, claim{i, hi, i})
 		}
 	}
-	if f.have.Full() {
+	if cfg.Tree != nil {
+		if err := f.newVerifier(cfg.Tree, cfg.Groups); err != nil {
+			return nil, err
+		}
+	}
+	if f.have.Full() && f.ver == nil {
 		return f, nil
 	}
 
@@ -359,7 +381,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		if err != nil {
 			return nil, fmt.Errorf("transfer: source %q: %w", addr, err)
 		}
-		s := &source{addr: ua.AddrPort(), name: addr, lastChunk: -2, highest: -1, moreAt: -1}
+		s := &source{idx: len(f.srcs), addr: ua.AddrPort(), name: addr, lastChunk: -2, highest: -1, moreAt: -1}
 		for s.tid == 0 || f.byTid[s.tid] != nil {
 			s.tid = randUint64()
 		}
@@ -731,7 +753,11 @@ func (f *fetcher) base(s *source) int {
 }
 
 func (f *fetcher) sendPacket(s *source, kind chunk.Kind, payload []byte) {
-	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
+	var flags chunk.Flags
+	if kind == chunk.KindRequest && f.req.Tree {
+		flags = chunk.FlagTree
+	}
+	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Flags: flags, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
 	_ = f.link.send(f.pktBuf, s.addr, payload) // a failed send is a lost datagram: timers recover it
 }
 
@@ -980,6 +1006,9 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		f.written += int64(len(data))
 		s.bytes += int64(len(data))
 		s.chunks++
+		if f.ver != nil {
+			f.arrived(s, i, data)
+		}
 		if i == f.cum {
 			f.cum = f.have.NextMissing(i)
 		}
@@ -1010,7 +1039,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		f.sendAck(s, now)
 	}
 	if f.have.Full() {
-		f.finish(nil)
+		f.maybeDone()
 		return
 	}
 	for _, o := range f.srcs {
