@@ -113,7 +113,7 @@ func UDPKey(secret string) []byte {
 	if secret == "" {
 		return nil
 	}
-	h := sha256.Sum256([]byte("github.com/fxshell/fxsh/1 udp key\x00" + secret))
+	h := sha256.Sum256([]byte("fxsh/1 udp key\x00" + secret))
 	return h[:]
 }
 
