@@ -71,7 +71,13 @@ func Get(ctx context.Context, req Request) (Result, error) {
 	if tree.Checkable(e.Size) {
 		var err error
 		if tr, err = FetchTree(ctx, req, chunk); err != nil {
-			return Result{}, err
+			if ctx.Err() != nil {
+				return Result{}, err
+			}
+			// No source gave a tree (a server without trees, a push from
+			// an older fxsh): the file is checked whole at the end, as
+			// before verified streaming.
+			tr = nil
 		}
 	}
 	part, err := partfile.Open(req.Dir, e.Name, e.Size, e.Hash, chunk, req.Overwrite)

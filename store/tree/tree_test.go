@@ -198,3 +198,25 @@ func BenchmarkGroupCV(b *testing.B) {
 		GroupCV(data, 7)
 	}
 }
+
+func FuzzParseTree(f *testing.F) {
+	data := randBytes(4, 3*GroupSize+9)
+	b := NewBuilder()
+	b.Write(data)
+	root, tr := b.Sum()
+	size := int64(len(data))
+	f.Add(AppendTree(nil, tr))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := ParseTree(in, size)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(AppendTree(nil, got), in) {
+			t.Fatal("not a mirror image of AppendTree")
+		}
+		if got.Verify(size, root) == nil && !bytes.Equal(in, AppendTree(nil, tr)) {
+			t.Fatal("another tree verifies")
+		}
+	})
+}
