@@ -297,53 +297,5 @@ func (f *fetcher) badGroup(g int, contrib uint64) {
 			f.fail(s, &BadGroupError{Group: g})
 		}
 	}
-	f.reclaim(c0, c1+1)
-}
-
-// reclaim makes chunks [lo, hi) wanted again: claims are disjoint, so a
-// live claim that holds some of them goes back to them, and the rest go to
-// the front of the pool as new claims. Called with f.mu held.
-func (f *fetcher) reclaim(lo, hi int) {
-	covered := chunkSpans{}
-	touch := func(c *claim) {
-		if c.lo < hi && lo < c.hi {
-			c.next = min(c.next, max(lo, c.lo))
-			covered = append(covered, [2]int{max(lo, c.lo), min(hi, c.hi)})
-		}
-	}
-	for _, s := range f.srcs {
-		for i := range s.claims {
-			before := s.claims[i].next
-			touch(&s.claims[i])
-			if s.claims[i].next != before {
-				s.needUpdate = true
-			}
-		}
-	}
-	for i := range f.pool {
-		touch(&f.pool[i])
-	}
-	var fresh []claim
-	at := lo
-	for _, sp := range covered.sorted() {
-		if sp[0] > at {
-			fresh = append(fresh, claim{at, sp[0], at})
-		}
-		at = max(at, sp[1])
-	}
-	if at < hi {
-		fresh = append(fresh, claim{at, hi, at})
-	}
-	f.pool = append(fresh, f.pool...)
-}
-
-type chunkSpans [][2]int
-
-func (c chunkSpans) sorted() chunkSpans {
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j-1][0] > c[j][0]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
-	return c
+	f.sw.reclaim(c0, c1+1)
 }
