@@ -42,8 +42,8 @@ func getCommands() []*cmdSpec {
 		},
 		{
 			name: "trace", group: "Transfers", usage: "trace on|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
-			summary: "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled), or capture them to a pcap file",
-			run:     cmdTrace,
+			summary:  "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled), or capture them to a pcap file",
+			run:      cmdTrace,
 			complete: func(*Shell, *compCtx) []string { return []string{"on", "off", "--pcap"} },
 		},
 	}
