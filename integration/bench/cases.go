@@ -72,7 +72,7 @@ func (b *bench) startServers(ctx context.Context, ns, host string, set *fileSet)
 		return nil, nil, err
 	}
 	if !b.cfg.SkipFxsh {
-		if fx, err = b.startFxshServer(ctx, ns, host, set); err != nil {
+		if fx, err = b.startFxshServer(ctx, ns, host, set, ""); err != nil {
 			b.logf("fxsh server failed, fxsh rows stay untested: %v", err)
 			return nil, tcp, nil
 		}
@@ -90,10 +90,40 @@ func stopServers(ss ...*server) {
 
 // serverFor picks the server an implementation talks to.
 func serverFor(impl string, fx, tcp *server) *server {
-	if impl == implFxsh {
+	if isFxsh(impl) {
 		return fx
 	}
 	return tcp
+}
+
+// perGiB is CPU-seconds per GiB moved of the client, the server, or both.
+func perGiB(client, server bool) func(Transfer) float64 {
+	return func(t Transfer) float64 {
+		if (!t.OK && !t.Partial) || t.Bytes == 0 {
+			return math.NaN()
+		}
+		c := 0.0
+		if client {
+			c += t.ClientCPU
+		}
+		if server {
+			c += t.ServerCPU
+		}
+		return c / (float64(t.Bytes) / gib)
+	}
+}
+
+// cpuRows reports the CPU-seconds per GiB of fx's transfers labelled label
+// against ref's: the client, the server, and both (with target, if any).
+func cpuRows(what string, ts []Transfer, label, fx, ref string, rounds int, both Target) []Row {
+	return []Row{
+		{Case: what + ": client CPU/GiB", Unit: "CPU-s/GiB", Fxsh: pick(ts, fx, label, rounds, perGiB(true, false)),
+			Ref: pick(ts, ref, label, rounds, perGiB(true, false)), RefIs: ref},
+		{Case: what + ": server CPU/GiB", Unit: "CPU-s/GiB", Fxsh: pick(ts, fx, label, rounds, perGiB(false, true)),
+			Ref: pick(ts, ref, label, rounds, perGiB(false, true)), RefIs: ref},
+		{Case: what + ": both sides CPU/GiB", Unit: "CPU-s/GiB", Fxsh: pick(ts, fx, label, rounds, perGiB(true, true)),
+			Ref: pick(ts, ref, label, rounds, perGiB(true, true)), RefIs: ref, Target: both},
+	}
 }
 
 func (b *bench) impls(fx *server, ccs ...string) []string {
@@ -140,13 +170,29 @@ func (b *bench) loopbackTransfers(ctx context.Context) ([]Transfer, string, erro
 	}
 	defer stopServers(fx, tcp)
 	impls := b.impls(fx, b.cfg.LoopbackCC)
+	var fxKey *server
+	if fx != nil {
+		// fxsh in its other settings: 1200-byte chunks (the per-packet
+		// cost apart from 64 KiB datagrams) and sealed datagrams.
+		impls = append(impls, implFxsh1200)
+		if fxKey, err = b.startFxshServer(ctx, "", "127.0.0.1", set, b.cfg.Key); err != nil {
+			b.logf("fxsh server with --key failed, its rows stay untested: %v", err)
+		} else {
+			defer stopServers(fxKey)
+			impls = append(impls, implFxshKey)
+		}
+	}
 	var ts []Transfer
 	for r := range b.cfg.Rounds {
 		for _, impl := range rotate(impls, r) {
 			if ctx.Err() != nil {
 				return nil, tcpImpl, ctx.Err()
 			}
-			t := b.measure(ctx, impl, serverFor(impl, fx, tcp), set.Names[:1], b.cfg.Timeout)
+			srv := serverFor(impl, fx, tcp)
+			if impl == implFxshKey {
+				srv = fxKey
+			}
+			t := b.measure(ctx, impl, srv, set.Names[:1], b.cfg.Timeout)
 			t.Case, t.Round = "loopback", r+1
 			b.logTransfer(t)
 			ts = append(ts, t)
@@ -165,9 +211,20 @@ func (b *bench) caseLoopback(ctx context.Context) (CaseResult, error) {
 		return cr, err
 	}
 	n := b.cfg.Rounds
-	cr.Rows = append(cr.Rows, Row{Case: "loopback " + formatSize(b.cfg.Size), Unit: "MB/s",
-		Fxsh: pick(ts, implFxsh, "", n, throughput), Ref: pick(ts, tcpImpl, "", n, throughput), RefIs: tcpImpl,
-		Target: Target{Of: "ratio", Op: ">=", Value: 0.8}, Note: b.fxshNoteFor(ts)})
+	lb := "loopback " + formatSize(b.cfg.Size)
+	fx := pick(ts, implFxsh, "", n, throughput)
+	cr.Rows = append(cr.Rows, Row{Case: lb, Unit: "MB/s",
+		Fxsh: fx, Ref: pick(ts, tcpImpl, "", n, throughput), RefIs: tcpImpl,
+		Target: Target{Of: "ratio", Op: ">=", Value: 0.8}, Note: b.fxshNoteFor(ts)},
+		Row{Case: lb + ", set chunk 1200", Unit: "MB/s",
+			Fxsh: pick(ts, implFxsh1200, "", n, throughput), Ref: pick(ts, tcpImpl, "", n, throughput), RefIs: tcpImpl,
+			Target: Target{Of: "ratio", Op: ">=", Value: 0.5}},
+		Row{Case: lb + ", --key vs without", Unit: "MB/s",
+			Fxsh: pick(ts, implFxshKey, "", n, throughput), Ref: fx, RefIs: "fxsh",
+			Target: Target{Of: "ratio", Op: ">=", Value: 0.85}})
+	cr.Rows = append(cr.Rows, cpuRows(lb, ts, "", implFxsh, tcpImpl, n, Target{Of: "fxsh", Op: "<=", Value: 1.5})...)
+	cr.Rows = append(cr.Rows, cpuRows(lb+", chunk 1200", ts, "", implFxsh1200, tcpImpl, n, Target{})...)
+	cr.Rows = append(cr.Rows, cpuRows(lb+", --key", ts, "", implFxshKey, tcpImpl, n, Target{Of: "fxsh", Op: "<=", Value: 1.5})...)
 	return cr, nil
 }
 
@@ -359,12 +416,7 @@ func (b *bench) caseCost(ctx context.Context) (CaseResult, error) {
 		return cr, err
 	}
 	n := b.cfg.Rounds
-	perGiB := func(t Transfer) float64 {
-		if !t.OK {
-			return math.NaN()
-		}
-		return (t.ClientCPU + t.ServerCPU) / (float64(t.Bytes) / gib)
-	}
+	perGiB := perGiB(true, true)
 	clientRSS := func(t Transfer) float64 { return float64(t.ClientRSSKiB) / 1024 }
 	serverRSS := func(t Transfer) float64 { return float64(t.ServerRSSKiB) / 1024 }
 	lb := formatSize(b.cfg.Size)
@@ -539,8 +591,8 @@ func (b *bench) caseLossy(ctx context.Context) (CaseResult, error) {
 		return cr, err
 	}
 	defer stopServers(fx, tcp)
-	cr.Info = append(cr.Info, fmt.Sprintf("two namespaces joined by a TUN forwarder (MTU %d), %s each way, random loss on server→client only; %s; time limit %s per download (TCP counts what it got)",
-		PathMTU, b.cfg.Delay, formatSize(set.Size), b.cfg.LossyTimeout))
+	cr.Info = append(cr.Info, fmt.Sprintf("two namespaces joined by a TUN forwarder (MTU %d), %s each way, random loss on server→client only; packets held per direction at most %v (0: unbounded; tail-drop beyond, like netem's limit); %s; time limit %s per download (TCP counts what it got); TCP cubic only unbounded",
+		PathMTU, b.cfg.Delay, b.cfg.Limits, formatSize(set.Size), b.cfg.LossyTimeout))
 	for _, cc := range []string{"cubic", "bbr"} {
 		if !b.facts.hasCC(cc) {
 			cr.Info = append(cr.Info, "TCP congestion control "+cc+" is missing on this kernel: its rows stay empty")
@@ -554,52 +606,79 @@ func (b *bench) caseLossy(ctx context.Context) (CaseResult, error) {
 	if err != nil {
 		return cr, fmt.Errorf("measuring the forwarder: %w", err)
 	}
-	impls := b.impls(fx, "cubic", "bbr")
 	n := b.cfg.Rounds
 	for r := range n {
-		for _, loss := range b.cfg.Losses {
-			p.fwd.setLoss(loss / 100)
-			for _, impl := range rotate(impls, r) {
-				if ctx.Err() != nil {
-					return cr, ctx.Err()
+		for _, limit := range b.cfg.Limits {
+			p.fwd.setLimit(limit)
+			// TCP cubic only on the unbounded path: under loss it crawls
+			// to the time limit, and the bounded rows compare with bbr.
+			impls := b.impls(fx, "bbr")
+			if limit == 0 {
+				impls = b.impls(fx, "cubic", "bbr")
+			}
+			for _, loss := range b.cfg.Losses {
+				p.fwd.setLoss(loss / 100)
+				for _, impl := range rotate(impls, r) {
+					if ctx.Err() != nil {
+						return cr, ctx.Err()
+					}
+					before := p.fwd.stats()
+					t := b.measure(ctx, impl, serverFor(impl, fx, tcp), set.Names[:1], b.cfg.LossyTimeout)
+					st := p.fwd.stats()
+					t.Case, t.Round, t.Label = "lossy", r+1, pathLabel(limit, loss)
+					t.Path = ptr(st[0].sub(before[0]))
+					b.logTransfer(t)
+					b.logf("   path: %d forwarded, %d dropped (loss), %d tail-dropped (limit %d)", t.Path.Packets, t.Path.Dropped, t.Path.Overflow, limit)
+					if v := t.value(); !math.IsNaN(v) && v > 0.7*b.ceilingMB {
+						cr.Info = append(cr.Info, fmt.Sprintf("r%d %s %s: %s MB/s is near the forwarder's ceiling (%s MB/s): the path may be the bottleneck",
+							t.Round, t.Impl, t.Label, num(v), num(b.ceilingMB)))
+					}
+					cr.Transfers = append(cr.Transfers, t)
 				}
-				limit := b.cfg.LossyTimeout
-				before := p.fwd.stats()
-				t := b.measure(ctx, impl, serverFor(impl, fx, tcp), set.Names[:1], limit)
-				st := p.fwd.stats()
-				t.Case, t.Round, t.Label = "lossy", r+1, lossLabel(loss)
-				t.Path = ptr(st[0].sub(before[0]))
-				b.logTransfer(t)
-				if v := t.value(); !math.IsNaN(v) && v > 0.7*b.ceilingMB {
-					cr.Info = append(cr.Info, fmt.Sprintf("r%d %s %s: %s MB/s is near the forwarder's ceiling (%s MB/s): the path may be the bottleneck",
-						t.Round, t.Impl, t.Label, num(v), num(b.ceilingMB)))
-				}
-				cr.Transfers = append(cr.Transfers, t)
 			}
 		}
 	}
 	p.fwd.setLoss(0)
+	p.fwd.setLimit(0)
 	ts := cr.Transfers
-	fx0 := pick(ts, implFxsh, lossLabel(0), n, throughput)
 	note := b.fxshNoteFor(ts)
-	for _, loss := range b.cfg.Losses {
-		l := lossLabel(loss)
-		fxv := pick(ts, implFxsh, l, n, throughput)
-		var tBBR, tCubic, tZero Target
-		if loss > 0 {
-			tBBR = Target{Of: "ratio", Op: ">=", Value: 1}
-			tCubic = Target{Of: "ratio", Op: ">=", Value: 10}
-			tZero = Target{Of: "ratio", Op: ">=", Value: 0.9}
-		}
-		cr.Rows = append(cr.Rows,
-			Row{Case: l + ": fxsh vs TCP bbr", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"bbr", l, n, throughput), RefIs: "tcp-bbr", Target: tBBR, Note: note},
-			Row{Case: l + ": fxsh vs TCP cubic", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"cubic", l, n, throughput), RefIs: "tcp-cubic", Target: tCubic},
-		)
-		if loss > 0 && slices.Contains(b.cfg.Losses, 0) {
-			cr.Rows = append(cr.Rows, Row{Case: l + ": fxsh vs fxsh at 0%", Unit: "MB/s", Fxsh: fxv, Ref: fx0, RefIs: "fxsh loss 0%", Target: tZero})
+	for _, limit := range b.cfg.Limits {
+		fx0 := pick(ts, implFxsh, pathLabel(limit, 0), n, throughput)
+		for _, loss := range b.cfg.Losses {
+			l := pathLabel(limit, loss)
+			fxv := pick(ts, implFxsh, l, n, throughput)
+			var tBBR, tCubic, tZero Target
+			if loss > 0 || limit > 0 {
+				tBBR = Target{Of: "ratio", Op: ">=", Value: 1}
+			}
+			if loss > 0 {
+				tCubic = Target{Of: "ratio", Op: ">=", Value: 10}
+				tZero = Target{Of: "ratio", Op: ">=", Value: 0.9}
+			}
+			cr.Rows = append(cr.Rows, Row{Case: l + ": fxsh vs TCP bbr", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"bbr", l, n, throughput), RefIs: "tcp-bbr", Target: tBBR, Note: note})
+			if limit == 0 {
+				cr.Rows = append(cr.Rows, Row{Case: l + ": fxsh vs TCP cubic", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"cubic", l, n, throughput), RefIs: "tcp-cubic", Target: tCubic})
+			}
+			if loss > 0 && slices.Contains(b.cfg.Losses, 0) {
+				cr.Rows = append(cr.Rows, Row{Case: l + ": fxsh vs fxsh at 0%", Unit: "MB/s", Fxsh: fxv, Ref: fx0, RefIs: "fxsh loss 0%", Target: tZero})
+			}
+			var tCPU Target
+			if limit > 0 {
+				tCPU = Target{Of: "ratio", Op: "<=", Value: 2}
+			}
+			cr.Rows = append(cr.Rows, cpuRows(l, ts, l, implFxsh, implTCP+"bbr", n, tCPU)...)
 		}
 	}
 	return cr, nil
+}
+
+// pathLabel names a lossy-path condition: "loss 1%" unbounded, "limit
+// 1000, loss 1%" with a bound on the packets held.
+func pathLabel(limit int, loss float64) string {
+	if limit == 0 {
+		return lossLabel(loss)
+	}
+	return fmt.Sprintf("limit %d, %s", limit, lossLabel(loss))
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -710,4 +789,155 @@ func (b *bench) caseMaster(ctx context.Context) (CaseResult, error) {
 	b.logf("register: %v", reg)
 	cr.Rows = append(cr.Rows, Row{Case: "register 10 000 servers × 100 files", Unit: "s", Fxsh: metric(reg, "s/10k-servers", n)})
 	return cr, nil
+}
+
+// shareWarmup is left out at the start of a share round: both flows'
+// startup phases, which say nothing about the steady split.
+const shareWarmup = time.Second
+
+// caseShare runs one fxsh download and one TCP bbr download at once over the
+// bounded path and reports each one's share of what the data direction
+// carried while both ran (the forwarder counts UDP and TCP bytes apart).
+func (b *bench) caseShare(ctx context.Context) (CaseResult, error) {
+	cr := CaseResult{Extra: map[string]any{}}
+	p, err := b.ensurePath(ctx)
+	if err != nil {
+		return cr, err
+	}
+	if !b.facts.hasCC("bbr") {
+		return cr, errors.New("TCP bbr is missing on this kernel")
+	}
+	set, err := ensureFiles(ctx, b.cfg.DataDir, b.cfg.ShareSize, 1)
+	if err != nil {
+		return cr, err
+	}
+	fx, tcp, err := b.startServers(ctx, NSServer, AddrServer, set)
+	if err != nil {
+		return cr, err
+	}
+	defer stopServers(fx, tcp)
+	if fx == nil {
+		return cr, errors.New(b.fxshNote(fx))
+	}
+	cr.Info = append(cr.Info, fmt.Sprintf("one fxsh get and one TCP bbr copy of %s each, started together over the lossy path (%s each way, no loss); share = each one's bytes on the data direction from %s after the start until the first one ends",
+		formatSize(set.Size), b.cfg.Delay, shareWarmup))
+	n := b.cfg.Rounds
+	shares := map[int][2][]float64{}
+	for _, limit := range b.cfg.ShareLimits {
+		shares[limit] = [2][]float64{make([]float64, n), make([]float64, n)}
+	}
+	p.fwd.setLoss(0)
+	defer p.fwd.setLimit(0)
+	for r := range n {
+		for _, limit := range b.cfg.ShareLimits {
+			if ctx.Err() != nil {
+				return cr, ctx.Err()
+			}
+			p.fwd.setLimit(limit)
+			fxs, tcps, ts := b.shareRound(ctx, p, fx, tcp, set, rotate([]string{implFxsh, implTCP + "bbr"}, r))
+			label := fmt.Sprintf("share, limit %d", limit)
+			for i := range ts {
+				ts[i].Case, ts[i].Round, ts[i].Label = "share", r+1, label
+				b.logTransfer(ts[i])
+			}
+			b.logf("r%d %s: fxsh %.3f, tcp-bbr %.3f of the path while both ran", r+1, label, fxs, tcps)
+			shares[limit][0][r], shares[limit][1][r] = fxs, tcps
+			cr.Transfers = append(cr.Transfers, ts...)
+		}
+	}
+	for _, limit := range b.cfg.ShareLimits {
+		sh := shares[limit]
+		cr.Rows = append(cr.Rows, Row{Case: fmt.Sprintf("limit %d: fxsh's share with one TCP bbr flow", limit), Unit: "share",
+			Fxsh: sh[0], Ref: sh[1], RefIs: "tcp-bbr's share", Target: Target{Of: "fxsh", Op: "in", Value: 0.4, Hi: 0.6}})
+	}
+	return cr, nil
+}
+
+// shareRound starts the clients of impls (in that order) at once, samples
+// the path until both end, and returns fxsh's and TCP's share of the data
+// direction's bytes between shareWarmup and the first exit.
+func (b *bench) shareRound(ctx context.Context, p *lossyPath, fx, tcp *server, set *fileSet, impls []string) (fxShare, tcpShare float64, ts []Transfer) {
+	fxShare, tcpShare = math.NaN(), math.NaN()
+	if err := b.recyclePages(2 * set.Size); err != nil {
+		return fxShare, tcpShare, []Transfer{{Impl: implFxsh, Err: err.Error()}}
+	}
+	type sample struct {
+		at time.Duration
+		st DirStats
+	}
+	t0 := time.Now()
+	cs := make([]*client, len(impls))
+	ts = make([]Transfer, len(impls))
+	for i, impl := range impls {
+		c, err := b.startClient(ctx, impl, serverFor(impl, fx, tcp), set.Names[:1], 3*b.cfg.LossyTimeout)
+		if err != nil {
+			ts[i] = Transfer{Impl: impl, Err: err.Error()}
+			continue
+		}
+		cs[i] = c
+	}
+	cpu0 := [2]float64{}
+	cpu0[0], _ = fx.p.cpuNow()
+	cpu0[1], _ = tcp.p.cpuNow()
+	ended := make(chan time.Duration, len(cs))
+	running := 0
+	for i, c := range cs {
+		if c == nil {
+			continue
+		}
+		running++
+		go func() {
+			ts[i] = b.wait(ctx, c, t0)
+			ended <- time.Since(t0)
+		}()
+	}
+	var samples []sample
+	tick := time.NewTicker(50 * time.Millisecond)
+	first := time.Duration(-1)
+	for running > 0 {
+		select {
+		case e := <-ended:
+			running--
+			if first < 0 {
+				first = e
+				samples = append(samples, sample{e, p.fwd.stats()[0]})
+			}
+		case <-tick.C:
+			if first < 0 {
+				samples = append(samples, sample{time.Since(t0), p.fwd.stats()[0]})
+			}
+		}
+	}
+	tick.Stop()
+	for i, c := range cs {
+		if c == nil {
+			continue
+		}
+		srv := serverFor(impls[i], fx, tcp)
+		k := 1
+		if isFxsh(impls[i]) {
+			k = 0
+		}
+		if cpu1, err := srv.p.cpuNow(); err == nil {
+			ts[i].ServerCPU = cpu1 - cpu0[k]
+		}
+		ts[i].ServerRSSKiB = srv.p.hwmKiB()
+		b.check(ctx, c, &ts[i])
+	}
+	// The window: the first sample at or after the warm-up, to the first exit.
+	var from *sample
+	for i := range samples {
+		if samples[i].at >= shareWarmup {
+			from = &samples[i]
+			break
+		}
+	}
+	if from == nil || len(samples) < 2 {
+		return fxShare, tcpShare, ts
+	}
+	d := samples[len(samples)-1].st.sub(from.st)
+	if tot := float64(d.UDPBytes + d.TCPBytes); tot > 0 {
+		fxShare, tcpShare = float64(d.UDPBytes)/tot, float64(d.TCPBytes)/tot
+	}
+	return fxShare, tcpShare, ts
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,9 +28,15 @@ import (
 
 // Implementation names.
 const (
-	implFxsh = "fxsh"
-	implTCP  = "tcp-" // + congestion control
+	implFxsh      = "fxsh"
+	implFxsh1200  = "fxsh-chunk1200" // fxsh with `set chunk 1200` on the client
+	implFxshKey   = "fxsh-key"       // fxsh with --key on both ends (sealed datagrams)
+	implTCP       = "tcp-"           // + congestion control
+	scratchBuffer = 1 << 20
 )
+
+// isFxsh says whether impl is fxsh in one of its settings.
+func isFxsh(impl string) bool { return strings.HasPrefix(impl, implFxsh) }
 
 // Fixed ports inside the namespaces, which hold nothing else.
 const (
@@ -57,6 +64,7 @@ type server struct {
 	addr string // fxsh: the master; tcp: the TCP server
 	set  *fileSet
 	ns   string
+	key  string // fxsh: the --key it runs with ("" none)
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago (for
@@ -84,8 +92,9 @@ func (b *bench) fxshEnv() []string {
 }
 
 // startFxshServer runs `fxsh -c 'serve master …; share FOLDER --udp …'` in
-// namespace ns ("" for loopback) and waits for its "sharing" line.
-func (b *bench) startFxshServer(ctx context.Context, ns, host string, set *fileSet) (*server, error) {
+// namespace ns ("" for loopback) and waits for its "sharing" line. With a
+// key, both its master and its file server run with --key.
+func (b *bench) startFxshServer(ctx context.Context, ns, host string, set *fileSet, key string) (*server, error) {
 	mport, uport := nsMasterPort, nsUDPPort
 	if ns == "" {
 		var err error
@@ -107,7 +116,11 @@ func (b *bench) startFxshServer(ctx context.Context, ns, host string, set *fileS
 	if b.cfg.FxshServerCmds != "" {
 		script = b.cfg.FxshServerCmds + "; " + script
 	}
-	argv := inNS(ns, b.fxsh, "--master", master, "--dir", dir, "-c", script)
+	args := []string{b.fxsh, "--master", master, "--dir", dir}
+	if key != "" {
+		args = append(args, "--key", key)
+	}
+	argv := inNS(ns, append(args, "-c", script)...)
 	p, err := b.start(ctx, "fxsh server", argv, b.fxshEnv())
 	if err != nil {
 		return nil, err
@@ -119,7 +132,7 @@ func (b *bench) startFxshServer(ctx context.Context, ns, host string, set *fileS
 	if m, err := p.waitLine(ctx, reFxshMaster, time.Second); err == nil && ns == "" {
 		master = m[1]
 	}
-	return &server{impl: implFxsh, p: p, addr: master, set: set, ns: ns}, nil
+	return &server{impl: implFxsh, p: p, addr: master, set: set, ns: ns, key: key}, nil
 }
 
 // startTCPServer runs the reference TCP server in namespace ns.
@@ -163,7 +176,7 @@ func (b *bench) startClient(ctx context.Context, impl string, srv *server, names
 	var argv []string
 	var env []string
 	switch {
-	case impl == implFxsh && srv.impl == implFxsh:
+	case isFxsh(impl) && srv.impl == implFxsh && (impl == implFxshKey) == (srv.key != ""):
 		qs := make([]string, len(names))
 		for i, n := range names {
 			q, err := scriptQuote(n)
@@ -173,10 +186,17 @@ func (b *bench) startClient(ctx context.Context, impl string, srv *server, names
 			qs[i] = q
 		}
 		script := "get " + strings.Join(qs, " ") + "; wait"
+		if impl == implFxsh1200 {
+			script = "set chunk 1200; " + script
+		}
 		if b.cfg.FxshClientCmds != "" {
 			script = b.cfg.FxshClientCmds + "; " + script
 		}
-		argv = inNS(ns, b.fxsh, "--master", srv.addr, "--dir", out, "-c", script)
+		args := []string{b.fxsh, "--master", srv.addr, "--dir", out}
+		if srv.key != "" {
+			args = append(args, "--key", srv.key)
+		}
+		argv = inNS(ns, append(args, "-c", script)...)
 		env = b.fxshEnv()
 	case strings.HasPrefix(impl, implTCP) && srv.impl == "tcp":
 		argv = inNS(ns, append([]string{b.self, cmdTCPGet, "-addr", srv.addr, "-out", out,
@@ -201,7 +221,7 @@ func (b *bench) wait(ctx context.Context, c *client, t0 time.Time) Transfer {
 	// The TCP client stops itself at the limit and reports what it got;
 	// fxsh is stopped by us.
 	limit := c.limit
-	if c.impl != implFxsh {
+	if !isFxsh(c.impl) {
 		limit += 30 * time.Second
 	}
 	c.err = c.p.wait(ctx, limit)
@@ -218,7 +238,7 @@ func (b *bench) check(ctx context.Context, c *client, t *Transfer) {
 		t.Err = fmt.Sprintf("no result within the time limit (%s)", c.limit)
 		return
 	}
-	if c.impl == implFxsh {
+	if isFxsh(c.impl) {
 		for _, l := range c.p.output() {
 			if reFxshDone.MatchString(l) {
 				t.Reported = strings.TrimSpace(l)
@@ -325,6 +345,9 @@ func verifyPrefix(got, src string, n int64) error {
 // measure runs one download of names from srv by impl and fills in the
 // server's CPU over it and its peak RSS after it.
 func (b *bench) measure(ctx context.Context, impl string, srv *server, names []string, limit time.Duration) Transfer {
+	if err := b.recyclePages(int64(len(names)) * srv.set.Size); err != nil {
+		return Transfer{Impl: impl, Files: len(names), Err: err.Error()}
+	}
 	t0 := time.Now()
 	cpu0, _ := srv.p.cpuNow()
 	c, err := b.startClient(ctx, impl, srv, names, limit)
@@ -347,6 +370,13 @@ func (b *bench) measure(ctx context.Context, impl string, srv *server, names []s
 // measureMany runs n clients of impl at once, each fetching names, and
 // returns their transfers.
 func (b *bench) measureMany(ctx context.Context, impl string, srv *server, names []string, n int, limit time.Duration) ([]Transfer, float64) {
+	if err := b.recyclePages(int64(n*len(names)) * srv.set.Size); err != nil {
+		out := make([]Transfer, n)
+		for i := range out {
+			out[i] = Transfer{Impl: impl, Files: len(names), Err: err.Error()}
+		}
+		return out, math.NaN()
+	}
 	t0 := time.Now()
 	cpu0, _ := srv.p.cpuNow()
 	cs := make([]*client, n)
@@ -387,4 +417,32 @@ func (b *bench) measureMany(ctx context.Context, impl string, srv *server, names
 		out[i].ServerRSSKiB = rss
 	}
 	return out, serverCPU
+}
+
+// recyclePages writes a scratch file of size bytes into the work folder and
+// deletes it, so that the download that follows writes into page-cache
+// pages the kernel has just freed, like every download after the first on
+// a busy machine: on these VMs memory never touched before is much slower
+// to write into, and whichever tool ran first would pay for it.
+func (b *bench) recyclePages(size int64) error {
+	p := filepath.Join(b.work, "scratch")
+	f, err := os.Create(p)
+	if err != nil {
+		return fmt.Errorf("recycling pages: %w", err)
+	}
+	defer os.Remove(p)
+	buf := make([]byte, scratchBuffer)
+	for i := range buf {
+		buf[i] = byte(i) | 1 // not a zero page
+	}
+	for left := size; left > 0; left -= int64(len(buf)) {
+		if _, err := f.Write(buf[:min(int64(len(buf)), left)]); err != nil {
+			f.Close()
+			return fmt.Errorf("recycling pages: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("recycling pages: %w", err)
+	}
+	return os.Remove(p)
 }

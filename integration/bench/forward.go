@@ -19,7 +19,11 @@ import (
 // TUN devices in the benchmark; socket pairs in the tests), one goroutine
 // per direction, each on its own OS thread. Every packet is held for the
 // direction's fixed one-way delay; on a lossy direction a seeded random
-// fraction is dropped first.
+// fraction is dropped first. A direction may bound the packets it holds
+// (Limit, like netem's `limit`, 1000 by default there): a packet arriving
+// when that many wait in the delay line is tail-dropped and counted as an
+// overflow, so the path has a router's finite buffer (its rate is about
+// limit × packet size / delay) instead of an unbounded queue.
 //
 // The delay queue is a ring of preallocated slots: with one delay for every
 // packet of a direction, release times rise in arrival order, so a FIFO is
@@ -49,12 +53,15 @@ type DirStats struct {
 	Packets   uint64 `json:"packets"`    // forwarded
 	Bytes     uint64 `json:"bytes"`      // forwarded
 	Dropped   uint64 `json:"dropped"`    // by the random loss
-	Overflow  uint64 `json:"overflow"`   // ring full
+	Overflow  uint64 `json:"overflow"`   // tail-dropped: the limit (or the ring) was full
 	WriteErrs uint64 `json:"write_errs"` // rejected by the output device
+	UDPBytes  uint64 `json:"udp_bytes"`  // forwarded IPv4 UDP packets' bytes (the sharing case tells flows apart by them)
+	TCPBytes  uint64 `json:"tcp_bytes"`  // forwarded IPv4 TCP packets' bytes
 }
 
 func (s DirStats) sub(o DirStats) DirStats {
-	return DirStats{s.Packets - o.Packets, s.Bytes - o.Bytes, s.Dropped - o.Dropped, s.Overflow - o.Overflow, s.WriteErrs - o.WriteErrs}
+	return DirStats{s.Packets - o.Packets, s.Bytes - o.Bytes, s.Dropped - o.Dropped, s.Overflow - o.Overflow, s.WriteErrs - o.WriteErrs,
+		s.UDPBytes - o.UDPBytes, s.TCPBytes - o.TCPBytes}
 }
 
 // direction forwards from in to out.
@@ -62,6 +69,7 @@ type direction struct {
 	in, out int
 	delayNs atomic.Int64
 	loss    atomic.Uint64 // math.Float64bits of the drop probability
+	limit   atomic.Int64  // packets held at most (1..RingSlots); RingSlots: unbounded
 
 	// Owned by the loop goroutine.
 	rng        *rand.Rand
@@ -71,7 +79,7 @@ type direction struct {
 	head, size int
 	scratch    []byte // where a packet goes when the ring is full
 
-	packets, bytes, dropped, overflow, writeErrs atomic.Uint64
+	packets, bytes, dropped, overflow, writeErrs, udpBytes, tcpBytes atomic.Uint64
 }
 
 func newDirection(in, out int, delay time.Duration, seed uint64) *direction {
@@ -81,13 +89,24 @@ func newDirection(in, out int, delay time.Duration, seed uint64) *direction {
 		lens: make([]int32, RingSlots), due: make([]int64, RingSlots),
 		scratch: make([]byte, SlotSize)}
 	d.delayNs.Store(int64(delay))
+	d.limit.Store(RingSlots)
 	return d
 }
 
 func (d *direction) setLoss(p float64) { d.loss.Store(math.Float64bits(p)) }
 
+// setLimit bounds the packets the direction holds; n <= 0 (or above
+// RingSlots) means only the ring bounds it.
+func (d *direction) setLimit(n int) {
+	if n <= 0 || n > RingSlots {
+		n = RingSlots
+	}
+	d.limit.Store(int64(n))
+}
+
 func (d *direction) stats() DirStats {
-	return DirStats{d.packets.Load(), d.bytes.Load(), d.dropped.Load(), d.overflow.Load(), d.writeErrs.Load()}
+	return DirStats{d.packets.Load(), d.bytes.Load(), d.dropped.Load(), d.overflow.Load(), d.writeErrs.Load(),
+		d.udpBytes.Load(), d.tcpBytes.Load()}
 }
 
 func (d *direction) slot(i int) []byte { return d.buf[i*SlotSize : (i+1)*SlotSize] }
@@ -97,9 +116,10 @@ func (d *direction) slot(i int) []byte { return d.buf[i*SlotSize : (i+1)*SlotSiz
 func (d *direction) readBurst(base time.Time) (int, error) {
 	loss := math.Float64frombits(d.loss.Load())
 	delay := d.delayNs.Load()
+	limit := int(d.limit.Load())
 	n := 0
 	for n < MaxBurst {
-		full := d.size == RingSlots
+		full := d.size >= limit
 		dst := d.scratch
 		if !full {
 			dst = d.slot((d.head + d.size) % RingSlots)
@@ -150,6 +170,14 @@ func (d *direction) flush(now int64) (blocked bool) {
 		} else {
 			d.packets.Add(1)
 			d.bytes.Add(uint64(len(p)))
+			if len(p) >= 20 && p[0]>>4 == 4 {
+				switch p[9] { // IPv4 protocol
+				case unix.IPPROTO_UDP:
+					d.udpBytes.Add(uint64(len(p)))
+				case unix.IPPROTO_TCP:
+					d.tcpBytes.Add(uint64(len(p)))
+				}
+			}
 		}
 		d.head = (d.head + 1) % RingSlots
 		d.size--
@@ -227,6 +255,13 @@ func (f *forwarder) close() error {
 
 // setLoss sets the drop probability on the data direction (a→b) only.
 func (f *forwarder) setLoss(p float64) { f.dirs[0].setLoss(p) }
+
+// setLimit bounds the packets each direction holds (0: unbounded).
+func (f *forwarder) setLimit(n int) {
+	for _, dir := range f.dirs {
+		dir.setLimit(n)
+	}
+}
 
 // setDelay sets the one-way delay of both directions.
 func (f *forwarder) setDelay(d time.Duration) {

@@ -138,3 +138,41 @@ func TestForwarderOverflow(t *testing.T) {
 		t.Fatalf("readBurst = %d, %v; overflow %d, size %d", n, err, d.overflow.Load(), d.size)
 	}
 }
+
+// TestForwarderLimit: with a limit of 10 held packets and a long delay, a
+// burst of 25 keeps the first 10 and tail-drops 15 as overflow; lifting the
+// limit takes the next packets again.
+func TestForwarderLimit(t *testing.T) {
+	d := newDirection(-1, -1, time.Hour, 1)
+	src, w := seqpacketPair(t)
+	d.in = w
+	if err := unix.SetNonblock(w, true); err != nil {
+		t.Fatal(err)
+	}
+	d.setLimit(10)
+	for i := range 25 {
+		if _, err := unix.Write(src, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := d.readBurst(time.Now())
+	if err != nil || n != 25 {
+		t.Fatalf("readBurst = %d, %v", n, err)
+	}
+	if d.size != 10 || d.overflow.Load() != 15 {
+		t.Fatalf("held %d, overflow %d; want 10 and 15", d.size, d.overflow.Load())
+	}
+	// The held ones are the first ten, in order (tail drop, not head drop).
+	for i := range 10 {
+		if got := d.slot((d.head + i) % RingSlots)[0]; got != byte(i) {
+			t.Fatalf("slot %d holds packet %d, want %d", i, got, i)
+		}
+	}
+	d.setLimit(0)
+	if _, err := unix.Write(src, []byte{99}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.readBurst(time.Now()); err != nil || d.size != 11 || d.overflow.Load() != 15 {
+		t.Fatalf("unbounded: held %d, overflow %d, err %v", d.size, d.overflow.Load(), err)
+	}
+}

@@ -58,6 +58,10 @@ type Config struct {
 	Clients        int           `json:"clients"`
 	LossySize      int64         `json:"lossy_size"`
 	Losses         []float64     `json:"losses_percent"`
+	Limits         []int         `json:"limits"` // packets the forwarder holds per direction; 0 unbounded
+	ShareSize      int64         `json:"share_size"`
+	ShareLimits    []int         `json:"share_limits"`
+	Key            string        `json:"-"` // the shared key of the --key rows
 	Delay          time.Duration `json:"delay_ns"`
 	Timeout        time.Duration `json:"timeout_ns"`
 	LossyTimeout   time.Duration `json:"lossy_timeout_ns"`
@@ -78,9 +82,10 @@ const (
 	MaxRounds  = 50
 	MaxClients = 100
 	MaxLosses  = 10
+	MaxLimits  = 5
 )
 
-var allCases = []string{"loopback", "concurrency", "lossy", "cost", "master"}
+var allCases = []string{"loopback", "concurrency", "lossy", "share", "cost", "master"}
 
 // extraCases run only when named: ceiling (the forwarder alone) and soak
 // (10 minutes by default, soak.go).
@@ -105,11 +110,33 @@ func (s sizeFlag) Set(v string) error {
 	return nil
 }
 
+// parseLimits reads a comma-separated list of forwarder limits (packets
+// held per direction, 0 unbounded).
+func parseLimits(flag, v string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || n > RingSlots {
+			return nil, fmt.Errorf("%s: %q is not a packet count in 0..%d", flag, f, RingSlots)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 || len(out) > MaxLimits {
+		return nil, fmt.Errorf("%s: want 1..%d limits", flag, MaxLimits)
+	}
+	return out, nil
+}
+
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	c := Config{Rounds: 3, Size: 1 << 30, ConcSize: 256 << 20, ManySize: 64 << 20, Clients: 20,
 		LossySize: 256 << 20, Delay: 10 * time.Millisecond, Timeout: 10 * time.Minute,
 		LossyTimeout: 60 * time.Second, LoopbackCC: "cubic", TCPFsync: true, Seed: 1,
-		MasterPkg: "./store/memcat", SearchOps: 20000, Soak: defaultSoak()}
+		MasterPkg: "./store/memcat", SearchOps: 20000, Soak: defaultSoak(), ShareSize: 1 << 30,
+		Key: "fxsh-bench-shared-key-0123456789"}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cases := fs.String("case", strings.Join(allCases, ","), "cases to run, comma-separated: "+strings.Join(allCases, ",")+" (only when named: ceiling, the lossy path's forwarder alone; soak, many clients for 10 minutes)")
@@ -123,6 +150,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Clients, "clients", c.Clients, "clients downloading at once in the concurrency case")
 	fs.Var(sizeFlag{&c.LossySize}, "lossy-size", "file size on the lossy path")
 	losses := fs.String("loss", "0,1,5", "loss rates of the lossy path in percent, comma-separated")
+	limits := fs.String("limits", "0,1000,200", "packets the lossy path's forwarder holds per direction, tail-dropping beyond (netem's limit), comma-separated; 0 is unbounded")
+	fs.Var(sizeFlag{&c.ShareSize}, "share-size", "file size of each flow in the share case (one fxsh and one TCP bbr download at once)")
+	shareLimits := fs.String("share-limits", "1000,200", "forwarder limits of the share case, comma-separated")
 	fs.DurationVar(&c.Delay, "delay", c.Delay, "one-way delay of the lossy path, each way")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "time limit of one download on loopback")
 	fs.DurationVar(&c.LossyTimeout, "lossy-timeout", c.LossyTimeout, "time limit of one download on the lossy path (TCP reports the bytes it got)")
@@ -149,6 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 			"rounds": func() { c.Rounds = 1 }, "size": func() { c.Size = 64 << 20 },
 			"conc-size": func() { c.ConcSize = 32 << 20 }, "many-size": func() { c.ManySize = 8 << 20 },
 			"lossy-size": func() { c.LossySize = 16 << 20 }, "lossy-timeout": func() { c.LossyTimeout = 8 * time.Second },
+			"share-size": func() { c.ShareSize = 32 << 20 },
 			"search-ops": func() { c.SearchOps = 2000 }, "timeout": func() { c.Timeout = time.Minute },
 		} {
 			if !set[name] {
@@ -158,7 +189,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		c.Soak.quick(set)
 	}
 	if set["size"] {
-		for name, p := range map[string]*int64{"conc-size": &c.ConcSize, "many-size": &c.ManySize, "lossy-size": &c.LossySize} {
+		for name, p := range map[string]*int64{"conc-size": &c.ConcSize, "many-size": &c.ManySize, "lossy-size": &c.LossySize, "share-size": &c.ShareSize} {
 			if !set[name] {
 				*p = min(*p, c.Size)
 			}
@@ -182,6 +213,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 			return c, fmt.Errorf("-loss: %q is not a percentage in [0, 100)", l)
 		}
 		c.Losses = append(c.Losses, p)
+	}
+	var err error
+	if c.Limits, err = parseLimits("-limits", *limits); err != nil {
+		return c, err
+	}
+	if c.ShareLimits, err = parseLimits("-share-limits", *shareLimits); err != nil {
+		return c, err
 	}
 	switch {
 	case len(c.Cases) == 0:
@@ -434,6 +472,8 @@ func (b *bench) runCase(ctx context.Context, name string) CaseResult {
 		cr, err = b.caseConcurrency(ctx)
 	case "lossy":
 		cr, err = b.caseLossy(ctx)
+	case "share":
+		cr, err = b.caseShare(ctx)
 	case "ceiling":
 		cr, err = b.caseCeiling(ctx)
 	case "cost":

@@ -137,8 +137,9 @@ func percentile(xs []float64, q float64) float64 {
 // Target is what a row's median must reach.
 type Target struct {
 	Of    string  `json:"of"` // "ratio" or "fxsh": which median is compared
-	Op    string  `json:"op"` // ">=", "<=" or "<"
+	Op    string  `json:"op"` // ">=", "<=", "<" or "in" (Value ≤ v ≤ Hi)
 	Value float64 `json:"value"`
+	Hi    float64 `json:"hi,omitempty"`
 }
 
 var errBadTarget = errors.New("bad target")
@@ -156,6 +157,8 @@ func (t Target) check(v float64) (bool, error) {
 		return v <= t.Value, nil
 	case "<":
 		return v < t.Value, nil
+	case "in":
+		return v >= t.Value && v <= t.Hi, nil
 	}
 	return false, fmt.Errorf("%w: operator %q", errBadTarget, t.Op)
 }
@@ -165,6 +168,9 @@ func (t Target) String() string {
 		return "-"
 	}
 	v := strconv.FormatFloat(t.Value, 'g', -1, 64)
+	if t.Op == "in" {
+		return "in " + v + ".." + strconv.FormatFloat(t.Hi, 'g', -1, 64)
+	}
 	if t.Of == "ratio" {
 		return t.Op + " " + v + "×"
 	}

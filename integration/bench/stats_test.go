@@ -138,14 +138,16 @@ func TestRowFinish(t *testing.T) {
 		ratioMed  float64
 		ratioRnds int
 	}{
-		{"ratio met", Row{Fxsh: []float64{90, 80, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8}}, "yes", 0.9, 3},
-		{"ratio missed", Row{Fxsh: []float64{70, 60, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8}}, "no", 0.7, 3},
-		{"a failed round", Row{Fxsh: []float64{90, nan, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8}}, "no (1/3 rounds failed)", 0.95, 3},
-		{"fxsh missing", Row{Fxsh: []float64{nan, nan}, Ref: []float64{1, 1}, Target: Target{"ratio", ">=", 1}}, "untested", nan, 2},
-		{"fxsh below a cap", Row{Fxsh: []float64{1.2, 1.6, 1.4}, Target: Target{"fxsh", "<=", 1.5}}, "yes", nan, 0},
-		{"fxsh over a cap", Row{Fxsh: []float64{2.5, 1.9}, Target: Target{"fxsh", "<", 2}}, "no", nan, 0},
+		{"ratio met", Row{Fxsh: []float64{90, 80, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8, 0}}, "yes", 0.9, 3},
+		{"ratio missed", Row{Fxsh: []float64{70, 60, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8, 0}}, "no", 0.7, 3},
+		{"a failed round", Row{Fxsh: []float64{90, nan, 100}, Ref: []float64{100, 100, 100}, Target: Target{"ratio", ">=", 0.8, 0}}, "no (1/3 rounds failed)", 0.95, 3},
+		{"fxsh missing", Row{Fxsh: []float64{nan, nan}, Ref: []float64{1, 1}, Target: Target{"ratio", ">=", 1, 0}}, "untested", nan, 2},
+		{"fxsh below a cap", Row{Fxsh: []float64{1.2, 1.6, 1.4}, Target: Target{"fxsh", "<=", 1.5, 0}}, "yes", nan, 0},
+		{"fxsh over a cap", Row{Fxsh: []float64{2.5, 1.9}, Target: Target{"fxsh", "<", 2, 0}}, "no", nan, 0},
+		{"share inside a band", Row{Fxsh: []float64{0.45, 0.55, 0.5}, Ref: []float64{0.55, 0.45, 0.5}, Target: Target{"fxsh", "in", 0.4, 0.6}}, "yes", 1, 3},
+		{"share outside a band", Row{Fxsh: []float64{0.7, 0.8, 0.75}, Target: Target{"fxsh", "in", 0.4, 0.6}}, "no", nan, 0},
 		{"no target", Row{Fxsh: []float64{1}, Ref: []float64{2}}, "-", 0.5, 1},
-		{"bad operator", Row{Fxsh: []float64{1}, Target: Target{"fxsh", "~", 2}}, "bad target: operator \"~\"", nan, 0},
+		{"bad operator", Row{Fxsh: []float64{1}, Target: Target{"fxsh", "~", 2, 0}}, "bad target: operator \"~\"", nan, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,7 +162,7 @@ func TestRowFinish(t *testing.T) {
 
 func TestPrintCaseAndJSON(t *testing.T) {
 	r := Row{Case: "loopback 1GiB", Unit: "MB/s", Fxsh: []float64{800, nan, 900}, Ref: []float64{1000, 1000, 1000},
-		RefIs: "tcp-cubic", Target: Target{"ratio", ">=", 0.8}}
+		RefIs: "tcp-cubic", Target: Target{"ratio", ">=", 0.8, 0}}
 	r.finish()
 	var b strings.Builder
 	printCase(&b, CaseResult{Name: "loopback", Rows: []Row{r}, Info: []string{"hello"}})
@@ -184,7 +186,7 @@ func TestParseFlags(t *testing.T) {
 		bad   bool
 	}{
 		{"defaults", nil, func(c Config) bool {
-			return c.Rounds == 3 && c.Size == 1<<30 && c.LossySize == 256<<20 && len(c.Cases) == 5 && len(c.Losses) == 3
+			return c.Rounds == 3 && c.Size == 1<<30 && c.LossySize == 256<<20 && len(c.Cases) == 6 && len(c.Losses) == 3 && len(c.Limits) == 3 && len(c.ShareLimits) == 2
 		}, false},
 		{"quick", []string{"-quick"}, func(c Config) bool {
 			return c.Rounds == 1 && c.Size == 64<<20 && c.LossyTimeout == 8*time.Second
@@ -197,6 +199,11 @@ func TestParseFlags(t *testing.T) {
 			return len(c.Cases) == 2 && c.Cases[0] == "lossy" && c.Cases[1] == "master"
 		}, false},
 		{"unknown case", []string{"-case", "nope"}, nil, true},
+		{"limits", []string{"-limits", "0, 1000,200", "-share-limits", "200"}, func(c Config) bool {
+			return len(c.Limits) == 3 && c.Limits[0] == 0 && c.Limits[1] == 1000 && c.Limits[2] == 200 && len(c.ShareLimits) == 1 && c.ShareLimits[0] == 200
+		}, false},
+		{"bad limit", []string{"-limits", "0,-1"}, nil, true},
+		{"limit past the ring", []string{"-limits", "99999"}, nil, true},
 		{"bad loss", []string{"-loss", "0,100"}, nil, true},
 		{"too many rounds", []string{"-rounds", "51"}, nil, true},
 		{"too many clients", []string{"-clients", "101"}, nil, true},
