@@ -12,7 +12,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/fxshell/fxsh/netproto/fileserver"
 	"github.com/fxshell/fxsh/netproto/transfer"
 	"github.com/fxshell/fxsh/store"
 	"github.com/fxshell/fxsh/store/partfile"
@@ -74,7 +73,7 @@ func Get(ctx context.Context, req Request) (Result, error) {
 	fr, err := transfer.Fetch(ctx, conn, transfer.Request{
 		Hash: e.Hash, Size: e.Size, ChunkSize: part.ChunkSize(), Sources: e.Servers,
 	}, part, transfer.ClientConfig{
-		Key:           fileserver.UDPKey(req.Key),
+		Key:           transfer.UDPKey(req.Key),
 		SourceTimeout: req.SourceTimeout,
 		Impair:        req.Impair,
 		Counters:      req.Counters,

@@ -16,7 +16,6 @@ package fileserver
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +70,6 @@ const (
 	Refused                     // the master refused us (Err)
 	Rescanned                   // a rescan changed the list (Files)
 	Warning                     // a file was skipped (Err)
-	Offered                     // a push offer (receivers only; see masterclient)
 	Modified                    // a file changed since it was indexed (Err); a rescan follows
 )
 
@@ -82,18 +80,6 @@ type Event struct {
 	Files  int
 	Err    error
 	Retry  time.Duration
-	Offer  *masterclient.Offer
-}
-
-// UDPKey derives the chunk protocol's key from the shared secret: any
-// passphrase length is accepted on the command line, the AEAD wants 32
-// bytes, and the TCP protocol's HMAC must not reuse the same bytes.
-func UDPKey(secret string) []byte {
-	if secret == "" {
-		return nil
-	}
-	h := sha256.Sum256([]byte("fxsh/1 udp key\x00" + secret))
-	return h[:]
 }
 
 // Server is a running share.
@@ -143,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 	s := &Server{cfg: cfg, idx: idx, addr: pc.LocalAddr().String(), files: files, kick: make(chan struct{}, 1)}
 	s.udp = transfer.NewServer(pc, transfer.ServerConfig{
 		Open:     s.open,
-		Key:      UDPKey(cfg.Key),
+		Key:      transfer.UDPKey(cfg.Key),
 		Impair:   cfg.Impair,
 		Counters: cfg.Counters,
 		Trace:    cfg.Trace,
