@@ -156,7 +156,9 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 	}
 	dir := s.opts.Dir
 	if o, ok := f["-o"]; ok {
-		dir = o
+		if dir, err = ExpandPath(o); err != nil {
+			return err
+		}
 	}
 	_, overwrite := f["-f"]
 	// Resolve every name first: a typo fails the command before any job starts.

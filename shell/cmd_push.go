@@ -162,7 +162,9 @@ func cmdReceive(ctx context.Context, s *Shell, c *call) error {
 	}
 	dir := s.opts.Dir
 	if len(pos) == 1 {
-		dir = pos[0]
+		if dir, err = ExpandPath(pos[0]); err != nil {
+			return err
+		}
 	}
 	name := f["--as"]
 	if _, given := f["--as"]; given && !validPeerName(name) {
@@ -385,7 +387,11 @@ func (s *Shell) sender() *push.Sender {
 }
 
 func cmdSend(ctx context.Context, s *Shell, c *call) error {
-	path, peer := c.args[0], c.args[1]
+	path, err := ExpandPath(c.args[0])
+	if err != nil {
+		return err
+	}
+	peer := c.args[1]
 	st, err := os.Stat(path)
 	if err != nil {
 		return err

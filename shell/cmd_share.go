@@ -86,6 +86,9 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 	if len(paths) == 0 {
 		return errors.New("usage: share PATH... [--udp ADDR]")
 	}
+	if paths, err = expandPaths(paths); err != nil {
+		return err
+	}
 	if s.role("share") != nil {
 		return errors.New("already sharing (unshare first, or rescan to pick up changes)")
 	}
