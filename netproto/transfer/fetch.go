@@ -13,6 +13,7 @@ import (
 
 	"github.com/fxshell/fxsh/netproto/chunk"
 	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/tree"
 )
 
 // Sink stores the chunks of one download (store/partfile implements it).
@@ -36,6 +37,9 @@ type Request struct {
 	Size      int64    // bytes
 	ChunkSize int      // in [chunk.MinChunkSize, chunk.MaxChunkSize]; see ChooseChunkSize
 	Sources   []string // UDP HOST:PORT of servers holding the file (several: swarm)
+	// Tree asks for the file's tree object (store/tree), not the file:
+	// REQUESTs carry chunk.FlagTree and Size is tree.Bytes(file size).
+	Tree bool
 }
 
 // Client limits and timers.
@@ -94,6 +98,13 @@ type ClientConfig struct {
 	TraceSample      int
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
+	// Tree, if set, is the file's tree (checked against its hash by the
+	// caller): every 64 KiB group is checked on arrival (verify.go) and
+	// the sink must be a ReadSink.
+	Tree *tree.Tree
+	// Groups, if set with Tree, records the checked groups as they pass
+	// (a seeding server offers them); nil: private.
+	Groups *tree.Have
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -159,6 +170,7 @@ func (s srcState) String() string {
 type source struct {
 	worker // its part of the claim schedule (swarm.go)
 
+	idx    int // in fetcher.srcs: its bit in the verifier's masks
 	addr   netip.AddrPort
 	name   string
 	tid    uint64
@@ -213,6 +225,7 @@ type fetcher struct {
 	srcs      []*source
 	byTid     map[uint64]*source // read-only after start
 	complete  chan struct{}
+	ver       *verifier // nil: no per-group checks
 
 	mu        sync.Mutex // guards everything below and every source
 	finished  bool       // Fetch has returned or is returning: handlers do nothing
@@ -244,8 +257,12 @@ func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg
 	if err != nil {
 		return Result{}, err
 	}
-	if f.have.Full() {
+	if f.have.Full() && f.ver == nil {
 		return f.result(start), nil
+	}
+	if f.ver != nil {
+		f.startVerify()
+		defer f.stopVerify()
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -321,7 +338,12 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	f.cum = f.have.NextMissing(0)
 	f.spanLen = max(1, min(SpanBytes/f.chunkSize, MaxSpanChunks))
 	f.sw = newSwarm(f.have, f.spanLen)
-	if f.have.Full() {
+	if cfg.Tree != nil {
+		if err := f.newVerifier(cfg.Tree, cfg.Groups); err != nil {
+			return nil, err
+		}
+	}
+	if f.have.Full() && f.ver == nil {
 		return f, nil
 	}
 
@@ -344,7 +366,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		if err != nil {
 			return nil, fmt.Errorf("transfer: source %q: %w", addr, err)
 		}
-		s := &source{worker: newWorker(), addr: ua.AddrPort(), name: addr, lastChunk: -2}
+		s := &source{worker: newWorker(), idx: len(f.srcs), addr: ua.AddrPort(), name: addr, lastChunk: -2}
 		for s.tid == 0 || f.byTid[s.tid] != nil {
 			s.tid = randUint64()
 		}
@@ -537,7 +559,11 @@ func (f *fetcher) base(s *source) int {
 }
 
 func (f *fetcher) sendPacket(s *source, kind chunk.Kind, payload []byte) {
-	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
+	var flags chunk.Flags
+	if kind == chunk.KindRequest && f.req.Tree {
+		flags = chunk.FlagTree
+	}
+	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Flags: flags, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
 	_ = f.link.send(f.pktBuf, s.addr, payload) // a failed send is a lost datagram: timers recover it
 }
 
@@ -786,6 +812,9 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		f.written += int64(len(data))
 		s.bytes += int64(len(data))
 		s.chunks++
+		if f.ver != nil {
+			f.arrived(s, i, data)
+		}
 		if i == f.cum {
 			f.cum = f.have.NextMissing(i)
 		}
@@ -808,7 +837,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		f.sendAck(s, now)
 	}
 	if f.have.Full() {
-		f.finish(nil)
+		f.maybeDone()
 		return
 	}
 	for _, o := range f.srcs {
