@@ -41,13 +41,10 @@ func getCommands() []*cmdSpec {
 			run:     cmdStats,
 		},
 		{
-			name: "trace", group: "Transfers", usage: "trace on|off", minArgs: 1, maxArgs: 1,
-			summary: "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled)",
-			run: func(_ context.Context, s *Shell, c *call) error {
-				_, err := s.set.Set("trace", c.args[0])
-				return err
-			},
-			complete: func(*Shell, *compCtx) []string { return []string{"on", "off"} },
+			name: "trace", group: "Transfers", usage: "trace on|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
+			summary:  "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled), or capture them to a pcap file",
+			run:      cmdTrace,
+			complete: func(*Shell, *compCtx) []string { return []string{"on", "off", "--pcap"} },
 		},
 	}
 }
@@ -214,6 +211,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 	req.Impair = s.impair
 	req.Counters = jc.c
 	req.Trace = s.traceUDP(role)
+	req.Capture = s.captureUDP
 	req.Started = func(resumed int64, _ int) {
 		j.SetDone(resumed)
 		if resumed > 0 {

@@ -380,7 +380,7 @@ func (s *Shell) sender() *push.Sender {
 	defer s.mu.Unlock()
 	if s.pushSender == nil {
 		s.pushSender = push.NewSender(s.ctx, push.SenderConfig{
-			Key: s.opts.Key, Impair: s.impair, Counters: s.counters, Trace: s.traceUDP("send"),
+			Key: s.opts.Key, Impair: s.impair, Counters: s.counters, Trace: s.traceUDP("send"), Capture: s.captureUDP,
 		})
 	}
 	return s.pushSender

@@ -102,6 +102,8 @@ type Shell struct {
 	counters *transfer.Counters // the whole process's protocol counters (stats)
 
 	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
+
+	capture capture // trace --pcap FILE (capture.go)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -741,6 +743,7 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	}
 	s.dropClient()
 	s.closeRoles()
+	s.closeCapture()
 	s.stop()
 	<-s.evDone
 	switch {

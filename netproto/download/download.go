@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/fxshell/fxsh/netproto/transfer"
@@ -30,6 +31,7 @@ type Request struct {
 	Impair        *transfer.Impair
 	Counters      *transfer.Counters
 	Trace         func(transfer.Event)
+	Capture       func(dir transfer.Direction, local, peer netip.AddrPort, b []byte) // see transfer.ClientConfig
 	Progress      func(transfer.Progress)
 	// Started, if set, is told how much was already there (resume).
 	Started func(resumedBytes int64, chunkSize int)
@@ -107,6 +109,7 @@ func Get(ctx context.Context, req Request) (Result, error) {
 		Impair:        req.Impair,
 		Counters:      req.Counters,
 		Trace:         req.Trace,
+		Capture:       req.Capture,
 		Progress:      req.Progress,
 		Tree:          tr,
 		Groups:        req.Groups,

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -59,6 +60,7 @@ type Config struct {
 	Impair    *transfer.Impair
 	Counters  *transfer.Counters
 	Trace     func(transfer.Event)
+	Capture   func(dir transfer.Direction, local, peer netip.AddrPort, b []byte) // see transfer.ServerConfig
 	LineTrace func(line.TraceEvent)
 	OnEvent   func(Event)
 }
@@ -155,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 		Impair:   cfg.Impair,
 		Counters: cfg.Counters,
 		Trace:    cfg.Trace,
+		Capture:  cfg.Capture,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

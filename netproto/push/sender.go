@@ -27,6 +27,7 @@ type SenderConfig struct {
 	Impair   *transfer.Impair   // may be shared with other roles of the process
 	Counters *transfer.Counters // parent of each file server's counters (e.g. the process's); may be nil
 	Trace    func(transfer.Event)
+	Capture  func(dir transfer.Direction, local, peer netip.AddrPort, b []byte) // see transfer.ServerConfig
 }
 
 // SendEventKind says what happened to one push.
@@ -270,6 +271,7 @@ func (s *Sender) startServer() (*pushServer, error) {
 		Impair:   s.cfg.Impair,
 		Counters: ps.counters,
 		Trace:    ps.follow,
+		Capture:  s.cfg.Capture,
 	})
 	go func() {
 		defer close(ps.done)
