@@ -117,7 +117,7 @@ func (s *Shell) entryTable(entries []store.Entry) string {
 			shortHash(e.Hash), serverList(e.Servers),
 		})
 	}
-	return table(s.pal, rows, 1)
+	return fitTable(s.pal, rows, s.ui.Width(), 0, 1)
 }
 
 // displayName quotes a name that would not print as itself.
@@ -240,6 +240,6 @@ func cmdPeers(ctx context.Context, s *Shell, _ *call) error {
 		rows = append(rows, []string{p.Addr, p.Role, name, strconv.Itoa(p.Files),
 			p.Registered.Local().Format("15:04:05") + " (" + humanDuration(now.Sub(p.Registered).Truncate(time.Second)) + " ago)"})
 	}
-	s.out("%s", table(s.pal, rows, 3))
+	s.out("%s", fitTable(s.pal, rows, s.ui.Width(), 2, 3))
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fatih/color"
 )
@@ -138,8 +137,24 @@ func bar(done, total int64, width int) string {
 }
 
 // table renders rows as left-aligned columns separated by two spaces; the
-// first row is the header. Columns listed in right are right-aligned.
+// first row is the header. Columns listed in right are right-aligned. Cells
+// are measured in screen cells, so CJK and emoji names line up. No width
+// limit: see fitTable.
 func table(p *palette, rows [][]string, right ...int) string {
+	return fitTable(p, rows, 0, -1, right...)
+}
+
+// tableShrinkMin is the narrowest a shortened column gets.
+const tableShrinkMin = 16
+
+// tableWrapMin is the narrowest the last column gets when it wraps.
+const tableWrapMin = 20
+
+// fitTable is table within width cells (0: no limit). When the rows are
+// too wide it first shortens column shrink (if >= 0) in the middle, down to
+// tableShrinkMin cells; then wraps a left-aligned last column under itself
+// (down to tableWrapMin cells); what still does not fit is clipped with "…".
+func fitTable(p *palette, rows [][]string, width, shrink int, right ...int) string {
 	if len(rows) == 0 {
 		return ""
 	}
@@ -147,37 +162,68 @@ func table(p *palette, rows [][]string, right ...int) string {
 	for _, c := range right {
 		isRight[c] = true
 	}
-	width := make([]int, len(rows[0]))
+	ncol := len(rows[0])
+	colW := make([]int, ncol)
 	for _, r := range rows {
 		for i, c := range r {
-			if i < len(width) {
-				width[i] = max(width[i], utf8.RuneCountInString(c))
+			if i < ncol {
+				colW[i] = max(colW[i], cells(c))
 			}
 		}
 	}
+	avail := width - 1 // the last column stays free: no terminal auto-wrap
+	total := func() int {
+		n := 2 * (ncol - 1)
+		for _, w := range colW {
+			n += w
+		}
+		return n
+	}
+	if width > 0 && shrink >= 0 && shrink < ncol && total() > avail {
+		colW[shrink] = max(min(colW[shrink], tableShrinkMin), colW[shrink]-(total()-avail))
+	}
+	last := ncol - 1
+	wrapLast := width > 0 && !isRight[last] && total() > avail && avail-(total()-colW[last]) >= tableWrapMin
+	if wrapLast {
+		colW[last] = avail - (total() - colW[last])
+	}
+	indent := strings.Repeat(" ", total()-colW[last])
 	var b strings.Builder
 	for ri, r := range rows {
 		var line strings.Builder
 		for i, c := range r {
-			if i >= len(width) {
+			if i >= ncol {
 				break
 			}
-			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
 			if i > 0 {
 				line.WriteString("  ")
 			}
-			if isRight[i] {
-				line.WriteString(pad + c)
-			} else if i == len(r)-1 {
+			if cells(c) > colW[i] && !(i == last && wrapLast) {
+				if i == shrink {
+					c = shortenMiddle(c, colW[i])
+				} else {
+					c = clipCells(c, colW[i])
+				}
+			}
+			switch {
+			case i == last && wrapLast:
+				line.WriteString(wrapText(c, avail, indent))
+			case isRight[i]:
+				line.WriteString(strings.Repeat(" ", max(0, colW[i]-cells(c))) + c)
+			case i == len(r)-1:
 				line.WriteString(c)
-			} else {
-				line.WriteString(c + pad)
+			default:
+				line.WriteString(padCells(c, colW[i]))
 			}
 		}
+		out := line.String()
+		if width > 0 && !wrapLast {
+			out = clipCells(out, avail)
+		}
 		if ri == 0 {
-			b.WriteString(p.head.Sprint(line.String()))
+			b.WriteString(p.head.Sprint(out))
 		} else {
-			b.WriteString(line.String())
+			b.WriteString(out)
 		}
 		b.WriteByte('\n')
 	}
