@@ -60,7 +60,7 @@ func (u *fakeUI) PrintErr(s string) {
 }
 
 func (u *fakeUI) IsTerminal() bool { return u.terminal }
-func (u *fakeUI) Width() int        { return u.width }
+func (u *fakeUI) Width() int       { return u.width }
 func (u *fakeUI) SetPrompt(p string) {
 	u.mu.Lock()
 	u.prompt = p
