@@ -328,7 +328,7 @@ func cmdSet(_ context.Context, s *Shell, c *call) error {
 			d := s.set.defs[n]
 			rows = append(rows, []string{n, s.set.Get(n), d.def, d.help})
 		}
-		s.out("%s", fitTable(s.pal, rows, s.ui.Width(), -1))
+		s.out("%s", fitTable(s.pal, rows, tableFit{width: s.ui.Width(), shrink: -1, drop: []int{2}}))
 		return nil
 	case 1:
 		d, ok := s.set.defs[c.args[0]]

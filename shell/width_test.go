@@ -143,7 +143,7 @@ func TestFitTable(t *testing.T) {
 		{long, "3 MB", "127.0.0.1:1"},
 	}
 	for _, w := range []int{0, 60, 80, 200} {
-		out := fitTable(p, rows, w, 0, 1)
+		out := fitTable(p, rows, tableFit{width: w, shrink: 0, right: []int{1}})
 		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 		col := -1
 		for _, l := range lines {
@@ -170,7 +170,7 @@ func TestFitTable(t *testing.T) {
 	}
 	// The last column wraps.
 	set := [][]string{{"SETTING", "VALUE", "MEANING"}, {"parallel", "4", strings.Repeat("how many downloads run at once ", 4)}}
-	out := fitTable(p, set, 60, -1)
+	out := fitTable(p, set, tableFit{width: 60, shrink: -1})
 	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		if cells(l) > 59 {
 			t.Errorf("wrapped table line %q is %d cells", l, cells(l))
@@ -215,6 +215,42 @@ func TestPromptSummaryFits(t *testing.T) {
 		}
 		if tc.width > 0 && cells(p)+promptRoom > tc.width {
 			t.Errorf("width %d: prompt %q leaves less than %d cells", tc.width, p, promptRoom)
+		}
+	}
+}
+
+// TestFitTableDrops: columns go in the stated order, and the shortened
+// column takes back the room they leave.
+func TestFitTableDrops(t *testing.T) {
+	p := newPalette(false)
+	name := strings.Repeat("x", 40)
+	rows := [][]string{{"NAME", "A", "B", "C"}, {name, strings.Repeat("a", 10), strings.Repeat("b", 10), strings.Repeat("c", 10)}}
+	f := tableFit{shrink: 0, drop: []int{2, 1}}
+	for _, tc := range []struct {
+		width    int
+		has, not []string
+	}{
+		{100, []string{name, "aaa", "bbb", "ccc"}, nil},
+		{60, []string{"aaa", "bbb", "ccc", "…"}, nil},      // the name shortened, nothing dropped
+		{45, []string{"aaa", "ccc", "…"}, []string{"bbb"}}, // B went first
+		{30, []string{"ccc", "…"}, []string{"aaa", "bbb"}},
+	} {
+		f.width = tc.width
+		out := fitTable(p, rows, f)
+		for _, s := range tc.has {
+			if !strings.Contains(out, s) {
+				t.Errorf("width %d: %q lacks %q", tc.width, out, s)
+			}
+		}
+		for _, s := range tc.not {
+			if strings.Contains(out, s) {
+				t.Errorf("width %d: %q has %q", tc.width, out, s)
+			}
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if cells(l) > tc.width-1 {
+				t.Errorf("width %d: %q is %d cells", tc.width, l, cells(l))
+			}
 		}
 	}
 }
