@@ -50,6 +50,7 @@ func TestStories(t *testing.T) {
 				e.Setenv("GORACE", "atexit_sleep_ms=0")
 			}
 			setupEtcd(e)
+			setupTshark(e)
 			return nil
 		},
 		Condition: condition,
@@ -64,6 +65,7 @@ func TestStories(t *testing.T) {
 			"fxstate":    cmdFxstate,
 			"overwrite":  cmdOverwrite,
 			"shorthash":  cmdShorthash,
+			"rot":        cmdRot,
 		},
 	})
 }
@@ -246,6 +248,8 @@ func condition(cond string) (bool, error) {
 		return etcdCondition(cond)
 	case "tmpfs":
 		return canMountTmpfs(), nil
+	case "tshark":
+		return tsharkCondition()
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

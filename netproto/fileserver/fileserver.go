@@ -15,12 +15,13 @@
 package fileserver
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/fxshell/fxsh/netproto/transfer"
 	"github.com/fxshell/fxsh/store"
 	"github.com/fxshell/fxsh/store/shareindex"
+	"github.com/fxshell/fxsh/store/tree"
 )
 
 // Rescan timing.
@@ -58,6 +60,7 @@ type Config struct {
 	Impair    *transfer.Impair
 	Counters  *transfer.Counters
 	Trace     func(transfer.Event)
+	Capture   func(dir transfer.Direction, local, peer netip.AddrPort, b []byte) // see transfer.ServerConfig
 	LineTrace func(line.TraceEvent)
 	OnEvent   func(Event)
 }
@@ -71,7 +74,6 @@ const (
 	Refused                     // the master refused us (Err)
 	Rescanned                   // a rescan changed the list (Files)
 	Warning                     // a file was skipped (Err)
-	Offered                     // a push offer (receivers only; see masterclient)
 	Modified                    // a file changed since it was indexed (Err); a rescan follows
 )
 
@@ -82,19 +84,26 @@ type Event struct {
 	Files  int
 	Err    error
 	Retry  time.Duration
-	Offer  *masterclient.Offer
 }
 
-// UDPKey derives the chunk protocol's key from the shared secret: any
-// passphrase length is accepted on the command line, the AEAD wants 32
-// bytes, and the TCP protocol's HMAC must not reuse the same bytes.
-func UDPKey(secret string) []byte {
-	if secret == "" {
-		return nil
+// openTree serves the tree object (store/tree) of an indexed file.
+func (s *Server) openTree(hash string) (transfer.File, error) {
+	t, err := s.idx.Tree(hash)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", transfer.ErrNotFound, err)
 	}
-	h := sha256.Sum256([]byte("fxsh/1 udp key\x00" + secret))
-	return h[:]
+	return TreeFile(t), nil
 }
+
+// TreeFile serves a tree object from memory.
+func TreeFile(t *tree.Tree) transfer.File {
+	b := tree.AppendTree(nil, t)
+	return memFile{bytes.NewReader(b)}
+}
+
+type memFile struct{ *bytes.Reader }
+
+func (memFile) Close() error { return nil }
 
 // Server is a running share.
 type Server struct {
@@ -143,10 +152,12 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 	s := &Server{cfg: cfg, idx: idx, addr: pc.LocalAddr().String(), files: files, kick: make(chan struct{}, 1)}
 	s.udp = transfer.NewServer(pc, transfer.ServerConfig{
 		Open:     s.open,
-		Key:      UDPKey(cfg.Key),
+		OpenTree: s.openTree,
+		Key:      transfer.UDPKey(cfg.Key),
 		Impair:   cfg.Impair,
 		Counters: cfg.Counters,
 		Trace:    cfg.Trace,
+		Capture:  cfg.Capture,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
