@@ -115,7 +115,7 @@ func buildFxsh(t *testing.T) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "fxsh")
-		out, err := exec.Command("go", "build", "-race", "-o", builtBin, "fxsh").CombinedOutput()
+		out, err := exec.Command("go", "build", "-race", "-o", builtBin, "github.com/fxshell/fxsh").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
