@@ -147,6 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 		Impair:   cfg.Impair,
 		Counters: cfg.Counters,
 		Trace:    cfg.Trace,
+		OnProof:  s.proof,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -174,10 +175,23 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 		idx.Close()
 		return nil, warns, fmt.Errorf("registering: %w", err)
 	}
+	s.mu.Lock()
 	s.reg = reg
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.rescanLoop(runCtx)
 	return s, warns, nil
+}
+
+// proof hands the registrar a master's ownership challenge that reached
+// the UDP socket (the registrar may not exist yet: nothing asked then).
+func (s *Server) proof(token string) {
+	s.mu.Lock()
+	reg := s.reg
+	s.mu.Unlock()
+	if reg != nil {
+		reg.Proof(token)
+	}
 }
 
 // open serves the UDP server's requests; a modified file asks for a rescan.

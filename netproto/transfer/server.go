@@ -89,6 +89,11 @@ type ServerConfig struct {
 	Counters    *Counters   // parent of the server's counters (e.g. the process's); may be nil
 	Trace       func(Event) // called from the server's goroutines; must not block
 	TraceSample int         // DATA events: one in TraceSample (0: DefaultTraceSample)
+	// OnProof, if set, gets the token of each ownership-proof datagram
+	// (chunk.ParseProof) the socket receives: a master challenging a
+	// registration of this address sent it, and the registrar echoes it
+	// over TCP. Called from the read loop; must not block.
+	OnProof func(token string)
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -242,6 +247,14 @@ func (s *Server) Close() {
 // handle processes one datagram; it runs on the read loop or, under
 // impairment, on a timer goroutine.
 func (s *Server) handle(b []byte, from netip.AddrPort) {
+	if chunk.IsProof(b) {
+		if tok, ok := chunk.ParseProof(b); ok && s.cfg.OnProof != nil {
+			s.cfg.OnProof(tok)
+		} else {
+			s.stats.add(Malformed, 1)
+		}
+		return
+	}
 	p, n, err := chunk.ParsePacket(b)
 	if err != nil {
 		if err == chunk.ErrChecksum {
