@@ -5,9 +5,10 @@
 // validates addresses with stateless cookies, runs one paced sender per
 // transfer under a BBR-style congestion controller (cc.go) and recovers
 // losses from selective ACKs and a probe timeout (rtt.go). Fetch downloads
-// one file into a Sink from one or several servers at once (swarm): it
-// hands out spans of chunks, more to faster sources, acknowledges what
-// arrived and carries on when a source dies. Impair degrades the datagrams a
+// one file into a Sink from one or several servers at once (fetch.go: the
+// sockets, ACKs and timers); its claim scheduler (swarm.go, pure bookkeeping
+// over the chunk bitmap) hands out spans of chunks, more to faster sources,
+// and carries on when a source dies. Impair degrades the datagrams a
 // process sends and receives (loss, duplication, reordering, delay,
 // corruption, a rate cap) for demos and tests. Counters, Stats and Event
 // report what happened: roles never print.
