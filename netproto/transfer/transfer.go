@@ -44,6 +44,7 @@ const (
 	ImpairDrops                      // datagrams dropped by Impair
 	Retries                          // RETRY datagrams sent (server) or received (client)
 	BusyReplies                      // ERROR busy sent (server) or received (client)
+	Evicted                          // transfers a server ended to give their slot to a new one (no progress for StallEvict)
 	Losses                           // chunks a sender declared lost
 	Timeouts                         // probe timeouts (PTO) and request timeouts
 	TransfersStarted                 // transfers a server began, or sources a client began
@@ -96,6 +97,7 @@ type Stats struct {
 	CRCDrops, AuthDrops, Malformed   int64
 	Hostile, AckUnsent, ImpairDrops  int64
 	Retries, BusyReplies             int64
+	Evicted                          int64
 	Losses, Timeouts                 int64
 	TransfersStarted                 int64
 	TransfersActive                  int64
@@ -114,7 +116,7 @@ func (c *Counters) Snapshot() Stats {
 		Retransmits: l(Retransmits), Duplicates: l(Duplicates),
 		CRCDrops: l(CRCDrops), AuthDrops: l(AuthDrops), Malformed: l(Malformed),
 		Hostile: l(Hostile), AckUnsent: l(AckUnsent), ImpairDrops: l(ImpairDrops),
-		Retries: l(Retries), BusyReplies: l(BusyReplies),
+		Retries: l(Retries), BusyReplies: l(BusyReplies), Evicted: l(Evicted),
 		Losses: l(Losses), Timeouts: l(Timeouts),
 		TransfersStarted: l(TransfersStarted), TransfersActive: l(TransfersActive),
 		RTT: time.Duration(l(SmoothedRTT)), Cwnd: l(Cwnd), PacingRate: l(PacingRate),
