@@ -64,6 +64,7 @@ func TestStories(t *testing.T) {
 			"fxstate":    cmdFxstate,
 			"overwrite":  cmdOverwrite,
 			"shorthash":  cmdShorthash,
+			"rot":        cmdRot,
 		},
 	})
 }

@@ -73,6 +73,9 @@ func (jc *jobCounters) rows() []Counter {
 		{"crc_drops", strconv.FormatInt(st.CRCDrops, 10)},
 		{"impair_drops", strconv.FormatInt(st.ImpairDrops, 10)},
 		{"rtt", st.RTT.Round(10 * time.Microsecond).String()},
+		{"groups_ok", strconv.FormatInt(st.GroupsVerified, 10)},
+		{"groups_bad", strconv.FormatInt(st.GroupsFailed, 10)},
+		{"liars_dropped", strconv.FormatInt(st.LiarsDropped, 10)},
 	}
 	jc.mu.Lock()
 	sources := jc.sources
@@ -130,6 +133,11 @@ func cmdStats(_ context.Context, s *Shell, _ *call) error {
 	add("impairment drops", st.ImpairDrops)
 	add("cookie retries", st.Retries)
 	add("busy replies", st.BusyReplies)
+	add("not yet replies", st.NotYetReplies)
+	add("groups verified", st.GroupsVerified)
+	add("groups failed", st.GroupsFailed)
+	add("groups read back", st.GroupsReadBack)
+	add("sources dropped (bad bytes)", st.LiarsDropped)
 	add("transfers started", st.TransfersStarted)
 	add("transfers active", st.TransfersActive)
 	rows = append(rows,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fxshell/fxsh/netproto/chunk"
 	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/tree"
 )
 
 // Sink stores the chunks of one download (store/partfile implements it).
@@ -36,6 +37,9 @@ type Request struct {
 	Size      int64    // bytes
 	ChunkSize int      // in [chunk.MinChunkSize, chunk.MaxChunkSize]; see ChooseChunkSize
 	Sources   []string // UDP HOST:PORT of servers holding the file (several: swarm)
+	// Tree asks for the file's tree object (store/tree), not the file:
+	// REQUESTs carry chunk.FlagTree and Size is tree.Bytes(file size).
+	Tree bool
 }
 
 // Client limits and timers.
@@ -94,6 +98,13 @@ type ClientConfig struct {
 	TraceSample      int
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
+	// Tree, if set, is the file's tree (checked against its hash by the
+	// caller): every 64 KiB group is checked on arrival (verify.go) and
+	// the sink must be a ReadSink.
+	Tree *tree.Tree
+	// Groups, if set with Tree, records the checked groups as they pass
+	// (a seeding server offers them); nil: private.
+	Groups *tree.Have
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -127,19 +138,50 @@ type Result struct {
 }
 
 // ChooseChunkSize picks the chunk size for a download from these sources:
-// the largest one when every source is on loopback, otherwise one that fits
-// a 1280-byte MTU.
+// the largest one when every source is on loopback; otherwise the largest
+// whose sealed DATA datagram fits the smallest route MTU to them (1424
+// bytes on a 1500-byte IPv4 path: per-packet costs, and a router's buffer
+// counted in packets, both favour full-sized packets); 1200, which fits any
+// 1280-byte path, when a route's MTU is unknown (outside Linux, a source
+// that is not an IP address). A smaller MTU further along the path than
+// the route's shows through ICMP: the kernel then fragments (IPv4) or
+// lowers the route's MTU for the next download.
 func ChooseChunkSize(sources []string) int {
 	if len(sources) == 0 {
 		return chunk.DefaultChunkSize
 	}
+	size, loop := chunk.MaxChunkSize, true
 	for _, s := range sources {
 		ap, err := netip.ParseAddrPort(s)
-		if err != nil || !ap.Addr().IsLoopback() {
+		if err != nil {
+			return chunk.DefaultChunkSize
+		}
+		if ap.Addr().IsLoopback() {
+			continue
+		}
+		loop = false
+		if size = min(size, pathChunkSize(ap.Addr(), routeMTU(ap))); size <= chunk.DefaultChunkSize {
 			return chunk.DefaultChunkSize
 		}
 	}
-	return chunk.MaxChunkSize
+	if loop {
+		return chunk.MaxChunkSize
+	}
+	return size
+}
+
+// pathChunkSize is the largest chunk whose sealed DATA packet fits one
+// datagram of mtu bytes to a (0 if mtu is unknown or too small).
+func pathChunkSize(a netip.Addr, mtu int) int {
+	ipHdr := 40
+	if a.Unmap().Is4() {
+		ipHdr = 20
+	}
+	c := mtu - ipHdr - 8 - chunk.HeaderLen - chunk.TagLen
+	if c < chunk.MinChunkSize {
+		return 0
+	}
+	return min(c, chunk.MaxChunkSize)
 }
 
 type srcState uint8
@@ -159,6 +201,7 @@ func (s srcState) String() string {
 type source struct {
 	worker // its part of the claim schedule (swarm.go)
 
+	idx    int // in fetcher.srcs: its bit in the verifier's masks
 	addr   netip.AddrPort
 	name   string
 	tid    uint64
@@ -244,6 +287,7 @@ type fetcher struct {
 	srcs      []*source
 	byTid     map[uint64]*source // read-only after start
 	complete  chan struct{}
+	ver       *verifier // nil: no per-group checks
 
 	mu        sync.Mutex // guards everything below and every source
 	finished  bool       // Fetch has returned or is returning: handlers do nothing
@@ -275,8 +319,12 @@ func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg
 	if err != nil {
 		return Result{}, err
 	}
-	if f.have.Full() {
+	if f.have.Full() && f.ver == nil {
 		return f.result(start), nil
+	}
+	if f.ver != nil {
+		f.startVerify()
+		defer f.stopVerify()
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -352,7 +400,12 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	f.cum = f.have.NextMissing(0)
 	f.spanLen = max(1, min(SpanBytes/f.chunkSize, MaxSpanChunks))
 	f.sw = newSwarm(f.have, f.spanLen)
-	if f.have.Full() {
+	if cfg.Tree != nil {
+		if err := f.newVerifier(cfg.Tree, cfg.Groups); err != nil {
+			return nil, err
+		}
+	}
+	if f.have.Full() && f.ver == nil {
 		return f, nil
 	}
 
@@ -368,14 +421,14 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		f.runSink = rs
 		f.runBuf = make([]byte, 0, RunBytes)
 	}
-	f.ackEvery = max(2, min(f.window/16, 8))
+	f.ackEvery = max(2, min(f.window/16, MaxAckEvery))
 
 	for _, addr := range req.Sources {
 		ua, err := net.ResolveUDPAddr("udp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("transfer: source %q: %w", addr, err)
 		}
-		s := &source{worker: newWorker(), addr: ua.AddrPort(), name: addr, lastChunk: -2}
+		s := &source{worker: newWorker(), idx: len(f.srcs), addr: ua.AddrPort(), name: addr, lastChunk: -2}
 		for s.tid == 0 || f.byTid[s.tid] != nil {
 			s.tid = randUint64()
 		}
@@ -568,7 +621,11 @@ func (f *fetcher) base(s *source) int {
 }
 
 func (f *fetcher) sendPacket(s *source, kind chunk.Kind, payload []byte) {
-	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
+	var flags chunk.Flags
+	if kind == chunk.KindRequest && f.req.Tree {
+		flags = chunk.FlagTree
+	}
+	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Flags: flags, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
 	_ = f.link.send(f.pktBuf, s.addr, payload) // a failed send is a lost datagram: timers recover it
 }
 
@@ -842,6 +899,9 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		f.written += int64(len(data))
 		s.bytes += int64(len(data))
 		s.chunks++
+		if f.ver != nil {
+			f.arrived(s, i, data)
+		}
 		if i == f.cum {
 			f.cum = f.have.NextMissing(i)
 		}
@@ -864,7 +924,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		f.sendAck(s, now)
 	}
 	if f.have.Full() {
-		f.finish(nil)
+		f.maybeDone()
 		return
 	}
 	for _, o := range f.srcs {

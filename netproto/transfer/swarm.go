@@ -281,3 +281,45 @@ func (sw *swarm) runs(w *worker, rs []chunk.Range, limit int, ends []int) ([]chu
 	}
 	return rs, true
 }
+
+// reclaim makes chunks [lo, hi) wanted again (the fetcher cleared their
+// bits: their group failed its tree check). Claims are disjoint, so a live
+// claim that holds some of them goes back to them (its source gets a new
+// REQUEST), and the rest go to the front of the pool as new claims.
+func (sw *swarm) reclaim(lo, hi int) {
+	var covered [][2]int
+	touch := func(c *claim) bool {
+		if c.lo >= hi || lo >= c.hi {
+			return false
+		}
+		covered = append(covered, [2]int{max(lo, c.lo), min(hi, c.hi)})
+		if n := max(lo, c.lo); n < c.next {
+			c.next = n
+			return true
+		}
+		return false
+	}
+	for _, w := range sw.workers {
+		for i := range w.claims {
+			if touch(&w.claims[i]) {
+				w.needUpdate = true
+			}
+		}
+	}
+	for i := range sw.pool {
+		touch(&sw.pool[i])
+	}
+	slices.SortFunc(covered, func(a, b [2]int) int { return cmp.Compare(a[0], b[0]) })
+	var fresh []claim
+	at := lo
+	for _, sp := range covered {
+		if sp[0] > at {
+			fresh = append(fresh, claim{at, sp[0], at})
+		}
+		at = max(at, sp[1])
+	}
+	if at < hi {
+		fresh = append(fresh, claim{at, hi, at})
+	}
+	sw.pool = append(fresh, sw.pool...)
+}

@@ -353,3 +353,42 @@ func TestSwarmDrains(t *testing.T) {
 		})
 	}
 }
+
+// TestSwarmReclaim: chunks dropped after a failed group check are wanted
+// again: a live claim that holds them goes back to them (its source gets a
+// REQUEST), pool claims likewise, and chunks in no claim (their claims were
+// complete and dropped) go to the front of the pool; claims stay disjoint.
+func TestSwarmReclaim(t *testing.T) {
+	// 16 chunks, spans of 4: w0 holds {0,4} (done up to 3), w1 holds
+	// {4,8} (done up to 7); {8,12} and {12,16} are in the pool.
+	sw, ws := testSwarm(16, 4, func(i int) bool { return i < 3 || i >= 4 && i < 7 }, 2)
+	ws[0].claims = []claim{{0, 4, 3}}
+	ws[1].claims = []claim{{4, 8, 7}}
+	sw.pool = sw.pool[2:]
+	for _, i := range []int{1, 2, 5} {
+		sw.have.Clear(i)
+	}
+	sw.reclaim(1, 6)
+	if ws[0].claims[0] != (claim{0, 4, 1}) || !ws[0].needUpdate {
+		t.Errorf("w0 %v (update %v), want {0 4 1}", ws[0].claims, ws[0].needUpdate)
+	}
+	if ws[1].claims[0] != (claim{4, 8, 4}) || !ws[1].needUpdate {
+		t.Errorf("w1 %v, want {4 8 4}", ws[1].claims)
+	}
+	if !reflect.DeepEqual(sw.pool, []claim{{8, 12, 8}, {12, 16, 12}}) {
+		t.Errorf("pool %v: nothing new should be there", sw.pool)
+	}
+
+	// Completed claims are gone: the chunks go to the pool's front.
+	sw2, ws2 := testSwarm(12, 4, func(i int) bool { return i < 8 }, 1)
+	ws2[0].claims = nil
+	sw2.have.Clear(5)
+	sw2.have.Clear(6)
+	sw2.reclaim(5, 7)
+	if !reflect.DeepEqual(sw2.pool, []claim{{5, 7, 5}, {8, 12, 8}}) {
+		t.Errorf("pool %v, want {5 7 5} first", sw2.pool)
+	}
+	if ws2[0].needUpdate {
+		t.Error("a source without claims was touched")
+	}
+}

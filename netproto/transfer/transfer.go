@@ -45,6 +45,11 @@ const (
 	Retries                          // RETRY datagrams sent (server) or received (client)
 	BusyReplies                      // ERROR busy sent (server) or received (client)
 	Evicted                          // transfers a server ended to give their slot to a new one (no progress for StallEvict)
+	NotYetReplies                    // ERROR not yet sent (a partial source) or received (client)
+	GroupsVerified                   // client: 64 KiB groups checked against the file's tree
+	GroupsFailed                     // client: groups whose bytes were not the file's (refetched)
+	GroupsReadBack                   // client: groups checked from the disk, not the receive buffers (resume, overflow)
+	LiarsDropped                     // client: sources dropped for sending bytes that are not the file's
 	Losses                           // chunks a sender declared lost
 	Timeouts                         // probe timeouts (PTO) and request timeouts
 	TransfersStarted                 // transfers a server began, or sources a client began
@@ -98,6 +103,9 @@ type Stats struct {
 	Hostile, AckUnsent, ImpairDrops  int64
 	Retries, BusyReplies             int64
 	Evicted                          int64
+	NotYetReplies                    int64
+	GroupsVerified, GroupsFailed     int64
+	GroupsReadBack, LiarsDropped     int64
 	Losses, Timeouts                 int64
 	TransfersStarted                 int64
 	TransfersActive                  int64
@@ -117,6 +125,8 @@ func (c *Counters) Snapshot() Stats {
 		CRCDrops: l(CRCDrops), AuthDrops: l(AuthDrops), Malformed: l(Malformed),
 		Hostile: l(Hostile), AckUnsent: l(AckUnsent), ImpairDrops: l(ImpairDrops),
 		Retries: l(Retries), BusyReplies: l(BusyReplies), Evicted: l(Evicted),
+		NotYetReplies: l(NotYetReplies), GroupsVerified: l(GroupsVerified), GroupsFailed: l(GroupsFailed),
+		GroupsReadBack: l(GroupsReadBack), LiarsDropped: l(LiarsDropped),
 		Losses: l(Losses), Timeouts: l(Timeouts),
 		TransfersStarted: l(TransfersStarted), TransfersActive: l(TransfersActive),
 		RTT: time.Duration(l(SmoothedRTT)), Cwnd: l(Cwnd), PacingRate: l(PacingRate),
