@@ -309,9 +309,17 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		j.SetDone(p.Have)
 		jc.progress(p)
 	}
+	req.Suspects = s.suspects
 	res, err := download.Get(ctx, req)
 	if err == nil {
 		j.SetDone(e.Size)
+	}
+	if res.Restarted {
+		s.notify(fmt.Sprintf("job %d: %s: the resumed part failed the whole-file check; started over", j.ID, e.Name))
+	}
+	if len(res.Suspects) > 0 {
+		s.notifyErr(fmt.Sprintf("job %d: %s: suspect %s: bytes from it failed the whole-file check; fetched without it",
+			j.ID, e.Name, strings.Join(res.Suspects, ", ")))
 	}
 	jc.setSources(res.Fetch.Sources) // jobs -v shows each source's final share, not the last sample's
 	return err

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
@@ -99,6 +100,7 @@ type Shell struct {
 
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
+	suspects *download.Suspects // sources whose bytes failed a whole-file check, left out of later downloads
 
 	push pushState // offers sent and the server of pushed files (cmd_push.go)
 }
@@ -128,6 +130,7 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 
 		impair:   &transfer.Impair{},
 		counters: transfer.NewCounters(nil),
+		suspects: download.NewSuspects(),
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)
 	s.set.OnChange(s.applySetting)

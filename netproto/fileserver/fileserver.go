@@ -129,9 +129,10 @@ type Server struct {
 	wg     sync.WaitGroup
 	kick   chan struct{} // asks the rescan loop to rescan now
 
-	mu       sync.Mutex // protects the fields below
-	files    []store.File
-	modified error // the modification behind the pending Kick, reported by rescanLoop
+	mu         sync.Mutex // protects the fields below
+	earlyProof string     // an ownership token that arrived before reg was set
+	files      []store.File
+	modified   error // the modification behind the pending Kick, reported by rescanLoop
 }
 
 // Start indexes cfg.Paths, opens the UDP socket, starts serving and starts
@@ -199,7 +200,11 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 	}
 	s.mu.Lock()
 	s.reg = reg
+	early := s.earlyProof
 	s.mu.Unlock()
+	if early != "" {
+		reg.Proof(early) // a challenge that came before s.reg was set
+	}
 	s.wg.Add(1)
 	go s.rescanLoop(runCtx)
 	return s, warns, nil
@@ -210,6 +215,9 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 func (s *Server) proof(token string) {
 	s.mu.Lock()
 	reg := s.reg
+	if reg == nil {
+		s.earlyProof = token
+	}
 	s.mu.Unlock()
 	if reg != nil {
 		reg.Proof(token)

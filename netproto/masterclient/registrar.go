@@ -260,7 +260,10 @@ func (r *Registrar) run(ctx context.Context) {
 			return
 		}
 		var refusal *line.Error
-		if errors.As(err, &refusal) || errors.Is(err, ErrKeyRequired) || errors.Is(err, ErrMasterNotProven) {
+		if errors.As(err, &refusal) && refusal.Code != line.CodeConflict || errors.Is(err, ErrKeyRequired) || errors.Is(err, ErrMasterNotProven) {
+			// (A 409 is not final: the address is held by a connection
+			// the master has not yet noticed dead, or the proof was lost;
+			// the next attempt may succeed.)
 			r.setReady(err)
 		}
 		wait := r.backoff(attempt)
