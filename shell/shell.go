@@ -26,8 +26,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/netproto/download"
+	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
