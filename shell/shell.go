@@ -28,6 +28,7 @@ import (
 
 	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/push"
 	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
@@ -102,7 +103,9 @@ type Shell struct {
 	counters *transfer.Counters // the whole process's protocol counters (stats)
 	suspects *download.Suspects // sources whose bytes failed a whole-file check, left out of later downloads
 
-	push pushState // offers sent and the server of pushed files (cmd_push.go)
+	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
+
+	capture capture // trace --pcap FILE (capture.go)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -652,7 +655,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // main runs the session in its mode and returns the exit status.
 func (s *Shell) main(interactive bool, fl flags) int {
 	defer s.ui.Close()
-	signal.Ignore(syscall.SIGTSTP) // Ctrl-Z must not stop a process that serves others
+	ignoreStop() // Ctrl-Z must not stop a process that serves others
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -743,6 +746,7 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	}
 	s.dropClient()
 	s.closeRoles()
+	s.closeCapture()
 	s.stop()
 	<-s.evDone
 	switch {

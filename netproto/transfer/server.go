@@ -127,6 +127,9 @@ type ServerConfig struct {
 	// registration of this address sent it, and the registrar echoes it
 	// over TCP. Called from the read loop; must not block.
 	OnProof func(token string)
+	// Capture, if set, sees every datagram sent and received (see
+	// link.setCapture); it must copy what it keeps and must not block.
+	Capture func(dir Direction, local, peer netip.AddrPort, b []byte)
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -202,6 +205,7 @@ func NewServer(conn net.PacketConn, cfg ServerConfig) *Server {
 	s.cfg = cfg
 	s.stats = NewCounters(cfg.Counters)
 	s.link = newLink(conn, cfg.Impair, s.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
+	s.link.setCapture(cfg.Capture)
 	s.link.receiveBuffer()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
