@@ -1,4 +1,4 @@
-package fileserver
+package transfer
 
 import (
 	"bytes"
@@ -17,19 +17,19 @@ import (
 // rename once turned the labels into "github.com/fxshell/fxsh/1 ...").
 func TestUDPKeyVector(t *testing.T) {
 	const (
-		shared   = "e9a8847f9b1ac467d06cfe17d62ad51b43e06de2fc89e0bce2a290a2e9b07cc0" // SHA-256("fxsh/1 udp key\x00s3cret")
-		transfer = 0x0102030405060708
-		key      = "431debe98a55cf8804d1a899f84ee36ee084daeb9f68cf0005554cfe4fc52499" // HKDF-SHA256(shared, "fxsh/1 chunk", transfer id)
+		shared = "e9a8847f9b1ac467d06cfe17d62ad51b43e06de2fc89e0bce2a290a2e9b07cc0" // SHA-256("fxsh/1 udp key\x00s3cret")
+		tid    = 0x0102030405060708
+		key    = "431debe98a55cf8804d1a899f84ee36ee084daeb9f68cf0005554cfe4fc52499" // HKDF-SHA256(shared, "fxsh/1 chunk", transfer id)
 	)
 	if got := hex.EncodeToString(UDPKey("s3cret")); got != shared {
 		t.Fatalf("UDPKey(s3cret) = %s, want %s", got, shared)
 	}
-	c, err := chunk.NewCipher(UDPKey("s3cret"), transfer, chunk.RoleClient)
+	c, err := chunk.NewCipher(UDPKey("s3cret"), tid, chunk.RoleClient)
 	if err != nil {
 		t.Fatal(err)
 	}
 	payload := []byte("hello, server")
-	pkt := chunk.AppendPacket(nil, chunk.Header{Kind: chunk.KindRequest, Flags: chunk.FlagSealed, Transfer: transfer, Number: 42}, payload, c)
+	pkt := chunk.AppendPacket(nil, chunk.Header{Kind: chunk.KindRequest, Flags: chunk.FlagSealed, Transfer: tid, Number: 42}, payload, c)
 	// Open it as the document says: nonce = 3 zero bytes, the role (1
 	// client), the packet number; additional data = header bytes 0-27.
 	k, _ := hex.DecodeString(key)
