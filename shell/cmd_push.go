@@ -221,6 +221,10 @@ func cmdReceive(ctx context.Context, s *Shell, c *call) error {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("receive folder %s is not a folder", dir)
 	}
+	masters, err := s.resolveMasters(ctx)
+	if err != nil {
+		return err
+	}
 	sock, err := net.ListenPacket("udp", ":0")
 	if err != nil {
 		return fmt.Errorf("opening a udp socket: %w", err)
@@ -229,7 +233,7 @@ func cmdReceive(ctx context.Context, s *Shell, c *call) error {
 		waiting: map[string]*masterclient.Offer{}, arrived: map[string]time.Time{},
 		active: map[string]*Job{}, newOffer: make(chan struct{})}
 	cfg := masterclient.Config{
-		Masters: s.masters(),
+		Masters: masters,
 		Trace: func(ev line.TraceEvent) {
 			if s.set.On("trace") {
 				s.traceTCP("receive", ev)

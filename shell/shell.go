@@ -43,10 +43,14 @@ type Options struct {
 	// MasterGiven: --master or FXSH_MASTER was given, so serve master
 	// does not make this shell use its own master.
 	MasterGiven bool
-	Dir         string // download folder
-	Key         string // shared secret ("" = open network)
-	Color       bool   // colour on standard output
-	ErrColor    bool   // colour on standard error
+	// Discover: with no master given, browse the LAN for one (mDNS) the
+	// first time a master is needed (discover.go).
+	Discover bool
+	NoRC     bool   // --norc: skip the start-up file (rc.go)
+	Dir      string // download folder
+	Key      string // shared secret ("" = open network)
+	Color    bool   // colour on standard output
+	ErrColor bool   // colour on standard error
 }
 
 // role is a network role running in this process (master, share, receive).
@@ -93,6 +97,9 @@ type Shell struct {
 	counters *transfer.Counters // the whole process's protocol counters (stats)
 
 	push pushState // offers sent and the server of pushed files (cmd_push.go)
+
+	disc *discoveryState // what mDNS found (discover.go)
+	rc   rcState         // the start-up file being run (rc.go)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -120,6 +127,7 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 
 		impair:   &transfer.Impair{},
 		counters: transfer.NewCounters(nil),
+		disc:     newDiscoveryState(),
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)
 	s.set.OnChange(s.applySetting)
@@ -484,7 +492,7 @@ func (s *Shell) interactive(ctx context.Context) {
 			s.report(err)
 			continue
 		}
-		if len(cmds) > 0 {
+		if len(cmds) > 0 && !hasKeyCommand(cmds) {
 			s.ui.SaveHistory(line)
 		}
 		for _, c := range cmds {
@@ -577,7 +585,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fl, err := parseFlags(args, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "fxsh: %v\n", err)
-		fmt.Fprintln(stderr, "usage: fxsh [--master HOST:PORT] [--dir DIR] [--key SECRET] [--no-color] [-c 'CMD; CMD' | SCRIPT]")
+		fmt.Fprintln(stderr, "usage: fxsh [--master HOST:PORT|auto] [--dir DIR] [--key SECRET] [--no-color] [--norc] [-c 'CMD; CMD' | SCRIPT]")
 		return 2
 	}
 	if fl.version {
@@ -652,9 +660,15 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	}()
 
 	ok := true
-	switch {
-	case interactive:
+	if interactive {
 		s.out("fxsh %s — type help for commands, Ctrl-D to quit\n", Version)
+	}
+	if !s.opts.NoRC && !s.runRC(runCtx, interactive) {
+		fl.command, fl.script, ok = "", "", false // a script does not start
+	}
+	switch {
+	case !ok:
+	case interactive:
 		s.interactive(runCtx)
 	case fl.command != "":
 		ok = s.runScript(runCtx, &splitReader{text: fl.command}, func(_, k int) string {
