@@ -71,6 +71,7 @@ func TestStories(t *testing.T) {
 			"overwrite":  cmdOverwrite,
 			"shorthash":  cmdShorthash,
 			"discnet":    cmdDiscnet,
+			"rot":        cmdRot,
 		},
 	})
 }

@@ -278,11 +278,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 	d.cat = memcat.New(line.DefaultTTL)
 	d.srv = master.New(master.Config{
 		Catalog: d.cat,
-		Trace: func(ev master.TraceEvent) {
-			if s.set.On("trace") {
-				s.traceTCP("demo-master", ev)
-			}
-		},
+		Trace:   s.traceTCP("demo-master"),
 	})
 	d.addr = ln.Addr().String()
 	d.served = make(chan error, 1)
@@ -298,17 +294,13 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 	srvCounters := transfer.NewCounters(s.counters)
 	for i, name := range []string{"alpha", "beta"} {
 		fs, _, err := fileserver.Start(ctx, fileserver.Config{
-			Paths:    []string{filepath.Join(dir, name)},
-			UDPAddr:  "127.0.0.1:0",
-			Masters:  []string{d.addr},
-			Impair:   s.impair,
-			Counters: srvCounters,
-			Trace:    s.traceUDP("demo-" + name),
-			LineTrace: func(ev line.TraceEvent) {
-				if s.set.On("trace") {
-					s.traceTCP("demo-"+name, ev)
-				}
-			},
+			Paths:     []string{filepath.Join(dir, name)},
+			UDPAddr:   "127.0.0.1:0",
+			Masters:   []string{d.addr},
+			Impair:    s.impair,
+			Counters:  srvCounters,
+			Trace:     s.traceUDP("demo-" + name),
+			LineTrace: s.traceTCP("demo-" + name),
 		})
 		if err != nil {
 			return fmt.Errorf("starting file server %s: %w", name, err)
@@ -325,11 +317,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 	// 3. The index.
 	n.step("What the master knows")
 	cl, err := masterclient.Dial(ctx, masterclient.Config{Masters: []string{d.addr},
-		Trace: func(ev line.TraceEvent) {
-			if s.set.On("trace") {
-				s.traceTCP("demo-client", ev)
-			}
-		}})
+		Trace: s.traceTCP("demo-client")})
 	if err != nil {
 		return fmt.Errorf("asking the demo master: %w", err)
 	}

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/fxshell/fxsh/netproto/chunk"
 	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/transfer"
 	"github.com/fxshell/fxsh/store"
@@ -159,7 +156,9 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 	}
 	dir := s.opts.Dir
 	if o, ok := f["-o"]; ok {
-		dir = o
+		if dir, err = ExpandPath(o); err != nil {
+			return err
+		}
 	}
 	_, overwrite := f["-f"]
 	// Resolve every name first: a typo fails the command before any job starts.
@@ -191,54 +190,44 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 // startDownload queues a download job.
 func (s *Shell) startDownload(e store.Entry, dir string, overwrite, mayFail bool) *Job {
 	return s.jobs.Start("get", e.Name, mayFail, func(ctx context.Context, j *Job) error {
-		j.SetTotal(e.Size)
-		j.SetSources(e.Servers)
-		counters := transfer.NewCounters(s.counters)
-		var last transfer.Progress
-		var lastMu = make(chan struct{}, 1)
-		lastMu <- struct{}{}
-		j.SetCounters(func() []Counter {
-			<-lastMu
-			p := last
-			lastMu <- struct{}{}
-			return progressCounters(counters.Snapshot(), p)
-		})
-		chunk := 0
-		if v := s.set.Get("chunk"); v != "auto" {
-			chunk, _ = strconv.Atoi(v)
-		}
-		res, err := download.Get(ctx, download.Request{
-			Entry:         e,
-			Dir:           dir,
-			Overwrite:     overwrite,
-			ChunkSize:     chunk,
-			Key:           s.opts.Key,
-			SourceTimeout: s.set.Duration("timeout"),
-			Impair:        s.impair,
-			Counters:      counters,
-			Trace:         s.traceUDP("get"),
-			Started: func(resumed int64, _ int) {
-				j.SetDone(resumed)
-				if resumed > 0 {
-					s.notify(fmt.Sprintf("job %d: resuming %s: %s already here", j.ID, e.Name, humanBytes(resumed)))
-				}
-			},
-			Progress: func(p transfer.Progress) {
-				j.SetDone(p.Have)
-				<-lastMu
-				last = p
-				lastMu <- struct{}{}
-			},
-		})
-		if err == nil {
-			j.SetDone(e.Size)
-		}
-		// jobs -v shows each source's final share, not the last sample's.
-		<-lastMu
-		last.Sources = res.Fetch.Sources
-		lastMu <- struct{}{}
-		return downloadError(err)
+		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, Overwrite: overwrite}))
 	})
+}
+
+// download is the body of every job that pulls a file: get's, and
+// receive's for an accepted offer. It fills in what the settings say
+// (chunk size, key, timeout, impairment), traces as role, and keeps the
+// job's progress, sources and counters current.
+func (s *Shell) download(ctx context.Context, j *Job, role string, req download.Request) error {
+	e := req.Entry
+	j.SetTotal(e.Size)
+	j.SetSources(e.Servers)
+	jc := newJobCounters(s.counters, false)
+	j.SetCounters(jc.rows)
+	if v := s.set.Get("chunk"); v != "auto" {
+		req.ChunkSize, _ = strconv.Atoi(v)
+	}
+	req.Key = s.opts.Key
+	req.SourceTimeout = s.set.Duration("timeout")
+	req.Impair = s.impair
+	req.Counters = jc.c
+	req.Trace = s.traceUDP(role)
+	req.Started = func(resumed int64, _ int) {
+		j.SetDone(resumed)
+		if resumed > 0 {
+			s.notify(fmt.Sprintf("job %d: resuming %s: %s already here", j.ID, e.Name, humanBytes(resumed)))
+		}
+	}
+	req.Progress = func(p transfer.Progress) {
+		j.SetDone(p.Have)
+		jc.progress(p)
+	}
+	res, err := download.Get(ctx, req)
+	if err == nil {
+		j.SetDone(e.Size)
+	}
+	jc.setSources(res.Fetch.Sources) // jobs -v shows each source's final share, not the last sample's
+	return err
 }
 
 // downloadError makes a download failure read well in a job line.
@@ -254,208 +243,4 @@ func downloadError(err error) error {
 		return fmt.Errorf("%w; the partial file is kept for a resume", err)
 	}
 	return err
-}
-
-// progressCounters renders a job's protocol counters for jobs -v.
-func progressCounters(st transfer.Stats, p transfer.Progress) []Counter {
-	out := []Counter{
-		{"sent", strconv.FormatInt(st.DatagramsSent, 10)},
-		{"recv", strconv.FormatInt(st.DatagramsReceived, 10)},
-		{"retrans", strconv.FormatInt(st.Retransmits, 10)},
-		{"dups", strconv.FormatInt(st.Duplicates, 10)},
-		{"crc_drops", strconv.FormatInt(st.CRCDrops, 10)},
-		{"impair_drops", strconv.FormatInt(st.ImpairDrops, 10)},
-		{"rtt", st.RTT.Round(10 * time.Microsecond).String()},
-	}
-	var total int64
-	for _, src := range p.Sources {
-		total += src.Bytes
-	}
-	for _, src := range p.Sources {
-		out = append(out, Counter{sourceCounter, sourceLine(src, total)})
-	}
-	return out
-}
-
-// sourceCounter names the counters jobs -v prints one per line: a source of
-// a download and its share of the bytes.
-const sourceCounter = "source"
-
-// sourceLine describes one source: address, state, bytes it delivered and
-// their share of what all sources delivered, RTT, and why it failed.
-func sourceLine(src transfer.SourceStats, total int64) string {
-	v := fmt.Sprintf("%s %s %s", src.Addr, src.State, humanBytes(src.Bytes))
-	if total > 0 {
-		v += fmt.Sprintf(" (%.0f%%)", 100*float64(src.Bytes)/float64(total))
-	}
-	if src.RTT > 0 {
-		v += " rtt " + src.RTT.Round(10*time.Microsecond).String()
-	}
-	if src.Duplicates > 0 {
-		v += fmt.Sprintf(" dups %d", src.Duplicates)
-	}
-	if src.Err != nil {
-		v += ": " + src.Err.Error()
-	}
-	return v
-}
-
-func cmdStats(_ context.Context, s *Shell, _ *call) error {
-	st := s.counters.Snapshot()
-	rows := [][]string{{"COUNTER", "VALUE"}}
-	add := func(k string, v int64) { rows = append(rows, []string{k, strconv.FormatInt(v, 10)}) }
-	add("datagrams sent", st.DatagramsSent)
-	add("datagrams received", st.DatagramsReceived)
-	rows = append(rows, []string{"bytes sent", humanBytes(st.BytesSent)}, []string{"bytes received", humanBytes(st.BytesReceived)})
-	add("chunks sent", st.ChunksSent)
-	add("chunks received", st.ChunksReceived)
-	add("retransmits", st.Retransmits)
-	add("duplicates", st.Duplicates)
-	add("losses detected", st.Losses)
-	add("timeouts (PTO)", st.Timeouts)
-	add("CRC drops", st.CRCDrops)
-	add("auth drops", st.AuthDrops)
-	add("malformed", st.Malformed)
-	add("hostile", st.Hostile)
-	add("impairment drops", st.ImpairDrops)
-	add("cookie retries", st.Retries)
-	add("busy replies", st.BusyReplies)
-	add("transfers started", st.TransfersStarted)
-	add("transfers active", st.TransfersActive)
-	rows = append(rows,
-		[]string{"smoothed RTT", st.RTT.Round(time.Microsecond).String()},
-		[]string{"congestion window", humanBytes(st.Cwnd)},
-		[]string{"pacing rate", humanRate(float64(st.PacingRate))},
-	)
-	s.out("%s", table(s.pal, rows, 1))
-	return nil
-}
-
-// traceUDP returns a trace hook for a role's datagrams (nil-safe: it checks
-// the trace setting on every event).
-func (s *Shell) traceUDP(role string) func(transfer.Event) {
-	return func(ev transfer.Event) {
-		if !s.set.On("trace") {
-			return
-		}
-		s.notify(s.udpTraceLine(role, ev))
-	}
-}
-
-// udpTraceLine renders one datagram: time, role, direction, peer, kind
-// (coloured by kind), transfer id and what the payload says.
-func (s *Shell) udpTraceLine(role string, ev transfer.Event) string {
-	arrow := "<-"
-	if ev.Dir == transfer.Sent {
-		arrow = "->"
-	}
-	h := ev.Header
-	col := s.pal.dim
-	var b strings.Builder
-	switch {
-	case ev.Request != nil:
-		col = s.pal.hi
-		r := ev.Request
-		fmt.Fprintf(&b, " file=%x size=%d chunk=%d win=%d cookie=%dB want=%s", r.Hash[:6], r.Size, r.ChunkSize,
-			r.Window, len(r.Cookie), rangeList(r.Ranges))
-	case ev.Retry != nil:
-		col = s.pal.hi
-		fmt.Fprintf(&b, " cookie=%dB maxchunk=%d", len(ev.Retry.Cookie), ev.Retry.MaxChunkSize)
-	case h.Kind == chunk.KindData:
-		fmt.Fprintf(&b, " chunk=%d", h.Chunk)
-		if h.Flags&chunk.FlagRetransmit != 0 {
-			col = s.pal.warn
-			b.WriteString(" retransmit")
-		}
-		if h.Flags&chunk.FlagAckNow != 0 {
-			b.WriteString(" ack-now")
-		}
-	case ev.Ack != nil:
-		col = s.pal.ok
-		a := ev.Ack
-		fmt.Fprintf(&b, " cum=%d base=%d bitmap=%s win=%d delay=%dµs", a.Cumulative, a.Base, ackBitmap(a), a.Window, a.Delay)
-	case ev.Done != nil:
-		col = s.pal.ok
-		b.WriteString(" " + doneReason(ev.Done.Reason))
-	case ev.Error != nil:
-		col = s.pal.err
-		fmt.Fprintf(&b, " %s", ev.Error.Code)
-		if ev.Error.Value != 0 {
-			fmt.Fprintf(&b, " value=%d", ev.Error.Value)
-		}
-		if ev.Error.Text != "" {
-			fmt.Fprintf(&b, " %q", ev.Error.Text)
-		}
-	}
-	if ev.Dropped != "" {
-		col = s.pal.warn
-		b.WriteString(" DROPPED(" + ev.Dropped + ")")
-	}
-	peer := netip.AddrPortFrom(ev.Peer.Addr().Unmap(), ev.Peer.Port())
-	return fmt.Sprintf("%s udp %s %s %s %s t=%04x%s %dB", ev.Time.Format("15:04:05.000"), role, arrow, peer,
-		col.Sprint(h.Kind.String()), h.Transfer&0xffff, b.String(), ev.Size)
-}
-
-// MaxTraceBits is how much of an ACK bitmap a trace line shows.
-const MaxTraceBits = 64
-
-// ackBitmap shows an ACK's bitmap readably: bit k (chunk base+k) as '1'
-// (held) or '0' (missing), lowest first, at most MaxTraceBits of them.
-func ackBitmap(a *chunk.Ack) string {
-	if a.NBits == 0 {
-		return "-"
-	}
-	n := min(int(a.NBits), MaxTraceBits)
-	var b strings.Builder
-	for k := range n {
-		if a.Bit(a.Base + uint32(k)) {
-			b.WriteByte('1')
-		} else {
-			b.WriteByte('0')
-		}
-	}
-	if int(a.NBits) > n {
-		fmt.Fprintf(&b, "…(+%d)", int(a.NBits)-n)
-	}
-	return b.String()
-}
-
-// rangeList shows a REQUEST's wanted ranges as first+count, the first few.
-func rangeList(rs []chunk.Range) string {
-	if len(rs) == 0 {
-		return "-"
-	}
-	const most = 4
-	var parts []string
-	for i, r := range rs {
-		if i == most {
-			parts = append(parts, fmt.Sprintf("…(+%d)", len(rs)-most))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%d+%d", r.First, r.Count))
-	}
-	return strings.Join(parts, ",")
-}
-
-func doneReason(r chunk.DoneReason) string {
-	switch r {
-	case chunk.DoneComplete:
-		return "complete"
-	case chunk.DoneCancel:
-		return "cancel"
-	case chunk.DoneEcho:
-		return "echo"
-	}
-	return fmt.Sprintf("reason=%d", r)
-}
-
-// applyImpair pushes the demo settings into the process's Impair.
-func (s *Shell) applyImpair() error {
-	return s.impair.Set(transfer.ImpairSettings{
-		Loss:    s.set.Float("loss"),
-		Dup:     s.set.Float("dup"),
-		Reorder: s.set.Float("reorder"),
-		Delay:   s.set.Duration("delay"),
-		Rate:    s.set.Bytes("rate"),
-	})
 }

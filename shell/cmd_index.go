@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/store"
 )
@@ -58,11 +57,7 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 	cfg := masterclient.Config{
 		Masters: masters,
 		Role:    "client",
-		Trace: func(ev line.TraceEvent) {
-			if s.set.On("trace") {
-				s.traceTCP("client", ev)
-			}
-		},
+		Trace:   s.traceTCP("client"),
 		OnEvent: s.clientEvent,
 	}
 	if s.opts.Key != "" {

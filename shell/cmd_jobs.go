@@ -129,12 +129,16 @@ func cmdWait(ctx context.Context, s *Shell, c *call) error {
 	}
 	var failed []string
 	for _, j := range jobs {
-		if st, err := j.State(); st == JobFailed && !j.MayFail {
+		switch st, err := j.State(); {
+		case j.MayFail:
+		case st == JobFailed:
 			failed = append(failed, fmt.Sprintf("job %d (%s): %v", j.ID, j.Name, err))
+		case st == JobCancelled:
+			failed = append(failed, fmt.Sprintf("job %d (%s): cancelled", j.ID, j.Name))
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%d job(s) failed: %s", len(failed), strings.Join(failed, "; "))
+		return fmt.Errorf("%s did not finish: %s", plural(len(failed), "job", "jobs"), strings.Join(failed, "; "))
 	}
 	return nil
 }
@@ -142,7 +146,7 @@ func cmdWait(ctx context.Context, s *Shell, c *call) error {
 // waitJobs blocks until jobs end or ctx is cancelled; on a terminal it
 // redraws a live block of progress bars in place.
 func (s *Shell) waitJobs(ctx context.Context, jobs []*Job) error {
-	if !s.ui.IsTerminal() || len(jobs) == 0 {
+	if !s.ui.IsTerminal() && !s.opts.LiveOut || len(jobs) == 0 {
 		return s.jobs.Wait(ctx, jobs)
 	}
 	done := make(chan error, 1)

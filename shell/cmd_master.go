@@ -219,12 +219,8 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 		Key:       key,
 		TTL:       ttl,
 		Heartbeat: hb,
-		Trace: func(ev master.TraceEvent) {
-			if s.set.On("trace") {
-				s.traceTCP("master", ev)
-			}
-		},
-		OnEvent: s.masterEvent,
+		Trace:     s.traceTCP("master"),
+		OnEvent:   s.masterEvent,
 	})
 	r := &masterRole{srv: srv, cat: cat, addr: ln.Addr().String(), store: storeName, keyed: key != nil, done: make(chan error, 1)}
 	go func() { r.done <- srv.Serve(ln) }()
@@ -272,27 +268,6 @@ func (s *Shell) masterEvent(ev master.Event) {
 	case master.ConnRefused:
 		s.notify(fmt.Sprintf("%s refused %s: %s", s.pal.warn.Sprint("master:"), ev.Remote, ev.Reason))
 	}
-}
-
-// traceTCP prints one line of the TCP protocol.
-func (s *Shell) traceTCP(role string, ev line.TraceEvent) {
-	arrow := "<-"
-	if ev.Dir == line.Out {
-		arrow = "->"
-	}
-	verb, _, _ := strings.Cut(ev.Line, " ")
-	col := s.pal.dim
-	switch verb {
-	case "ERR":
-		col = s.pal.err
-	case "HELLO", "HI", "AUTH", "CHALLENGE":
-		col = s.pal.hi
-	case "REGISTER", "END", "OK", "BYE":
-		col = s.pal.ok
-	case "OFFER", "ACCEPT", "REFUSE", "DONE": // pushes
-		col = s.pal.warn
-	}
-	s.notify(fmt.Sprintf("%s tcp %s %s %s %s", ev.Time.Format("15:04:05.000"), role, arrow, ev.Remote, col.Sprint(ev.Line)))
 }
 
 func cmdMaster(ctx context.Context, s *Shell, c *call) error {

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -209,7 +208,9 @@ func cmdReceive(ctx context.Context, s *Shell, c *call) error {
 	}
 	dir := s.opts.Dir
 	if len(pos) == 1 {
-		dir = pos[0]
+		if dir, err = ExpandPath(pos[0]); err != nil {
+			return err
+		}
 	}
 	name := f["--as"]
 	if _, given := f["--as"]; given && !validPeerName(name) {
@@ -234,11 +235,7 @@ func cmdReceive(ctx context.Context, s *Shell, c *call) error {
 		active: map[string]*Job{}, newOffer: make(chan struct{})}
 	cfg := masterclient.Config{
 		Masters: masters,
-		Trace: func(ev line.TraceEvent) {
-			if s.set.On("trace") {
-				s.traceTCP("receive", ev)
-			}
-		},
+		Trace:   s.traceTCP("receive"),
 		OnEvent: r.event,
 	}
 	if s.opts.Key != "" {
@@ -420,43 +417,13 @@ func (r *receiveRole) receive(ctx context.Context, j *Job, o *masterclient.Offer
 		delete(r.active, o.ID)
 		r.mu.Unlock()
 	}()
-	j.SetSources([]string{o.From})
-	counters := transfer.NewCounters(s.counters)
-	var mu sync.Mutex
-	var last transfer.Progress
-	j.SetCounters(func() []Counter {
-		mu.Lock()
-		p := last
-		mu.Unlock()
-		return progressCounters(counters.Snapshot(), p)
+	err := s.download(ctx, j, "recv", download.Request{
+		Entry: store.Entry{File: store.File{Name: o.Name, Size: o.Size, Hash: o.Hash}, Servers: []string{o.From}},
+		Dir:   r.dir,
 	})
-	chunk := 0
-	if v := s.set.Get("chunk"); v != "auto" {
-		chunk, _ = strconv.Atoi(v)
-	}
-	res, err := download.Get(ctx, download.Request{
-		Entry:         store.Entry{File: store.File{Name: o.Name, Size: o.Size, Hash: o.Hash}, Servers: []string{o.From}},
-		Dir:           r.dir,
-		ChunkSize:     chunk,
-		Key:           s.opts.Key,
-		SourceTimeout: s.set.Duration("timeout"),
-		Impair:        s.impair,
-		Counters:      counters,
-		Trace:         s.traceUDP("recv"),
-		Progress: func(p transfer.Progress) {
-			j.SetDone(p.Have)
-			mu.Lock()
-			last = p
-			mu.Unlock()
-		},
-	})
-	mu.Lock()
-	last.Sources = res.Fetch.Sources
-	mu.Unlock()
 	failure := ""
 	switch {
 	case err == nil:
-		j.SetDone(o.Size)
 	case ctx.Err() != nil:
 		failure = "cancelled by the receiver"
 	default:
@@ -720,7 +687,11 @@ func (p *pushState) forget(id string) {
 }
 
 func cmdSend(ctx context.Context, s *Shell, c *call) error {
-	path, peer := c.args[0], c.args[1]
+	path, err := ExpandPath(c.args[0])
+	if err != nil {
+		return err
+	}
+	peer := c.args[1]
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -796,7 +767,7 @@ func (s *Shell) runSend(ctx context.Context, j *Job, path, name, peer string) er
 		return err
 	}
 	defer release()
-	j.SetCounters(ps.jobCounters)
+	j.SetCounters(serverJobCounters(ps.counters).rows)
 	cl, err := s.client(ctx)
 	if err != nil {
 		return err
@@ -958,24 +929,6 @@ func (p *pushState) serve(s *Shell, path, hash string, size int64, mtime time.Ti
 		}
 	}
 	return ps, release, nil
-}
-
-// jobCounters shows a send job what the push server's side of the protocol
-// did (all the pushes it serves at the moment): datagrams, retransmissions,
-// losses, RTT, congestion window and pacing rate.
-func (ps *pushServer) jobCounters() []Counter {
-	st := ps.counters.Snapshot()
-	return []Counter{
-		{"sent", strconv.FormatInt(st.DatagramsSent, 10)},
-		{"recv", strconv.FormatInt(st.DatagramsReceived, 10)},
-		{"retrans", strconv.FormatInt(st.Retransmits, 10)},
-		{"losses", strconv.FormatInt(st.Losses, 10)},
-		{"pto", strconv.FormatInt(st.Timeouts, 10)},
-		{"impair_drops", strconv.FormatInt(st.ImpairDrops, 10)},
-		{"rtt", st.RTT.Round(10 * time.Microsecond).String()},
-		{"cwnd", humanBytes(st.Cwnd)},
-		{"pacing", humanRate(float64(st.PacingRate))},
-	}
 }
 
 func startPushServer(s *Shell) (*pushServer, error) {

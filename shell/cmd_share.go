@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/fxshell/fxsh/netproto/fileserver"
-	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/store/shareindex"
 )
 
@@ -87,6 +86,9 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 	if len(paths) == 0 {
 		return errors.New("usage: share PATH... [--udp ADDR]")
 	}
+	if paths, err = expandPaths(paths); err != nil {
+		return err
+	}
 	if s.role("share") != nil {
 		return errors.New("already sharing (unshare first, or rescan to pick up changes)")
 	}
@@ -109,12 +111,8 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 		Impair:    s.impair,
 		Counters:  s.counters,
 		Trace:     s.traceUDP("share"),
-		LineTrace: func(ev line.TraceEvent) {
-			if s.set.On("trace") {
-				s.traceTCP("share", ev)
-			}
-		},
-		OnEvent: s.shareEvent,
+		LineTrace: s.traceTCP("share"),
+		OnEvent:   s.shareEvent,
 	})
 	s.printWarnings(warns)
 	if err != nil {

@@ -343,7 +343,10 @@ func cmdSource(ctx context.Context, s *Shell, c *call) error {
 		s.depth--
 		s.mu.Unlock()
 	}()
-	name := c.args[0]
+	name, err := ExpandPath(c.args[0])
+	if err != nil {
+		return err
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return err

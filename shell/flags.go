@@ -76,6 +76,15 @@ func parseFlags(args []string, getenv func(string) string) (flags, error) {
 	if fl.opts.Dir == "" {
 		fl.opts.Dir = "."
 	}
+	// A --dir written in a script or a start-up file reaches us unexpanded.
+	dir, err := expandPath(fl.opts.Dir, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}, homeOf)
+	if err != nil {
+		return fl, fmt.Errorf("--dir: %w", err)
+	}
+	fl.opts.Dir = dir
 	return fl, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
 // A setting is one `set KEY VALUE` knob: its parser validates a value and
@@ -220,4 +222,15 @@ func (s *Settings) OnChange(f func(key, val string)) {
 	s.mu.Lock()
 	s.hooks = append(s.hooks, f)
 	s.mu.Unlock()
+}
+
+// applyImpair pushes the demo settings into the process's Impair.
+func (s *Shell) applyImpair() error {
+	return s.impair.Set(transfer.ImpairSettings{
+		Loss:    s.set.Float("loss"),
+		Dup:     s.set.Float("dup"),
+		Reorder: s.set.Float("reorder"),
+		Delay:   s.set.Duration("delay"),
+		Rate:    s.set.Bytes("rate"),
+	})
 }

@@ -30,6 +30,11 @@ import (
 	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
+// ExitInterrupted is the exit status of a script or session ended by
+// SIGINT or SIGTERM before its end (a shell's 128 + SIGINT). A signal that
+// stops a finished script's serving is its normal end, not an interruption.
+const ExitInterrupted = 130
+
 // Version is fxsh's version.
 const Version = "0.1.0"
 
@@ -51,6 +56,9 @@ type Options struct {
 	Key      string // shared secret ("" = open network)
 	Color    bool   // colour on standard output
 	ErrColor bool   // colour on standard error
+	// LiveOut: standard output is a terminal, so `wait` draws live
+	// progress even for a script (fxsh -c 'get big; wait').
+	LiveOut bool
 }
 
 // role is a network role running in this process (master, share, receive).
@@ -242,6 +250,10 @@ func (s *Shell) jobEnded(ev JobEvent) {
 		}
 		s.notifyErr(fmt.Sprintf("%s job %d failed: %s: %v", s.epal.err.Sprint("✗"), sn.ID, sn.Name, sn.Err))
 	case JobCancelled:
+		// A cancelled job did not do what was asked: the exit status says so.
+		if !ev.Job.MayFail {
+			s.failed.Store(true)
+		}
 		s.notify(fmt.Sprintf("%s job %d cancelled: %s (%s kept for resume)", s.pal.warn.Sprint("-"), sn.ID, sn.Name, humanBytes(sn.Done)))
 	}
 }
@@ -358,6 +370,21 @@ func (s *Shell) exec(ctx context.Context, c Command) error {
 	if len(args) < spec.minArgs || spec.maxArgs >= 0 && len(args) > spec.maxArgs {
 		return &cmdError{spec.name, fmt.Errorf("usage: %s", spec.usage)}
 	}
+	err = s.foreground(ctx, func(ctx context.Context) error {
+		return spec.run(ctx, s, &call{s: s, cmd: c, spec: spec, args: args})
+	})
+	if err != nil {
+		if errors.Is(err, errReported) {
+			return err
+		}
+		return &cmdError{spec.name, err}
+	}
+	return nil
+}
+
+// foreground runs fn as the foreground command: Ctrl-C (SIGINT) cancels
+// its context, so nothing the prompt runs is without a way out.
+func (s *Shell) foreground(ctx context.Context, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.mu.Lock()
@@ -368,13 +395,7 @@ func (s *Shell) exec(ctx context.Context, c Command) error {
 		s.fgCancel = nil
 		s.mu.Unlock()
 	}()
-	if err := spec.run(ctx, s, &call{s: s, cmd: c, spec: spec, args: args}); err != nil {
-		if errors.Is(err, errReported) {
-			return err
-		}
-		return &cmdError{spec.name, err}
-	}
-	return nil
+	return fn(ctx)
 }
 
 // interruptForeground cancels the running foreground command, if any.
@@ -476,8 +497,14 @@ func (s *Shell) interactive(ctx context.Context) {
 			continue // Ctrl-C drops the line
 		}
 		if errors.Is(err, io.EOF) {
+			// Ctrl-D is quit, run as a foreground command so that
+			// Ctrl-C during its wait for jobs returns to the prompt.
 			s.out("quit\n")
-			s.cmdQuitNow(ctx, false)
+			if err := s.foreground(ctx, func(ctx context.Context) error {
+				return s.cmdQuitNow(ctx, false)
+			}); err != nil {
+				s.report(err)
+			}
 			continue
 		}
 		if err != nil {
@@ -566,9 +593,14 @@ func (s *Shell) cmdQuitNow(ctx context.Context, force bool) error {
 		s.jobs.CancelAll()
 	}
 	if active := s.jobs.Active(); len(active) > 0 {
-		s.ui.PrintErr(fmt.Sprintf("waiting for %d job(s) to end (quit -f cancels them)\n", len(active)))
+		hint := "quit -f cancels them"
+		if s.ui.IsTerminal() {
+			hint = "Ctrl-C returns to the prompt; quit -f cancels them"
+		}
+		s.ui.PrintErr(fmt.Sprintf("waiting for %s to end (%s)\n", plural(len(active), "job", "jobs"), hint))
 		if err := s.waitJobs(ctx, active); err != nil && errors.Is(err, context.Canceled) {
-			return errors.New("quit interrupted: jobs still running")
+			n := len(s.jobs.Active())
+			return fmt.Errorf("not quitting: %s still running (quit -f cancels them)", plural(n, "job", "jobs"))
 		}
 	}
 	s.mu.Lock()
@@ -602,6 +634,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	stdinTTY, stdoutTTY := isTerminal(stdin), isTerminal(stdout)
 	noColor := fl.noColor || os.Getenv("NO_COLOR") != ""
 	fl.opts.Color = stdoutTTY && !noColor
+	fl.opts.LiveOut = stdoutTTY
 	fl.opts.ErrColor = isTerminal(stderr) && !noColor
 
 	var ui UI
@@ -634,6 +667,9 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	runCtx, endRun := context.WithCancel(s.ctx)
 	defer endRun()
 	interrupted := atomic.Bool{}
+	// serving: the script has ended and fxsh only serves; SIGINT/SIGTERM
+	// is then the normal way to stop, not an interruption.
+	serving := atomic.Bool{}
 	sigDone := make(chan struct{})
 	defer close(sigDone)
 	serveStop := make(chan struct{}, 1)
@@ -647,13 +683,13 @@ func (s *Shell) main(interactive bool, fl flags) int {
 					s.interruptForeground()
 					continue
 				}
+				if !serving.Load() && !interrupted.Swap(true) {
+					endRun()
+					s.interruptForeground()
+				}
 				select {
 				case serveStop <- struct{}{}:
 				default:
-				}
-				if !interrupted.Swap(true) {
-					endRun()
-					s.interruptForeground()
 				}
 			}
 		}
@@ -693,6 +729,11 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	// End of input: wait for downloads (a script must not leave them
 	// half-done), then keep serving until a signal if a role runs.
 	if interrupted.Load() {
+		msg := "fxsh: interrupted"
+		if n := len(s.jobs.Active()); n > 0 {
+			msg += fmt.Sprintf("; %s cancelled (partial files kept for a resume)", plural(n, "job", "jobs"))
+		}
+		s.ui.PrintErr(msg + "\n")
 		s.jobs.CancelAll()
 	}
 	if active := s.jobs.Active(); len(active) > 0 {
@@ -702,10 +743,13 @@ func (s *Shell) main(interactive bool, fl flags) int {
 		}
 	}
 	if ok && !s.quitting() && !interrupted.Load() && s.serving() {
-		s.ui.PrintErr(s.epal.dim.Sprint("fxsh: end of script; still serving (Ctrl-C or SIGTERM stops)") + "\n")
-		select {
-		case <-serveStop:
-		case <-s.ctx.Done():
+		serving.Store(true)
+		if !interrupted.Load() {
+			s.ui.PrintErr(s.epal.dim.Sprint("fxsh: end of script; still serving (Ctrl-C or SIGTERM stops)") + "\n")
+			select {
+			case <-serveStop:
+			case <-s.ctx.Done():
+			}
 		}
 	}
 	s.dropClient()
@@ -713,8 +757,8 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	s.stop()
 	<-s.evDone
 	switch {
-	case interrupted.Load() && !s.serving() && s.failed.Load():
-		return 1
+	case interrupted.Load():
+		return ExitInterrupted // the shell's convention: 128 + SIGINT
 	case s.failed.Load():
 		return 1
 	}

@@ -169,6 +169,21 @@ func (m *ChunkBitmap) Set(i int) bool {
 	return true
 }
 
+// Clear removes chunk i and reports whether it was set (a chunk whose bytes
+// turned out not to be the file's). Out-of-range i is ignored.
+func (m *ChunkBitmap) Clear(i int) bool {
+	if i < 0 || i >= m.n {
+		return false
+	}
+	w, bit := i>>6, uint64(1)<<(uint(i)&63)
+	if m.words[w]&bit == 0 {
+		return false
+	}
+	m.words[w] &^= bit
+	m.count--
+	return true
+}
+
 // NextMissing returns the first chunk ≥ from that is not set, or Len().
 func (m *ChunkBitmap) NextMissing(from int) int {
 	if from < 0 {

@@ -112,6 +112,10 @@ const (
 	FlagSealed     Flags = 1 << 0 // payload is ChaCha20-Poly1305 ciphertext + 16-byte tag
 	FlagRetransmit Flags = 1 << 1 // DATA: this chunk was sent before
 	FlagAckNow     Flags = 1 << 2 // DATA: please acknowledge at once (probe, last before a pause)
+	// FlagTree (REQUEST): the object wanted is not the file but its tree
+	// (store/tree: the CVs of its 64 KiB groups, tree.Bytes(size) bytes),
+	// named by the file's content hash; the REQUEST's size is the tree's.
+	FlagTree Flags = 1 << 3
 )
 
 // Header is the fixed part of every packet.

@@ -32,7 +32,7 @@ const (
 var ErrOpen = errors.New("chunk: packet does not authenticate")
 
 // Cipher seals and opens the packets of one transfer. The key is
-// HKDF-SHA256(shared key, salt "github.com/fxshell/fxsh/1 chunk", info transfer id); the nonce
+// HKDF-SHA256(shared key, salt "fxsh/1 chunk", info transfer id); the nonce
 // is the sender's role (4 bytes) and the packet number (8 bytes); the
 // additional data is the header's first 28 bytes (everything but the CRC).
 // Each sender starts its packet numbers at a random point and counts up, and
@@ -54,7 +54,7 @@ func NewCipher(shared []byte, transfer uint64, role Role) (*Cipher, error) {
 	}
 	var info [8]byte
 	binary.BigEndian.PutUint64(info[:], transfer)
-	key, err := hkdf.Key(sha256.New, shared, []byte("github.com/fxshell/fxsh/1 chunk"), string(info[:]), chacha20poly1305.KeySize)
+	key, err := hkdf.Key(sha256.New, shared, []byte("fxsh/1 chunk"), string(info[:]), chacha20poly1305.KeySize)
 	if err != nil {
 		return nil, fmt.Errorf("chunk: deriving key: %w", err)
 	}

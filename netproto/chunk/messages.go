@@ -280,6 +280,10 @@ const (
 	CodeUnknownTransfer ErrorCode = 5 // no such transfer (server restarted or dropped it): send REQUEST again
 	CodeUnauthorized    ErrorCode = 6 // key required, or the packet did not open under the key
 	CodeInternal        ErrorCode = 7 // the server failed (read error)
+	// CodeNotYet: a partial source (a peer still downloading) was asked
+	// for chunks of groups it has not checked yet; Value = the first such
+	// chunk. It serves the rest of the REQUEST.
+	CodeNotYet ErrorCode = 8
 )
 
 func (c ErrorCode) String() string {
@@ -298,6 +302,8 @@ func (c ErrorCode) String() string {
 		return "unauthorized"
 	case CodeInternal:
 		return "internal error"
+	case CodeNotYet:
+		return "not yet"
 	}
 	return "code " + itoa(uint64(c))
 }
@@ -323,7 +329,7 @@ func (e *Error) Error() string {
 
 // Validate checks e's code and text.
 func (e *Error) Validate() error {
-	if e.Code < CodeNotFound || e.Code > CodeInternal {
+	if e.Code < CodeNotFound || e.Code > CodeNotYet {
 		return fmt.Errorf("chunk: error: unknown code %d", e.Code)
 	}
 	if len(e.Text) > MaxErrorText || !utf8.ValidString(e.Text) {

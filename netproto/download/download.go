@@ -16,6 +16,7 @@ import (
 	"github.com/fxshell/fxsh/netproto/transfer"
 	"github.com/fxshell/fxsh/store"
 	"github.com/fxshell/fxsh/store/partfile"
+	"github.com/fxshell/fxsh/store/tree"
 )
 
 // Request is one download.
@@ -33,6 +34,15 @@ type Request struct {
 	Progress      func(transfer.Progress)
 	// Started, if set, is told how much was already there (resume).
 	Started func(resumedBytes int64, chunkSize int)
+	// Groups, if set, records the 64 KiB groups checked against the
+	// file's tree as they pass (a seeding server offers them). It must
+	// be tree.NewHave(Entry.Size).
+	Groups *tree.Have
+	// Opened, if set, is called with the partial file once it is open
+	// and the tree known (tr nil: the file is checked whole at the end),
+	// before any chunk is fetched: a seeding server reads checked groups
+	// from it.
+	Opened func(part *partfile.Part, tr *tree.Tree)
 }
 
 // Result says what a download did.
@@ -57,9 +67,28 @@ func Get(ctx context.Context, req Request) (Result, error) {
 		chunk = transfer.ChooseChunkSize(e.Servers)
 	}
 	start := time.Now()
+	var tr *tree.Tree
+	if tree.Checkable(e.Size) {
+		var err error
+		if tr, err = FetchTree(ctx, req, chunk); err != nil {
+			if ctx.Err() != nil {
+				return Result{}, err
+			}
+			// No source gave a tree (a server without trees, a push from
+			// an older fxsh): the file is checked whole at the end, as
+			// before verified streaming.
+			tr = nil
+		}
+	}
 	part, err := partfile.Open(req.Dir, e.Name, e.Size, e.Hash, chunk, req.Overwrite)
 	if err != nil {
 		return Result{}, err
+	}
+	if tr != nil {
+		part.CheckedByTree()
+	}
+	if req.Opened != nil {
+		req.Opened(part, tr)
 	}
 	_, resumed := part.Count()
 	if req.Started != nil {
@@ -80,6 +109,8 @@ func Get(ctx context.Context, req Request) (Result, error) {
 		Counters:      req.Counters,
 		Trace:         req.Trace,
 		Progress:      req.Progress,
+		Tree:          tr,
+		Groups:        req.Groups,
 	})
 	conn.Close()
 	res.Fetch = fr
@@ -98,4 +129,81 @@ func Get(ctx context.Context, req Request) (Result, error) {
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// FetchTree fetches the tree of req's file (store/tree) from its servers
+// and checks that it leads to the content hash. The tree is small (32 bytes
+// per 64 KiB) and checked whole, so one lying server cannot poison it: when
+// the tree from all servers together does not check, each is asked alone
+// and the first good tree wins.
+func FetchTree(ctx context.Context, req Request, chunkSize int) (*tree.Tree, error) {
+	e := req.Entry
+	sum, err := store.ParseHash(e.Hash)
+	if err != nil {
+		return nil, err
+	}
+	try := func(sources []string) (*tree.Tree, error) {
+		conn, err := net.ListenPacket("udp", ":0")
+		if err != nil {
+			return nil, fmt.Errorf("opening a udp socket: %w", err)
+		}
+		defer conn.Close()
+		sink := newMemSink(tree.Bytes(e.Size), chunkSize)
+		_, err = transfer.Fetch(ctx, conn, transfer.Request{
+			Hash: e.Hash, Size: tree.Bytes(e.Size), ChunkSize: chunkSize, Sources: sources, Tree: true,
+		}, sink, transfer.ClientConfig{
+			Key:           fileserver.UDPKey(req.Key),
+			SourceTimeout: req.SourceTimeout,
+			Impair:        req.Impair,
+			Counters:      req.Counters,
+			Trace:         req.Trace,
+		})
+		if err != nil {
+			return nil, err
+		}
+		t, err := tree.ParseTree(sink.b, e.Size)
+		if err == nil {
+			err = t.Verify(e.Size, sum)
+		}
+		return t, err
+	}
+	t, err := try(e.Servers)
+	if err == nil || len(e.Servers) == 1 || !errors.Is(err, tree.ErrBadTree) {
+		if err != nil {
+			return nil, fmt.Errorf("fetching the file's tree: %w", err)
+		}
+		return t, nil
+	}
+	var errs []error
+	for _, s := range e.Servers {
+		t, err := try([]string{s})
+		if err == nil {
+			return t, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", s, err))
+	}
+	return nil, fmt.Errorf("fetching the file's tree: %w", errors.Join(errs...))
+}
+
+// memSink holds a small object (a tree) in memory.
+type memSink struct {
+	b         []byte
+	have      []bool
+	chunkSize int
+}
+
+func newMemSink(size int64, chunkSize int) *memSink {
+	n := (size + int64(chunkSize) - 1) / int64(chunkSize)
+	return &memSink{b: make([]byte, size), have: make([]bool, n), chunkSize: chunkSize}
+}
+
+func (m *memSink) Have(i int) bool { return i >= 0 && i < len(m.have) && m.have[i] }
+
+func (m *memSink) WriteChunk(i int, data []byte) error {
+	if i < 0 || i >= len(m.have) {
+		return fmt.Errorf("chunk %d of %d", i, len(m.have))
+	}
+	copy(m.b[i*m.chunkSize:], data)
+	m.have[i] = true
+	return nil
 }

@@ -15,6 +15,7 @@
 package fileserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"github.com/fxshell/fxsh/netproto/transfer"
 	"github.com/fxshell/fxsh/store"
 	"github.com/fxshell/fxsh/store/shareindex"
+	"github.com/fxshell/fxsh/store/tree"
 )
 
 // Rescan timing.
@@ -85,6 +87,25 @@ type Event struct {
 	Offer  *masterclient.Offer
 }
 
+// openTree serves the tree object (store/tree) of an indexed file.
+func (s *Server) openTree(hash string) (transfer.File, error) {
+	t, err := s.idx.Tree(hash)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", transfer.ErrNotFound, err)
+	}
+	return TreeFile(t), nil
+}
+
+// TreeFile serves a tree object from memory.
+func TreeFile(t *tree.Tree) transfer.File {
+	b := tree.AppendTree(nil, t)
+	return memFile{bytes.NewReader(b)}
+}
+
+type memFile struct{ *bytes.Reader }
+
+func (memFile) Close() error { return nil }
+
 // UDPKey derives the chunk protocol's key from the shared secret: any
 // passphrase length is accepted on the command line, the AEAD wants 32
 // bytes, and the TCP protocol's HMAC must not reuse the same bytes.
@@ -92,7 +113,7 @@ func UDPKey(secret string) []byte {
 	if secret == "" {
 		return nil
 	}
-	h := sha256.Sum256([]byte("github.com/fxshell/fxsh/1 udp key\x00" + secret))
+	h := sha256.Sum256([]byte("fxsh/1 udp key\x00" + secret))
 	return h[:]
 }
 
@@ -143,6 +164,7 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 	s := &Server{cfg: cfg, idx: idx, addr: pc.LocalAddr().String(), files: files, kick: make(chan struct{}, 1)}
 	s.udp = transfer.NewServer(pc, transfer.ServerConfig{
 		Open:     s.open,
+		OpenTree: s.openTree,
 		Key:      UDPKey(cfg.Key),
 		Impair:   cfg.Impair,
 		Counters: cfg.Counters,

@@ -3,7 +3,7 @@ package line
 import "time"
 
 // Version is the protocol version; it appears only in HELLO and HI.
-const Version = "github.com/fxshell/fxsh/1"
+const Version = "fxsh/1"
 
 // Limits. Each is enforced where the protocol is read and announced in HI
 // where a peer needs to know it; the roles take overrides for tests.

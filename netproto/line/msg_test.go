@@ -20,7 +20,7 @@ func TestParseMsg(t *testing.T) {
 		{"crlf", "PING\r\n", Msg{Verb: "PING"}, 6},
 		{"lower verb", "ping\n", Msg{Verb: "PING"}, 5},
 		{"args and fields", "HELLO fxsh/1 role=server\n",
-			Msg{Verb: "HELLO", Args: []string{"github.com/fxshell/fxsh/1"}, Fields: []Field{{"role", "server"}}}, 25},
+			Msg{Verb: "HELLO", Args: []string{"fxsh/1"}, Fields: []Field{{"role", "server"}}}, 25},
 		{"extra spaces", "  LIST   glob=*.txt  \n",
 			Msg{Verb: "LIST", Fields: []Field{{"glob", "*.txt"}}}, 22},
 		{"empty value", "LIST glob=\n", Msg{Verb: "LIST", Fields: []Field{{"glob", ""}}}, 11},

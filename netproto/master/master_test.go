@@ -135,7 +135,7 @@ func TestHandshake(t *testing.T) {
 		{"hello", []string{"HELLO fxsh/1 role=client"}, []string{hiDefault}, false},
 		{"lower case verb, crlf", []string{"hello fxsh/1 role=server\r"}, []string{hiDefault}, false},
 		{"request first", []string{"LIST"}, []string{"ERR 403 say HELLO fxsh/1 first"}, true},
-		{"bad version", []string{"HELLO fxsh/9 role=client"}, []string{`ERR 400 unsupported version "github.com/fxshell/fxsh/9"; this master speaks fxsh/1`}, true},
+		{"bad version", []string{"HELLO fxsh/9 role=client"}, []string{`ERR 400 unsupported version "fxsh/9"; this master speaks fxsh/1`}, true},
 		{"bad role", []string{"HELLO fxsh/1 role=king"}, []string{`ERR 400 role must be client, server or receiver, not "king"`}, true},
 		{"garbage", []string{"\x01\x02"}, []string{`ERR 400 invalid verb: "\x01\x02"`}, true},
 		{"silent", nil, nil, true},

@@ -44,7 +44,7 @@ func report(b *testing.B, bytes int64, wall, cpu time.Duration) {
 func BenchmarkLoopback(b *testing.B) {
 	content := randomBytes(benchSize, 1)
 	for _, cs := range []int{chunk.MaxChunkSize, 8192, chunk.DefaultChunkSize} {
-		b.Run("github.com/fxshell/fxsh/chunk="+itoa(cs), func(b *testing.B) {
+		b.Run("fxsh/chunk="+itoa(cs), func(b *testing.B) {
 			_, addr := startServer(b, newLibrary(content), ServerConfig{})
 			req := Request{Hash: hashOf(content), Size: int64(benchSize), ChunkSize: cs, Sources: []string{addr}}
 			var wall, cpu time.Duration

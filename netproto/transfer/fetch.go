@@ -7,13 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fxshell/fxsh/netproto/chunk"
 	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/tree"
 )
 
 // Sink stores the chunks of one download (store/partfile implements it).
@@ -37,6 +37,9 @@ type Request struct {
 	Size      int64    // bytes
 	ChunkSize int      // in [chunk.MinChunkSize, chunk.MaxChunkSize]; see ChooseChunkSize
 	Sources   []string // UDP HOST:PORT of servers holding the file (several: swarm)
+	// Tree asks for the file's tree object (store/tree), not the file:
+	// REQUESTs carry chunk.FlagTree and Size is tree.Bytes(file size).
+	Tree bool
 }
 
 // Client limits and timers.
@@ -95,6 +98,13 @@ type ClientConfig struct {
 	TraceSample      int
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
+	// Tree, if set, is the file's tree (checked against its hash by the
+	// caller): every 64 KiB group is checked on arrival (verify.go) and
+	// the sink must be a ReadSink.
+	Tree *tree.Tree
+	// Groups, if set with Tree, records the checked groups as they pass
+	// (a seeding server offers them); nil: private.
+	Groups *tree.Have
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -157,11 +167,10 @@ func (s srcState) String() string {
 }
 
 // source is one server of a fetch. Guarded by fetcher.mu.
-// claim is a range of chunks [lo, hi) given to one source; next is the
-// first chunk in it that may still be missing.
-type claim struct{ lo, hi, next int }
-
 type source struct {
+	worker // its part of the claim schedule (swarm.go)
+
+	idx    int // in fetcher.srcs: its bit in the verifier's masks
 	addr   netip.AddrPort
 	name   string
 	tid    uint64
@@ -171,15 +180,9 @@ type source struct {
 	state  srcState
 	err    error
 
-	claims     []claim // chunk ranges this source is asked for (ascending)
-	moreAt     int     // when the last REQUEST was cut at MaxRequestRanges: ask for the rest once a chunk in [moreAt, moreEnd) arrives; -1 otherwise
-	moreEnd    int
-	needUpdate bool
 	reqSent    time.Duration
 	backoff    int  // REQUEST retries since the source last answered
 	reqPending bool // a REQUEST is unanswered (for RTT samples)
-	started    time.Duration
-	lastData   time.Duration
 	busyUntil  time.Duration
 	contacted  bool
 
@@ -190,7 +193,6 @@ type source struct {
 	unackedAt time.Duration
 	ackDue    bool // an ACK waits for the end of the batch (flushAcks)
 	lastChunk int
-	highest   int
 	bytes     int64
 	chunks    int64
 	dups      int64
@@ -223,6 +225,7 @@ type fetcher struct {
 	srcs      []*source
 	byTid     map[uint64]*source // read-only after start
 	complete  chan struct{}
+	ver       *verifier // nil: no per-group checks
 
 	mu        sync.Mutex // guards everything below and every source
 	finished  bool       // Fetch has returned or is returning: handlers do nothing
@@ -231,7 +234,7 @@ type fetcher struct {
 	haveBytes int64
 	written   int64
 	cum       int
-	pool      []claim // missing chunks nobody is asked for, ascending, at most spanLen each
+	sw        *swarm // who is asked for which chunks
 	payBuf    []byte
 	pktBuf    []byte
 	acksDue   bool    // some source has ackDue
@@ -254,8 +257,12 @@ func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg
 	if err != nil {
 		return Result{}, err
 	}
-	if f.have.Full() {
+	if f.have.Full() && f.ver == nil {
 		return f.result(start), nil
+	}
+	if f.ver != nil {
+		f.startVerify()
+		defer f.stopVerify()
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -330,13 +337,13 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	}
 	f.cum = f.have.NextMissing(0)
 	f.spanLen = max(1, min(SpanBytes/f.chunkSize, MaxSpanChunks))
-	for lo := 0; lo < f.nchunks; lo += f.spanLen {
-		hi := min(lo+f.spanLen, f.nchunks)
-		if i := f.have.NextMissing(lo); i < hi {
-			f.pool = append(f.pool, claim{i, hi, i})
+	f.sw = newSwarm(f.have, f.spanLen)
+	if cfg.Tree != nil {
+		if err := f.newVerifier(cfg.Tree, cfg.Groups); err != nil {
+			return nil, err
 		}
 	}
-	if f.have.Full() {
+	if f.have.Full() && f.ver == nil {
 		return f, nil
 	}
 
@@ -359,7 +366,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		if err != nil {
 			return nil, fmt.Errorf("transfer: source %q: %w", addr, err)
 		}
-		s := &source{addr: ua.AddrPort(), name: addr, lastChunk: -2, highest: -1, moreAt: -1}
+		s := &source{worker: newWorker(), idx: len(f.srcs), addr: ua.AddrPort(), name: addr, lastChunk: -2}
 		for s.tid == 0 || f.byTid[s.tid] != nil {
 			s.tid = randUint64()
 		}
@@ -373,6 +380,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		}
 		f.srcs = append(f.srcs, s)
 		f.byTid[s.tid] = s
+		f.sw.add(&s.worker)
 	}
 	return f, nil
 }
@@ -522,201 +530,21 @@ func (f *fetcher) tick() {
 
 func (f *fetcher) fail(s *source, err error) {
 	s.state, s.err = srcFailed, err
-	f.giveBack(s.claims)
-	s.claims = nil
+	f.sw.drop(&s.worker)
 }
 
-// giveBack returns claims to the front of the pool.
-func (f *fetcher) giveBack(cs []claim) {
-	var back []claim
-	for _, c := range cs {
-		if c.next = f.have.NextMissing(c.next); c.next < c.hi {
-			back = append(back, c)
-		}
-	}
-	f.pool = append(back, f.pool...)
-}
+// hasWork reports whether s is asked for a chunk still missing.
+func (f *fetcher) hasWork(s *source) bool { return f.sw.hasWork(&s.worker) }
 
-// hasWork reports whether s is asked for a chunk still missing, dropping
-// the claims that are complete.
-func (f *fetcher) hasWork(s *source) bool {
-	kept := s.claims[:0]
-	for _, c := range s.claims {
-		if c.next = f.have.NextMissing(c.next); c.next < c.hi {
-			kept = append(kept, c)
-		}
-	}
-	s.claims = kept
-	return len(kept) > 0
-}
+// refill tops s up with work (swarm.refill).
+func (f *fetcher) refill(s *source, now time.Duration) { f.sw.refill(&s.worker, now) }
 
-func (f *fetcher) stallTime(s *source) time.Duration {
-	return max(8*s.rtt.srtt(), minStallTime)
-}
-
-// stalled reports whether s holds work but has not delivered for a while.
-func (f *fetcher) stalled(s *source, now time.Duration) bool {
-	return len(s.claims) > 0 && now-max(s.lastData, s.started) > f.stallTime(s)
-}
-
-// refill tops s up to SpansPerSource claims from the pool. With the pool
-// empty, an idle source takes over the claims of a stalled source, or else
-// the upper half of the largest claim another source still works on (the
-// end game), so a slow or dead source holds nobody up.
-func (f *fetcher) refill(s *source, now time.Duration) {
-	if s.state == srcFailed {
-		return
-	}
-	busy := f.hasWork(s)
-	changed := false
-	// A claim the source has delivered past the end of holds only holes,
-	// which its retransmissions fill: it does not count, so the source
-	// never runs dry while the last holes of a claim are repaired (under
-	// loss that takes a round trip or two).
-	open := 0
-	for _, c := range s.claims {
-		if c.hi > s.highest+1 {
-			open++
-		}
-	}
-	for open < SpansPerSource && len(s.claims) < 2*SpansPerSource && len(f.pool) > 0 {
-		c := f.pool[0]
-		f.pool = f.pool[1:]
-		if c.next = f.have.NextMissing(c.next); c.next < c.hi {
-			s.claims = append(s.claims, c)
-			open++
-			changed = true
-		}
-	}
-	if !busy && !changed {
-		changed = f.steal(s, now)
-	}
-	if changed {
-		slicesSortClaims(s.claims)
-		s.needUpdate = true
-	}
-}
-
-// passedClaim reports whether a chunk at i, after the source's highest
-// was prev, takes the source past the end of one of its claims.
-func (f *fetcher) passedClaim(s *source, prev, i int) bool {
-	for _, c := range s.claims {
-		if prev < c.hi-1 && i >= c.hi-1 {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *fetcher) steal(s *source, now time.Duration) bool {
-	var victim *source
-	vi, most := -1, 0
-	for _, o := range f.srcs {
-		if o == s || o.state == srcFailed || !f.hasWork(o) {
-			continue
-		}
-		if f.stalled(o, now) {
-			s.claims = append(s.claims, o.claims...)
-			o.claims = nil
-			o.needUpdate = true
-			return true
-		}
-		for i, c := range o.claims {
-			if n := f.missingIn(c); n > most {
-				victim, vi, most = o, i, n
-			}
-		}
-	}
-	if victim == nil || most < 2*MinSteal {
-		return false
-	}
-	c := &victim.claims[vi]
-	// Split so that each side keeps about half the missing chunks.
-	mid, seen := c.hi, 0
-	for i := f.have.NextMissing(c.next); i < c.hi; i = f.have.NextMissing(i + 1) {
-		if seen++; seen > most/2 {
-			mid = i
-			break
-		}
-	}
-	s.claims = append(s.claims, claim{mid, c.hi, mid})
-	c.hi = mid
-	victim.needUpdate = true
-	return true
-}
-
-// missingIn counts the missing chunks of c, up to MaxSpanChunks.
-func (f *fetcher) missingIn(c claim) int {
-	n := 0
-	for i := f.have.NextMissing(c.next); i < c.hi && n < MaxSpanChunks; i = f.have.NextMissing(i + 1) {
-		n++
-	}
-	return n
-}
-
-func slicesSortClaims(cs []claim) {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && cs[j-1].lo > cs[j].lo; j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
-}
-
-// ranges lists the missing chunks of s's claims as at most
-// MaxRequestRanges runs. When they do not fit (many holes: heavy loss),
-// the unsent tail of each claim — the missing run that ends the claim,
-// past the highest chunk this source delivered — is listed whole, and the
-// holes below take the ranges left, lowest first; s.moreAt is set half way
-// through those, to ask for the rest once the source gets there. So holes
-// never starve a source of new work.
-func (f *fetcher) ranges(s *source) []chunk.Range {
-	s.moreAt = -1
-	if rs, ok := f.runs(s, nil, chunk.MaxRequestRanges, nil); ok {
-		return rs
-	}
-	tails := make([]int, len(s.claims)) // where each claim's tail starts
-	var rs []chunk.Range
-	for k, c := range s.claims {
-		lo := f.have.NextMissing(max(c.next, s.highest+1))
-		for j := f.have.NextSet(lo); j < c.hi; j = f.have.NextSet(lo) {
-			lo = f.have.NextMissing(j) // held chunks above the frontier (a resumed file): the tail starts past them
-		}
-		tails[k] = min(lo, c.hi)
-		if lo < c.hi {
-			rs = append(rs, chunk.Range{First: uint32(lo), Count: uint32(c.hi - lo)})
-		}
-	}
-	holes, _ := f.runs(s, make([]chunk.Range, 0, chunk.MaxRequestRanges), chunk.MaxRequestRanges-len(rs), tails)
-	if len(holes) > 0 {
-		// Half way through the holes listed: new chunks past them do
-		// not count, only the holes' retransmissions.
-		s.moreAt = int(holes[len(holes)/2].First)
-		s.moreEnd = int(holes[len(holes)-1].End())
-	}
-	rs = append(holes, rs...)
-	sort.Slice(rs, func(i, j int) bool { return rs[i].First < rs[j].First })
-	return rs
-}
-
-// runs appends to rs the missing runs of s's claims (of claim k, those
-// below ends[k] when ends is not nil), at most max of them; ok is false if
-// they did not all fit.
-func (f *fetcher) runs(s *source, rs []chunk.Range, max int, ends []int) ([]chunk.Range, bool) {
-	for k, c := range s.claims {
-		hi := c.hi
-		if ends != nil {
-			hi = ends[k]
-		}
-		for i := f.have.NextMissing(c.next); i < hi; {
-			j := min(f.have.NextSet(i), hi)
-			if len(rs) >= max {
-				return rs, false
-			}
-			rs = append(rs, chunk.Range{First: uint32(i), Count: uint32(j - i)})
-			i = f.have.NextMissing(j)
-		}
-	}
-	return rs, true
+// rttSample takes the time since the last REQUEST as a round trip.
+func (f *fetcher) rttSample(s *source, now time.Duration) {
+	s.rtt.update(now-s.reqSent, 0)
+	s.srtt = s.rtt.srtt()
+	f.stats.set(SmoothedRTT, int64(s.srtt))
+	s.reqPending = false
 }
 
 // base is the first chunk s was asked for that is still missing.
@@ -731,12 +559,16 @@ func (f *fetcher) base(s *source) int {
 }
 
 func (f *fetcher) sendPacket(s *source, kind chunk.Kind, payload []byte) {
-	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
+	var flags chunk.Flags
+	if kind == chunk.KindRequest && f.req.Tree {
+		flags = chunk.FlagTree
+	}
+	f.pktBuf = chunk.AppendPacket(f.pktBuf[:0], chunk.Header{Kind: kind, Flags: flags, Transfer: s.tid, Number: s.nextPn()}, payload, s.cipher)
 	_ = f.link.send(f.pktBuf, s.addr, payload) // a failed send is a lost datagram: timers recover it
 }
 
 func (f *fetcher) sendRequest(s *source, now time.Duration) {
-	r := chunk.Request{Hash: f.hash, Size: f.req.Size, ChunkSize: uint32(f.chunkSize), Window: uint32(f.window), Cookie: s.cookie, Ranges: f.ranges(s)}
+	r := chunk.Request{Hash: f.hash, Size: f.req.Size, ChunkSize: uint32(f.chunkSize), Window: uint32(f.window), Cookie: s.cookie, Ranges: f.sw.ranges(&s.worker)}
 	f.payBuf = chunk.AppendRequest(f.payBuf[:0], &r)
 	f.sendPacket(s, chunk.KindRequest, f.payBuf)
 	if s.state != srcActive {
@@ -900,9 +732,7 @@ func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 		}
 		f.stats.add(Retries, 1)
 		if s.reqPending {
-			s.rtt.update(now-s.reqSent, 0)
-			f.stats.set(SmoothedRTT, int64(s.rtt.srtt()))
-			s.reqPending = false
+			f.rttSample(s, now)
 		}
 		if int(r.MaxChunkSize) < f.chunkSize {
 			f.fail(s, fmt.Errorf("source takes chunks of at most %d bytes, not %d", r.MaxChunkSize, f.chunkSize))
@@ -924,8 +754,12 @@ func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 			f.stats.add(BusyReplies, 1)
 			s.busyUntil = now + time.Duration(min(e.Value, 10000))*time.Millisecond
 		case chunk.CodeUnknownTransfer:
-			s.state = srcRequesting
-			s.needUpdate = true
+			// The server forgot us: ask again. A source that failed stays
+			// failed (a late ERROR must not bring it back without work).
+			if s.state != srcFailed {
+				s.state = srcRequesting
+				s.needUpdate = true
+			}
 		default:
 			if s.state != srcFailed {
 				f.fail(s, &e)
@@ -953,9 +787,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		s.state = srcActive
 	}
 	if s.reqPending {
-		s.rtt.update(now-s.reqSent, 0)
-		f.stats.set(SmoothedRTT, int64(s.rtt.srtt()))
-		s.reqPending = false
+		f.rttSample(s, now)
 	}
 	s.lastData = now
 	s.backoff = 0
@@ -980,18 +812,13 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		f.written += int64(len(data))
 		s.bytes += int64(len(data))
 		s.chunks++
+		if f.ver != nil {
+			f.arrived(s, i, data)
+		}
 		if i == f.cum {
 			f.cum = f.have.NextMissing(i)
 		}
-		passed := f.passedClaim(s, s.highest, i)
-		s.highest = max(s.highest, i)
-		if s.moreAt >= 0 && i >= s.moreAt && i < s.moreEnd {
-			s.moreAt = -1
-			s.needUpdate = true // the rest of a wish list that did not fit one REQUEST
-		}
-		if passed || len(s.claims) > 0 && (i >= s.claims[0].next || i >= s.claims[len(s.claims)-1].lo) && !f.hasWork(s) || len(s.claims) < SpansPerSource {
-			f.refill(s, now)
-		}
+		f.sw.delivered(&s.worker, i, now)
 	}
 	if s.unacked == 0 {
 		s.unackedAt = now
@@ -1010,7 +837,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 		f.sendAck(s, now)
 	}
 	if f.have.Full() {
-		f.finish(nil)
+		f.maybeDone()
 		return
 	}
 	for _, o := range f.srcs {

@@ -176,6 +176,24 @@ func (t *transfer) setRanges(rs []chunk.Range, pn uint64) {
 	t.ranges = append(t.ranges[:0], rs...)
 	t.ri, t.next = 0, 0
 	t.rangesPn = pn
+	// A client asks again for chunks it had acknowledged only when it
+	// dropped them: their group failed its tree check (verified
+	// streaming). They are sent again: the cumulative point comes down to
+	// them and their records forget the acknowledgement.
+	if len(rs) > 0 && rs[0].First < t.cum {
+		t.cum = rs[0].First
+	}
+	// Only chunks within the ring's reach below sentHigh can still hold a
+	// record; the ranges are disjoint, so this visits at most len(ring)
+	// records per REQUEST whatever the ranges claim.
+	reach := t.sentHigh - min(t.sentHigh, uint32(len(t.ring)))
+	for _, rg := range rs {
+		for c := max(rg.First, reach); uint64(c) < rg.End() && c < t.sentHigh; c++ {
+			if r := t.slot(c); r.chunk == c && r.state == recAcked {
+				r.state = recFree
+			}
+		}
+	}
 	// An ACK's base speaks of the ranges it was sent under; only the
 	// file-wide cumulative point carries over to the new ones.
 	t.low = t.cum
@@ -586,6 +604,8 @@ func (t *transfer) run() {
 			switch {
 			case errors.Is(err, ErrChanged):
 				s.replyStateless(t.key.addr, 1<<20, t.key.tid, t.cipher, chunk.CodeNotFound, 0, changedText)
+			case errors.Is(err, ErrNotYet):
+				s.replyStateless(t.key.addr, 1<<20, t.key.tid, t.cipher, chunk.CodeNotYet, 0, "not yet: that part is not checked here yet")
 			case err != nil:
 				s.replyStateless(t.key.addr, 1<<20, t.key.tid, t.cipher, chunk.CodeInternal, 0, "reading the file failed")
 			}

@@ -36,6 +36,20 @@ var ErrChanged = errors.New("the file changed on the server")
 // changedText is the ERROR text that goes with ErrChanged.
 const changedText = "the file changed on the server"
 
+// ErrNotYet is what a PartialFile's ReadAt wraps for bytes it may not serve
+// yet; the client is told ERROR not yet.
+var ErrNotYet = errors.New("transfer: not checked yet")
+
+// PartialFile is a File of which only some bytes may be served yet: a file
+// a peer is still downloading, whose groups it serves once it has checked
+// them (store/tree). Available reports whether bytes [off, end) may be
+// served. The server cuts the chunks that may not from every REQUEST and
+// answers ERROR not yet, naming the first; the client asks elsewhere.
+type PartialFile interface {
+	File
+	Available(off, end int64) bool
+}
+
 // ErrServerClosed is what Serve returns when the server was closed before
 // it started.
 var ErrServerClosed = errors.New("transfer: server closed")
@@ -74,6 +88,10 @@ type ServerConfig struct {
 	// Open returns the file with the given content hash (store.HashPrefix +
 	// 64 hex digits).
 	Open func(hash string) (File, error)
+	// OpenTree returns the tree object (store/tree) of the file with the
+	// given content hash, asked for by a REQUEST with chunk.FlagTree; nil:
+	// no trees here (ERROR not found).
+	OpenTree func(hash string) (File, error)
 	// Key, if set (at least chunk.MinKeyLen bytes), makes every datagram
 	// sealed with keys derived from it; unsealed ones are refused.
 	Key []byte
@@ -297,7 +315,7 @@ func (s *Server) handle(b []byte, from netip.AddrPort) {
 
 	switch p.Kind {
 	case chunk.KindRequest:
-		s.onRequest(key, t, c, payload, len(b), p.Number)
+		s.onRequest(key, t, c, payload, len(b), p.Number, p.Flags&chunk.FlagTree != 0)
 	case chunk.KindAck:
 		a, _, err := chunk.ParseAck(payload)
 		if err != nil {
@@ -331,7 +349,7 @@ func (s *Server) handle(b []byte, from netip.AddrPort) {
 	}
 }
 
-func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byte, inSize int, pn uint64) {
+func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byte, inSize int, pn uint64, tree bool) {
 	r, _, err := chunk.ParseRequest(payload)
 	if err != nil {
 		s.stats.add(Malformed, 1)
@@ -339,6 +357,7 @@ func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byt
 		return
 	}
 	if t != nil {
+		s.notYet(t.file, &r, key, inSize, c)
 		if err := t.update(&r, pn); err != nil {
 			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeBadRequest, 0, err.Error())
 		}
@@ -365,6 +384,7 @@ func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byt
 		// Its file opened since handle looked: a duplicate REQUEST.
 		t := s.transfers[key]
 		s.mu.Unlock()
+		s.notYet(t.file, &r, key, inSize, c)
 		if err := t.update(&r, pn); err != nil {
 			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeBadRequest, 0, err.Error())
 		}
@@ -381,14 +401,26 @@ func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byt
 	s.perAddr[key.addr]++
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go s.open(key, c, r, inSize, pn)
+	go s.open(key, c, r, inSize, pn, tree)
 }
 
 // open opens the file of a validated REQUEST and starts its transfer.
-func (s *Server) open(key tkey, c *chunk.Cipher, r chunk.Request, inSize int, pn uint64) {
+func (s *Server) open(key tkey, c *chunk.Cipher, r chunk.Request, inSize int, pn uint64, tree bool) {
 	defer s.wg.Done()
 	hash := store.Sum(r.Hash).String()
-	f, err := s.cfg.Open(hash)
+	var f File
+	var err error
+	switch {
+	case !tree:
+		f, err = s.cfg.Open(hash)
+	case s.cfg.OpenTree != nil:
+		f, err = s.cfg.OpenTree(hash)
+	default:
+		err = ErrNotFound
+	}
+	if err == nil {
+		s.notYet(f, &r, key, inSize, c)
+	}
 	if err == nil && f.Size() != r.Size {
 		_ = f.Close()
 		err = fmt.Errorf("size %d, not %d", f.Size(), r.Size)
@@ -422,6 +454,55 @@ func (s *Server) open(key tkey, c *chunk.Cipher, r chunk.Request, inSize int, pn
 	s.stats.add(TransfersStarted, 1)
 	s.stats.add(TransfersActive, 1)
 	go t.run()
+}
+
+// notYet cuts from r the chunks a PartialFile may not serve yet and tells
+// the client (ERROR not yet, naming the first).
+func (s *Server) notYet(f File, r *chunk.Request, key tkey, inSize int, c *chunk.Cipher) {
+	pf, ok := f.(PartialFile)
+	if !ok {
+		return
+	}
+	first, cut := trimUnavailable(pf, r)
+	if cut {
+		s.stats.add(NotYetReplies, 1)
+		s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeNotYet, first, "not yet: that part is not checked here yet")
+	}
+}
+
+// trimUnavailable removes from r's ranges the chunks f may not serve yet;
+// first is the first one removed. Ranges split past MaxRequestRanges are
+// dropped (the client asks again).
+func trimUnavailable(f PartialFile, r *chunk.Request) (first uint32, cut bool) {
+	cs := int64(r.ChunkSize)
+	var out []chunk.Range
+	for _, rg := range r.Ranges {
+		run := chunk.Range{First: rg.First}
+		for c := rg.First; uint64(c) < rg.End(); c++ {
+			off := int64(c) * cs
+			if f.Available(off, min(off+cs, r.Size)) {
+				if run.Count == 0 {
+					run.First = c
+				}
+				run.Count++
+				continue
+			}
+			if !cut {
+				first, cut = c, true
+			}
+			if run.Count > 0 && len(out) < chunk.MaxRequestRanges {
+				out = append(out, run)
+			}
+			run.Count = 0
+		}
+		if run.Count > 0 && len(out) < chunk.MaxRequestRanges {
+			out = append(out, run)
+		}
+	}
+	if cut {
+		r.Ranges = out
+	}
+	return first, cut
 }
 
 func (s *Server) dropAddr(a netip.AddrPort) {

@@ -5,9 +5,10 @@
 // validates addresses with stateless cookies, runs one paced sender per
 // transfer under a BBR-style congestion controller (cc.go) and recovers
 // losses from selective ACKs and a probe timeout (rtt.go). Fetch downloads
-// one file into a Sink from one or several servers at once (swarm): it
-// hands out spans of chunks, more to faster sources, acknowledges what
-// arrived and carries on when a source dies. Impair degrades the datagrams a
+// one file into a Sink from one or several servers at once (fetch.go: the
+// sockets, ACKs and timers); its claim scheduler (swarm.go, pure bookkeeping
+// over the chunk bitmap) hands out spans of chunks, more to faster sources,
+// and carries on when a source dies. Impair degrades the datagrams a
 // process sends and receives (loss, duplication, reordering, delay,
 // corruption, a rate cap) for demos and tests. Counters, Stats and Event
 // report what happened: roles never print.
@@ -43,6 +44,11 @@ const (
 	ImpairDrops                      // datagrams dropped by Impair
 	Retries                          // RETRY datagrams sent (server) or received (client)
 	BusyReplies                      // ERROR busy sent (server) or received (client)
+	NotYetReplies                    // ERROR not yet sent (a partial source) or received (client)
+	GroupsVerified                   // client: 64 KiB groups checked against the file's tree
+	GroupsFailed                     // client: groups whose bytes were not the file's (refetched)
+	GroupsReadBack                   // client: groups checked from the disk, not the receive buffers (resume, overflow)
+	LiarsDropped                     // client: sources dropped for sending bytes that are not the file's
 	Losses                           // chunks a sender declared lost
 	Timeouts                         // probe timeouts (PTO) and request timeouts
 	TransfersStarted                 // transfers a server began, or sources a client began
@@ -95,6 +101,9 @@ type Stats struct {
 	CRCDrops, AuthDrops, Malformed   int64
 	Hostile, AckUnsent, ImpairDrops  int64
 	Retries, BusyReplies             int64
+	NotYetReplies                    int64
+	GroupsVerified, GroupsFailed     int64
+	GroupsReadBack, LiarsDropped     int64
 	Losses, Timeouts                 int64
 	TransfersStarted                 int64
 	TransfersActive                  int64
@@ -114,6 +123,8 @@ func (c *Counters) Snapshot() Stats {
 		CRCDrops: l(CRCDrops), AuthDrops: l(AuthDrops), Malformed: l(Malformed),
 		Hostile: l(Hostile), AckUnsent: l(AckUnsent), ImpairDrops: l(ImpairDrops),
 		Retries: l(Retries), BusyReplies: l(BusyReplies),
+		NotYetReplies: l(NotYetReplies), GroupsVerified: l(GroupsVerified), GroupsFailed: l(GroupsFailed),
+		GroupsReadBack: l(GroupsReadBack), LiarsDropped: l(LiarsDropped),
 		Losses: l(Losses), Timeouts: l(Timeouts),
 		TransfersStarted: l(TransfersStarted), TransfersActive: l(TransfersActive),
 		RTT: time.Duration(l(SmoothedRTT)), Cwnd: l(Cwnd), PacingRate: l(PacingRate),

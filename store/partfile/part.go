@@ -97,6 +97,7 @@ type Part struct {
 	unsynced    int64 // bytes written since the last checkpoint
 	lastCkpt    time.Time
 	autoErr     error // a failed automatic checkpoint, for the next WriteChunk
+	forgot      bool  // Forget dropped a chunk since the last checkpoint
 	epoch       int   // bumped when written data may be lost: hashing restarts
 
 	// The worker goroutine hashes the prefix and makes automatic
@@ -112,6 +113,7 @@ type Part struct {
 	hashEpoch int          // the epoch h was computed in
 	hashedPub atomic.Int64 // p.hashed, for tests to watch
 	noPrefix  bool         // leave all hashing to Finish (benchmarks)
+	treeOK    atomic.Bool  // the caller checks every group against the tree: no whole-file hash (CheckedByTree)
 
 	finishHashed int64 // bytes Finish hashed itself (under opMu)
 }
@@ -495,10 +497,11 @@ func (p *Part) checkpoint() error {
 	p.ckptMu.Lock()
 	defer p.ckptMu.Unlock()
 	p.mu.Lock()
-	if p.count == p.syncedCount {
+	if p.count == p.syncedCount && !p.forgot {
 		p.mu.Unlock()
 		return nil
 	}
+	p.forgot = false
 	snap := bitmap(append([]byte(nil), p.have...))
 	snapCount := p.count
 	pending := p.unsynced
@@ -578,7 +581,7 @@ func (p *Part) work(stop <-chan struct{}, done chan<- struct{}) {
 	defer t.Stop()
 	buf := make([]byte, max(1, min(hashBlock, p.size)))
 	for {
-		if !p.noPrefix {
+		if !p.noPrefix && !p.treeOK.Load() {
 			p.hashPrefix(stop, buf)
 		}
 		select {
@@ -698,10 +701,11 @@ func (p *Part) finish(ctx context.Context) error {
 		p.hashed = 0
 		p.hashEpoch = epoch
 	}
-	if err := p.hashRest(ctx); err != nil {
+	if p.treeOK.Load() {
+		// Every group was checked against a tree whose root is the hash.
+	} else if err := p.hashRest(ctx); err != nil {
 		return err
-	}
-	if got := p.h.Sum(nil); string(got) != string(p.hash[:]) {
+	} else if got := p.h.Sum(nil); string(got) != string(p.hash[:]) {
 		p.ended = true
 		p.discard()
 		return fmt.Errorf("%w for %q: expected %s, got %s", ErrHashMismatch, p.name, p.hash, store.FormatHash(got))
@@ -797,6 +801,44 @@ func (p *Part) discard() error {
 		return fmt.Errorf("removing partial download: %w", err)
 	}
 	return nil
+}
+
+// CheckedByTree tells the Part that its caller checks every byte against
+// the file's BLAKE3 tree (store/tree) whose root is the content hash, group
+// by group as the chunks arrive (transfer.ClientConfig.Tree), and that
+// Finish is called only once every group passed: the Part then computes no
+// whole-file hash (no prefix hashing, no read-back in Finish).
+func (p *Part) CheckedByTree() { p.treeOK.Store(true) }
+
+// ReadAt reads bytes back from the temporary file (to check a group). Bytes
+// of chunks not written are zeros or stale.
+func (p *Part) ReadAt(b []byte, off int64) (int, error) {
+	p.opMu.RLock()
+	defer p.opMu.RUnlock()
+	if p.ended {
+		return 0, ErrClosed
+	}
+	return p.f.ReadAt(b, off)
+}
+
+// Forget drops chunk i: its bytes were found wrong, Have(i) turns false and
+// it may be written again. The next checkpoint records it.
+func (p *Part) Forget(i int) {
+	if i < 0 || i >= p.nchunks {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.have.get(i) {
+		return
+	}
+	p.have.clear(i)
+	p.count--
+	p.forgot = true
+	if i < p.prefix {
+		p.prefix = i
+		p.epoch++ // the prefix hash covered the wrong bytes: start over
+	}
 }
 
 // Close checkpoints and keeps the partial file and its state for a later

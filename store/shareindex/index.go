@@ -52,6 +52,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/tree"
 )
 
 // Limits and defaults.
@@ -162,6 +163,7 @@ type Index struct {
 	scanMu      sync.Mutex
 	cache       map[cacheKey]CacheEntry
 	cacheLoaded bool
+	trees       map[string]*tree.Tree // hex content hash -> tree, for cache hits
 
 	// mu protects the fields below. Open holds it (read) while it opens a
 	// file, so Scan never closes a root under it.
@@ -187,6 +189,7 @@ type entry struct {
 	size     int64
 	mtime    time.Time
 	dev, ino uint64
+	tree     *tree.Tree // nil for a file of at most one group (see store/tree)
 }
 
 // New returns an index of cfg.Paths. It checks that every path exists but
@@ -298,6 +301,7 @@ type result struct {
 	file  store.File
 	entry *entry
 	cache CacheEntry
+	fresh bool // hashed by this scan (not a cache hit)
 }
 
 // Scan indexes the shared paths again and returns the files, sorted by
@@ -556,11 +560,15 @@ func (x *Index) hashAll(ctx context.Context, cands []candidate) ([]result, []War
 		dev, ino := fileID(c.fi)
 		k := cacheKey{c.osPath(), c.fi.Size(), c.fi.ModTime().UnixNano(), dev, ino}
 		if ce, ok := x.cache[k]; ok {
-			x.cacheHits.Add(1)
-			mu.Lock()
-			results = append(results, makeResult(c, c.fi, ce))
-			mu.Unlock()
-			continue
+			r := makeResult(c, c.fi, ce)
+			if r.entry.tree = x.cachedTree(ce); r.entry.tree != nil || !tree.Checkable(ce.Size) {
+				x.cacheHits.Add(1)
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
+				continue
+			}
+			// The tree is missing or damaged: hash the file again.
 		}
 		select {
 		case jobs <- c:
@@ -613,7 +621,7 @@ func (x *Index) hashFile(ctx context.Context, c candidate, buf []byte) (result, 
 	if !fi.Mode().IsRegular() {
 		return result{}, ErrNotRegular
 	}
-	h := store.NewHash()
+	h := tree.NewBuilder()
 	var head []byte
 	var n int64
 	r := io.LimitReader(f, fi.Size())
@@ -646,9 +654,15 @@ func (x *Index) hashFile(ctx context.Context, c candidate, buf []byte) (result, 
 	dev, ino := fileID(fi)
 	ce := CacheEntry{
 		Path: c.osPath(), Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Dev: dev, Ino: ino,
-		Type: TypeOf(c.name, head), Hash: hex.EncodeToString(h.Sum(nil)),
 	}
-	return makeResult(c, fi, ce), nil
+	root, tr := h.Sum()
+	ce.Type, ce.Hash = TypeOf(c.name, head), hex.EncodeToString(root[:])
+	res := makeResult(c, fi, ce)
+	res.fresh = true
+	if tree.Checkable(fi.Size()) {
+		res.entry.tree = tr
+	}
+	return res, nil
 }
 
 func sameVersion(a, b fs.FileInfo) bool {
@@ -673,6 +687,26 @@ func (x *Index) updateCache(results []result) (Warning, bool) {
 		changed = true
 	}
 	x.cache = next
+	trees := make(map[string]*tree.Tree)
+	for _, r := range results {
+		if r.entry.tree != nil {
+			if _, ok := x.trees[r.cache.Hash]; !ok && r.fresh {
+				if err := x.saveTree(r.cache.Hash, r.entry.tree); err != nil {
+					return Warning{Path: x.treeDir(), Err: err}, false
+				}
+				changed = true
+			}
+			trees[r.cache.Hash] = r.entry.tree
+		}
+	}
+	x.trees = trees
+	if changed {
+		keep := make(map[string]bool, len(trees))
+		for h := range trees {
+			keep[h] = true
+		}
+		x.pruneTrees(keep)
+	}
 	if !changed || x.cachePath == "" {
 		return Warning{}, true
 	}
