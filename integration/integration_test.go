@@ -56,6 +56,7 @@ func TestStories(t *testing.T) {
 				e.Setenv("GORACE", "atexit_sleep_ms=0")
 			}
 			setupEtcd(e)
+			setupTshark(e)
 			return nil
 		},
 		Condition: condition,
@@ -256,6 +257,8 @@ func condition(cond string) (bool, error) {
 		return canMountTmpfs(), nil
 	case "discnet":
 		return discnetCondition()
+	case "tshark":
+		return tsharkCondition()
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

@@ -58,7 +58,6 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 		Masters: masters,
 		Role:    "client",
 		Trace:   s.traceTCP("client"),
-		OnEvent: s.clientEvent,
 	}
 	if s.opts.Key != "" {
 		cfg.Key = []byte(s.opts.Key)
@@ -77,15 +76,6 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 	s.mclient = c
 	s.mu.Unlock()
 	return c, nil
-}
-
-// clientEvent hands push answers and results, and the loss of the master
-// connection they travel on, to the send jobs (cmd_push.go).
-func (s *Shell) clientEvent(ev masterclient.Event) {
-	switch ev.Kind {
-	case masterclient.OfferAnswered, masterclient.OfferFinished, masterclient.Lost:
-		s.offerAnswered(ev)
-	}
 }
 
 // dropClient closes the master connection (the master changed).

@@ -111,6 +111,7 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 		Impair:    s.impair,
 		Counters:  s.counters,
 		Trace:     s.traceUDP("share"),
+		Capture:   s.captureUDP,
 		LineTrace: s.traceTCP("share"),
 		OnEvent:   s.shareEvent,
 	})

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/push"
 	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
@@ -104,7 +105,9 @@ type Shell struct {
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
 
-	push pushState // offers sent and the server of pushed files (cmd_push.go)
+	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
+
+	capture capture // trace --pcap FILE (capture.go)
 
 	disc *discoveryState // what mDNS found (discover.go)
 	rc   rcState         // the start-up file being run (rc.go)
@@ -754,6 +757,7 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	}
 	s.dropClient()
 	s.closeRoles()
+	s.closeCapture()
 	s.stop()
 	<-s.evDone
 	switch {
