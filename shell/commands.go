@@ -306,7 +306,7 @@ func cmdSet(_ context.Context, s *Shell, c *call) error {
 
 func cmdStatus(_ context.Context, s *Shell, _ *call) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "master:    %s\n", strings.Join(s.opts.Masters, ", "))
+	fmt.Fprintf(&b, "master:    %s\n", s.masterStatus())
 	fmt.Fprintf(&b, "downloads: %s\n", s.opts.Dir)
 	if s.opts.Key == "" {
 		fmt.Fprintf(&b, "key:       none (open network: anyone can join)\n")

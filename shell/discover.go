@@ -204,6 +204,27 @@ func (s *Shell) cmdMasterShow(ctx context.Context) error {
 	return nil
 }
 
+// masterStatus is the master line of `status`: the masters, and how they
+// were found.
+func (s *Shell) masterStatus() string {
+	s.mu.Lock()
+	list, auto := strings.Join(s.opts.Masters, ", "), s.opts.Discover && !s.opts.MasterGiven
+	s.mu.Unlock()
+	if !auto {
+		return list
+	}
+	d := s.disc
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case !d.done:
+		return "not chosen yet: looked for on the LAN (mDNS) when first needed"
+	case d.chosen != nil:
+		return fmt.Sprintf("%s (found on mDNS: %q)", list, d.chosen.Instance)
+	}
+	return list
+}
+
 // cmdMasterAuto is `master auto`: leave the master to discovery and browse
 // now.
 func (s *Shell) cmdMasterAuto(ctx context.Context) error {
