@@ -660,7 +660,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // main runs the session in its mode and returns the exit status.
 func (s *Shell) main(interactive bool, fl flags) int {
 	defer s.ui.Close()
-	signal.Ignore(syscall.SIGTSTP) // Ctrl-Z must not stop a process that serves others
+	ignoreStop() // Ctrl-Z must not stop a process that serves others
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
