@@ -41,6 +41,12 @@ func TestStories(t *testing.T) {
 			e.Setenv("NO_COLOR", "")
 			e.Setenv("XDG_STATE_HOME", e.WorkDir+"/.state")
 			e.Setenv("XDG_CACHE_HOME", e.WorkDir+"/.cache")
+			// The start-up file is the story's own (none unless it
+			// writes one), and no story multicasts on this machine's
+			// network: mDNS discovery is off except in the namespaces
+			// that the discovery story builds (netns.go).
+			e.Setenv("XDG_CONFIG_HOME", e.WorkDir+"/.config")
+			e.Setenv("FXSH_DISCOVERY", "off")
 			if os.Getenv("GORACE") == "" {
 				// A race-built fxsh otherwise sleeps 1 s at every exit
 				// (the detector's default atexit_sleep_ms), seconds per
@@ -64,6 +70,7 @@ func TestStories(t *testing.T) {
 			"fxstate":    cmdFxstate,
 			"overwrite":  cmdOverwrite,
 			"shorthash":  cmdShorthash,
+			"discnet":    cmdDiscnet,
 			"rot":        cmdRot,
 		},
 	})
@@ -247,6 +254,8 @@ func condition(cond string) (bool, error) {
 		return etcdCondition(cond)
 	case "tmpfs":
 		return canMountTmpfs(), nil
+	case "discnet":
+		return discnetCondition()
 	case "tshark":
 		return tsharkCondition()
 	}

@@ -49,7 +49,10 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 	if c != nil {
 		return c, nil
 	}
-	masters := s.masters()
+	masters, err := s.resolveMasters(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cfg := masterclient.Config{
 		Masters: masters,
 		Role:    "client",
@@ -58,7 +61,7 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 	if s.opts.Key != "" {
 		cfg.Key = []byte(s.opts.Key)
 	}
-	c, err := masterclient.Dial(ctx, cfg)
+	c, err = masterclient.Dial(ctx, cfg)
 	if err != nil {
 		return nil, masterError(masters, err)
 	}

@@ -185,10 +185,12 @@ usage: fxsh [flags]                 interactive prompt (or read commands from a 
        fxsh [flags] SCRIPT          run a script file
 
 flags:
-  --master HOST:PORT[,HOST:PORT]  master(s) to use (env FXSH_MASTER; default 127.0.0.1:1234)
+  --master HOST:PORT[,HOST:PORT]  master(s) to use (env FXSH_MASTER); default or "auto": find it on
+                                  the LAN (mDNS), else 127.0.0.1:1234 (FXSH_DISCOVERY=off: no mDNS)
   --dir DIR                       download folder (default .)
   --key SECRET                    shared key (env FXSH_KEY); without one the network is open
   --no-color                      no colour (also NO_COLOR=1)
+  --norc                          do not run the start-up file (CONFIG/fxsh/fxshrc)
   --version                       print the version
   --help                          this text
 
@@ -351,7 +353,7 @@ func cmdSet(_ context.Context, s *Shell, c *call) error {
 
 func cmdStatus(_ context.Context, s *Shell, _ *call) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "master:    %s\n", strings.Join(s.opts.Masters, ", "))
+	fmt.Fprintf(&b, "master:    %s\n", s.masterStatus())
 	fmt.Fprintf(&b, "downloads: %s\n", s.opts.Dir)
 	if s.opts.Key == "" {
 		fmt.Fprintf(&b, "key:       none (open network: anyone can join)\n")

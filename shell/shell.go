@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/netproto/push"
 	"github.com/fxshell/fxsh/netproto/transfer"
@@ -49,10 +50,14 @@ type Options struct {
 	// MasterGiven: --master or FXSH_MASTER was given, so serve master
 	// does not make this shell use its own master.
 	MasterGiven bool
-	Dir         string // download folder
-	Key         string // shared secret ("" = open network)
-	Color       bool   // colour on standard output
-	ErrColor    bool   // colour on standard error
+	// Discover: with no master given, browse the LAN for one (mDNS) the
+	// first time a master is needed (discover.go).
+	Discover bool
+	NoRC     bool   // --norc: skip the start-up file (rc.go)
+	Dir      string // download folder
+	Key      string // shared secret ("" = open network)
+	Color    bool   // colour on standard output
+	ErrColor bool   // colour on standard error
 	// LiveOut: standard output is a terminal, so `wait` draws live
 	// progress even for a script (fxsh -c 'get big; wait').
 	LiveOut bool
@@ -90,21 +95,28 @@ type Shell struct {
 	mu        sync.Mutex // protects the fields below
 	roles     map[string]role
 	roleOrder []string
-	lastNames []string           // remote names from the last catalog answer (completion)
-	fgCancel  context.CancelFunc // cancels the foreground command (Ctrl-C / SIGINT)
-	quit      bool               // quit was asked
-	quitForce bool
-	depth     int  // source nesting
-	shareDown bool // the share lost its master (reported once until it is back)
+	lastNames []string // remote names from the last catalog answer (completion)
+	// remoteCache: every remote name, fetched for completion at remoteAt.
+	remoteCache []string
+	remoteAt    time.Time
+	fgCancel    context.CancelFunc // cancels the foreground command (Ctrl-C / SIGINT)
+	quit        bool               // quit was asked
+	quitForce   bool
+	depth       int  // source nesting
+	shareDown   bool // the share lost its master (reported once until it is back)
 
 	mclient *masterclient.Client // connection for queries, dialled on first use
 
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
+	suspects *download.Suspects // sources whose bytes failed a whole-file check, left out of later downloads
 
 	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
 
 	capture capture // trace --pcap FILE (capture.go)
+
+	disc *discoveryState // what mDNS found (discover.go)
+	rc   rcState         // the start-up file being run (rc.go)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -133,6 +145,8 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 
 		impair:   &transfer.Impair{},
 		counters: transfer.NewCounters(nil),
+		suspects: download.NewSuspects(),
+		disc:     newDiscoveryState(),
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)
 	s.set.OnChange(s.applySetting)
@@ -535,7 +549,7 @@ func (s *Shell) interactive(ctx context.Context) {
 			s.report(err)
 			continue
 		}
-		if len(cmds) > 0 {
+		if len(cmds) > 0 && !hasKeyCommand(cmds) {
 			s.ui.SaveHistory(line)
 		}
 		for _, c := range cmds {
@@ -648,7 +662,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fl, err := parseFlags(args, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "fxsh: %v\n", err)
-		fmt.Fprintln(stderr, "usage: fxsh [--master HOST:PORT] [--dir DIR] [--key SECRET] [--no-color] [-c 'CMD; CMD' | SCRIPT]")
+		fmt.Fprintln(stderr, "usage: fxsh [--master HOST:PORT|auto] [--dir DIR] [--key SECRET] [--no-color] [--norc] [-c 'CMD; CMD' | SCRIPT]")
 		return 2
 	}
 	if fl.version {
@@ -731,9 +745,15 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	}()
 
 	ok := true
-	switch {
-	case interactive:
+	if interactive {
 		s.out("fxsh %s — type help for commands, Ctrl-D to quit\n", Version)
+	}
+	if !s.opts.NoRC && !s.runRC(runCtx, interactive) {
+		fl.command, fl.script, ok = "", "", false // a script does not start
+	}
+	switch {
+	case !ok:
+	case interactive:
 		s.interactive(runCtx)
 	case fl.command != "":
 		ok = s.runScript(runCtx, &splitReader{text: fl.command}, func(_, k int) string {
