@@ -252,3 +252,17 @@ type fakeRole struct{}
 
 func (fakeRole) Describe() string                { return "fake" }
 func (fakeRole) Close(ctx context.Context) error { return nil }
+
+// TestMain keeps every test of this package off the machine's network: a
+// test that starts a master on a non-loopback address must not announce
+// it over mDNS, and none may read the developer's own start-up file.
+func TestMain(m *testing.M) {
+	os.Setenv("FXSH_DISCOVERY", discoveryOff)
+	if dir, err := os.MkdirTemp("", "fxsh-shell-test-config"); err == nil {
+		os.Setenv("XDG_CONFIG_HOME", dir)
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
