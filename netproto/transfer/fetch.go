@@ -89,13 +89,16 @@ var ErrSourcesFailed = errors.New("every source failed")
 
 // ClientConfig configures Fetch.
 type ClientConfig struct {
-	Key              []byte        // shared key (at least chunk.MinKeyLen bytes): seal every datagram
-	SourceTimeout    time.Duration // 0: DefaultSourceTimeout
-	Window           int           // receive window in chunks; 0: from the socket's receive buffer
-	Impair           *Impair
-	Counters         *Counters // where this fetch counts (live); nil: private counters
-	Trace            func(Event)
-	TraceSample      int
+	Key           []byte        // shared key (at least chunk.MinKeyLen bytes): seal every datagram
+	SourceTimeout time.Duration // 0: DefaultSourceTimeout
+	Window        int           // receive window in chunks; 0: from the socket's receive buffer
+	Impair        *Impair
+	Counters      *Counters // where this fetch counts (live); nil: private counters
+	Trace         func(Event)
+	TraceSample   int
+	// Capture, if set, sees every datagram sent and received (see
+	// link.setCapture); it must copy what it keeps and must not block.
+	Capture          func(dir Direction, local, peer netip.AddrPort, b []byte)
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
 	// Tree, if set, is the file's tree (checked against its hash by the
@@ -359,6 +362,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		f.stats = NewCounters(nil)
 	}
 	f.link = newLink(conn, cfg.Impair, f.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
+	f.link.setCapture(cfg.Capture)
 
 	f.have = chunk.NewChunkBitmap(f.nchunks)
 	for i := 0; i < f.nchunks; i++ {
