@@ -94,12 +94,15 @@ type Shell struct {
 	mu        sync.Mutex // protects the fields below
 	roles     map[string]role
 	roleOrder []string
-	lastNames []string           // remote names from the last catalog answer (completion)
-	fgCancel  context.CancelFunc // cancels the foreground command (Ctrl-C / SIGINT)
-	quit      bool               // quit was asked
-	quitForce bool
-	depth     int  // source nesting
-	shareDown bool // the share lost its master (reported once until it is back)
+	lastNames []string // remote names from the last catalog answer (completion)
+	// remoteCache: every remote name, fetched for completion at remoteAt.
+	remoteCache []string
+	remoteAt    time.Time
+	fgCancel    context.CancelFunc // cancels the foreground command (Ctrl-C / SIGINT)
+	quit        bool               // quit was asked
+	quitForce   bool
+	depth       int  // source nesting
+	shareDown   bool // the share lost its master (reported once until it is back)
 
 	mclient *masterclient.Client // connection for queries, dialled on first use
 
