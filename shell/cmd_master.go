@@ -240,7 +240,7 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 		// no need to look for one.
 		own := dialable(ln.Addr())
 		s.disc.mu.Lock()
-		s.disc.done, s.disc.chosen = true, nil
+		s.disc.done, s.disc.own, s.disc.chosen, s.disc.found = true, true, nil, nil
 		s.disc.mu.Unlock()
 		s.mu.Lock()
 		s.opts.Masters = []string{own}
