@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fxshell/fxsh/netproto/discovery"
 	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/netproto/master"
 	"github.com/fxshell/fxsh/store"
@@ -41,8 +42,11 @@ func masterCommands() []*cmdSpec {
 			},
 		},
 		{
-			name: "master", group: "Index", usage: "master [HOST:PORT[,HOST:PORT...]]", maxArgs: 1,
+			name: "master", group: "Index", usage: "master [HOST:PORT[,HOST:PORT...] | auto]", maxArgs: 1,
 			summary: "show or set the master(s) this shell talks to (tried in order)",
+			detail: "With no --master, the shell finds the master on the LAN (mDNS, _fxsh._tcp) the first\n" +
+				"time it needs one; master shows what was found, and master auto browses again.\n" +
+				"Nothing found within 1s: 127.0.0.1:1234. FXSH_DISCOVERY=off turns discovery off.",
 			example: "master 192.0.2.10:1234",
 			run:     cmdMaster,
 		},
@@ -51,11 +55,13 @@ func masterCommands() []*cmdSpec {
 
 // masterRole is a master running in this process.
 type masterRole struct {
-	run   *master.Running
-	cat   store.Catalog
-	addr  string
-	store string
-	keyed bool
+	run      *master.Running
+	announce *discovery.Announcer // nil when not announced on the LAN
+	annNote  string
+	cat      store.Catalog
+	addr     string
+	store    string
+	keyed    bool
 }
 
 func (r *masterRole) Describe() string {
@@ -63,10 +69,13 @@ func (r *masterRole) Describe() string {
 	if r.keyed {
 		key = "key required"
 	}
-	return fmt.Sprintf("master listening on %s (catalog %s, %s)", r.addr, r.store, key)
+	return fmt.Sprintf("master listening on %s (catalog %s, %s; %s)", r.addr, r.store, key, r.annNote)
 }
 
 func (r *masterRole) Close(ctx context.Context) error {
+	if r.announce != nil {
+		r.announce.Close() // stop answering before the master goes
+	}
 	err := r.run.Close(ctx)
 	if cerr := r.cat.Close(); err == nil {
 		err = cerr
@@ -212,17 +221,25 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 		return err
 	}
 	r := &masterRole{run: run, cat: cat, addr: run.Addr, store: storeName, keyed: key != nil}
+	if la, err := net.ResolveTCPAddr("tcp", run.Addr); err == nil { // a literal address: no lookup
+		r.announce, r.annNote = s.announceMaster(la, key != nil, storeName)
+	}
 	s.addRole("master", r)
 	note := "no key: open network, anyone may join"
 	if key != nil {
 		note = "key required"
 	}
 	s.out("master listening on %s (%s; catalog %s)\n", r.addr, note, storeName)
+	s.out("master: %s\n", r.annNote)
 	s.mu.Lock()
 	given := s.opts.MasterGiven
 	s.mu.Unlock()
 	if !given {
-		// Without --master, this shell's own master is the one to use.
+		// Without --master, this shell's own master is the one to use:
+		// no need to look for one.
+		s.disc.mu.Lock()
+		s.disc.done, s.disc.chosen = true, nil
+		s.disc.mu.Unlock()
 		s.useMasters([]string{dialable(run.Addr)}, false)
 	}
 	return nil
@@ -248,10 +265,12 @@ func (s *Shell) masterEvent(ev master.Event) {
 	}
 }
 
-func cmdMaster(_ context.Context, s *Shell, c *call) error {
+func cmdMaster(ctx context.Context, s *Shell, c *call) error {
 	if len(c.args) == 0 {
-		s.out("%s\n", strings.Join(s.masters(), ","))
-		return nil
+		return s.cmdMasterShow(ctx)
+	}
+	if c.args[0] == "auto" {
+		return s.cmdMasterAuto(ctx)
 	}
 	var list []string
 	for _, a := range strings.Split(c.args[0], ",") {

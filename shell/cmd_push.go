@@ -173,11 +173,15 @@ func cmdReceive(ctx context.Context, s *Shell, c *call) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("receive folder: %w", err)
 	}
+	masters, err := s.resolveMasters(ctx)
+	if err != nil {
+		return err
+	}
 	r := &receiveRole{s: s, jobs: map[string]*Job{}}
 	// The registration outlives this command: it runs until receive off
 	// or the end of the session.
 	rx, err := push.StartReceiver(s.ctx, push.ReceiverConfig{
-		Dir: dir, Name: name, Masters: s.masters(), Key: s.opts.Key,
+		Dir: dir, Name: name, Masters: masters, Key: s.opts.Key,
 		AutoAccept: func() bool { return s.set.On("autoaccept") },
 		LineTrace:  s.traceTCP("receive"),
 		OnEvent:    r.event,
