@@ -238,7 +238,7 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 		// Without --master, this shell's own master is the one to use:
 		// no need to look for one.
 		s.disc.mu.Lock()
-		s.disc.done, s.disc.chosen = true, nil
+		s.disc.done, s.disc.own, s.disc.chosen, s.disc.found = true, true, nil, nil
 		s.disc.mu.Unlock()
 		s.useMasters([]string{dialable(run.Addr)}, false)
 	}

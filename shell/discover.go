@@ -34,6 +34,7 @@ type discoveryState struct {
 
 	// Protected by mu:
 	done    bool                                              // browsed since the master was last left to discovery
+	own     bool                                              // no browse: this shell serves the master it uses
 	found   []discovery.Master                                // the masters that answered
 	chosen  *discovery.Master                                 // the one in use, if any
 	elapsed time.Duration                                     // how long the browse took
@@ -151,7 +152,7 @@ func (s *Shell) warnKeyMismatch(m discovery.Master) {
 // useDiscovered records the browse's outcome and makes list the masters.
 func (s *Shell) useDiscovered(m *discovery.Master, list []string) {
 	s.disc.chosen = m
-	s.disc.done = true
+	s.disc.done, s.disc.own = true, false
 	s.mu.Lock()
 	s.opts.Masters = list
 	s.mu.Unlock()
@@ -203,6 +204,8 @@ func (s *Shell) cmdMasterShow(ctx context.Context) error {
 		return nil
 	}
 	switch {
+	case d.own:
+		s.out("discovery: not needed, this shell serves the master it uses\n")
 	case len(d.found) == 0:
 		s.out("discovery: no master answered on mDNS within %v; %s is the fallback\n", discovery.DefaultTimeout, DefaultMaster)
 	default:
@@ -224,6 +227,8 @@ func (s *Shell) masterStatus() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
+	case d.own:
+		return list + " (this shell's own)"
 	case !d.done:
 		return "not chosen yet: looked for on the LAN (mDNS) when first needed"
 	case d.chosen != nil:
@@ -242,7 +247,7 @@ func (s *Shell) cmdMasterAuto(ctx context.Context) error {
 	s.opts.Discover, s.opts.MasterGiven = true, false
 	s.mu.Unlock()
 	s.disc.mu.Lock()
-	s.disc.done = false
+	s.disc.done, s.disc.own = false, false
 	s.disc.mu.Unlock()
 	return s.cmdMasterShow(ctx)
 }

@@ -118,7 +118,21 @@ func TestDiscoveryChoosesMaster(t *testing.T) {
 			t.Errorf("no key warning for a keyed master: %q", e)
 		}
 	})
-	t.Run("a master given, or our own, is never browsed for", func(t *testing.T) {
+	t.Run("our own master is used without browsing", func(t *testing.T) {
+		t.Setenv("FXSH_DISCOVERY", "") // a loopback master is not announced: nothing is sent
+		ui := newFakeUI(false)
+		s, calls := discoveryShell(t, ui, fakeMasters, nil)
+		if !runLines(t, s, "serve master 127.0.0.1:0", "master", "status") {
+			t.Fatalf("script failed: %s", ui.stderr())
+		}
+		out := ui.stdout()
+		if *calls != 0 || !strings.Contains(out, "discovery: not needed, this shell serves the master it uses") ||
+			!strings.Contains(out, "(this shell's own)") || !strings.Contains(out, "not announced on the LAN: it listens on loopback only") {
+			t.Errorf("browsed %d times; stdout %q", *calls, out)
+		}
+		s.closeRoles()
+	})
+	t.Run("a master given is never browsed for", func(t *testing.T) {
 		ui := newFakeUI(false)
 		s, calls := discoveryShell(t, ui, fakeMasters, nil)
 		if !runLines(t, s, "master 198.51.100.1:1234", "master") {
