@@ -195,6 +195,7 @@ type Server struct {
 	owners      map[string]*session // registration address -> the session holding it
 	budget      catalogBudget
 	offers      offerTable
+	seeds       seedTable
 }
 
 // New returns a Server for cfg.

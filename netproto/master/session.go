@@ -42,8 +42,9 @@ type session struct {
 	regLast   time.Time
 
 	// Guarded by Server.mu, since other sessions read them to route offers.
-	addr string // address of the registration made on this connection, or ""
-	name string // its display name, or ""
+	addr   string          // address of the registration made on this connection, or ""
+	name   string          // its display name, or ""
+	seeded map[string]bool // hashes this connection offers as a partial source (seeds.go)
 
 	// Guarded by Server.mu: where the connection is counted.
 	hsElem      *list.Element // in Server.handshaking until the handshake is done
@@ -299,6 +300,12 @@ func (ss *session) dispatch(m line.Msg) error {
 		return ss.answer(m)
 	case verbDone:
 		return ss.finish(m)
+	case verbSeed:
+		return ss.seed(m)
+	case verbUnseed:
+		return ss.unseed(m)
+	case verbSources:
+		return ss.sources(m)
 	case line.VerbHello, line.VerbAuth:
 		return ss.sendErr(line.Errorf(line.CodeState, "%s: handshake already done", m.Verb))
 	case line.VerbFile, line.VerbEnd:
@@ -634,6 +641,7 @@ func (ss *session) leave() {
 	ss.addr = ""
 	s.mu.Unlock()
 	ss.dropOffers()
+	ss.dropSeeds()
 	if addr == "" || closing {
 		return
 	}
