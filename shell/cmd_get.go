@@ -222,7 +222,9 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		j.SetDone(p.Have)
 		jc.progress(p)
 	}
+	finished := s.seeding(&req)
 	res, err := download.Get(ctx, req)
+	finished(err)
 	if err == nil {
 		j.SetDone(e.Size)
 	}

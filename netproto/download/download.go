@@ -43,7 +43,14 @@ type Request struct {
 	// before any chunk is fetched: a seeding server reads checked groups
 	// from it.
 	Opened func(part *partfile.Part, tr *tree.Tree)
+	// Peers, if set, returns the partial sources of the file (other
+	// downloaders, from the master); it is asked every PeerPoll while
+	// the file downloads with a tree, and the fetch takes them on.
+	Peers func(ctx context.Context) ([]transfer.Peer, error)
 }
+
+// PeerPoll is how often a download asks for new partial sources.
+const PeerPoll = 300 * time.Millisecond
 
 // Result says what a download did.
 type Result struct {
@@ -100,6 +107,13 @@ func Get(ctx context.Context, req Request) (Result, error) {
 		part.Close()
 		return res, fmt.Errorf("opening a udp socket: %w", err)
 	}
+	var peers chan []transfer.Peer
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	if tr != nil && req.Peers != nil {
+		peers = make(chan []transfer.Peer, 1)
+		go pollPeers(pollCtx, req.Peers, peers)
+	}
 	fr, err := transfer.Fetch(ctx, conn, transfer.Request{
 		Hash: e.Hash, Size: e.Size, ChunkSize: part.ChunkSize(), Sources: e.Servers,
 	}, part, transfer.ClientConfig{
@@ -111,7 +125,9 @@ func Get(ctx context.Context, req Request) (Result, error) {
 		Progress:      req.Progress,
 		Tree:          tr,
 		Groups:        req.Groups,
+		Peers:         peers,
 	})
+	stopPoll()
 	conn.Close()
 	res.Fetch = fr
 	res.Bytes = fr.Bytes
@@ -206,4 +222,25 @@ func (m *memSink) WriteChunk(i int, data []byte) error {
 	copy(m.b[i*m.chunkSize:], data)
 	m.have[i] = true
 	return nil
+}
+
+// pollPeers asks for partial sources every PeerPoll and hands the news to
+// the fetch (the newest list replaces one it has not taken yet).
+func pollPeers(ctx context.Context, ask func(context.Context) ([]transfer.Peer, error), out chan []transfer.Peer) {
+	t := time.NewTicker(PeerPoll)
+	defer t.Stop()
+	for {
+		if ps, err := ask(ctx); err == nil && len(ps) > 0 {
+			select {
+			case <-out:
+			default:
+			}
+			out <- ps
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -13,9 +13,15 @@ import (
 // commas: "0-99,120,130-140". At most MaxHaveRanges ranges: a source with
 // more lists the first ones (it may offer less than it holds, never more).
 
-// MaxHaveRanges caps the ranges of a have list, so a SEED line stays far
-// below MaxLine (64 ranges of two 10-digit numbers are 1.4 KB).
-const MaxHaveRanges = 64
+// MaxHaveRanges caps the ranges of a have list, and MaxHaveBytes its
+// length, so a SEED line stays below MaxLine with the hash, size and
+// address. A downloader fetching in scattered 256 KiB pieces holds a
+// hundred or more runs half way through a 256 MiB file; 64 were too few
+// (its peers then saw only the start of what it holds).
+const (
+	MaxHaveRanges = 200
+	MaxHaveBytes  = 3400
+)
 
 // HaveAll is the have list of a source that holds every group.
 const HaveAll = "all"
@@ -55,6 +61,9 @@ func ParseHave(s string, n int) ([]GroupRange, error) {
 	}
 	if s == "" {
 		return nil, nil
+	}
+	if len(s) > MaxHaveBytes {
+		return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrBadHave, len(s), MaxHaveBytes)
 	}
 	parts := strings.Split(s, ",")
 	if len(parts) > MaxHaveRanges {
