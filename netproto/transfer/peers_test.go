@@ -14,13 +14,13 @@ import (
 // peers and takes small pieces of the others; "not yet" takes a peer's
 // claims back from that chunk.
 func TestSwarmTakeRarestPeersFirst(t *testing.T) {
-	const cs = tree.GroupSize // one chunk per group, to read the test easily
+	const cs = tree.GroupSize          // one chunk per group, to read the test easily
 	sw, ws := testSwarm(16, 4, nil, 3) // spans {0,4} {4,8} {8,12} {12,16}
 	sw.geo = geometry{chunkSize: cs, size: 16 * cs}
 	sw.swarming = true
 	origin, p1, p2 := ws[0], ws[1], ws[2]
-	sw.setHas(p1, [][2]int{{0, 6}})  // groups 0-5
-	sw.setHas(p2, [][2]int{{0, 2}})  // groups 0-1
+	sw.setHas(p1, [][2]int{{0, 6}}) // groups 0-5
+	sw.setHas(p2, [][2]int{{0, 2}}) // groups 0-1
 	c, ok := sw.take(p1)
 	if !ok || c != (claim{4, 6, 4}) {
 		t.Fatalf("p1 took %v, want {4 6 4} (span 4-8 is rarer than 0-4, cut to what p1 holds)", c)
