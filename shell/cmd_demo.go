@@ -300,6 +300,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 			Impair:    s.impair,
 			Counters:  srvCounters,
 			Trace:     s.traceUDP("demo-" + name),
+			Capture:   s.captureUDP,
 			LineTrace: s.traceTCP("demo-" + name),
 		})
 		if err != nil {
@@ -395,6 +396,7 @@ func (s *Shell) runDemo(ctx context.Context, d *demoRole, n *narrator, loss stri
 			Dir:      dlDir,
 			Impair:   s.impair,
 			Counters: cliCounters,
+			Capture:  s.captureUDP,
 			Trace: func(ev transfer.Event) {
 				seen.note(s, ev)
 				trace(ev)

@@ -41,13 +41,10 @@ func getCommands() []*cmdSpec {
 			run:     cmdStats,
 		},
 		{
-			name: "trace", group: "Transfers", usage: "trace on|off", minArgs: 1, maxArgs: 1,
-			summary: "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled)",
-			run: func(_ context.Context, s *Shell, c *call) error {
-				_, err := s.set.Set("trace", c.args[0])
-				return err
-			},
-			complete: func(*Shell, *compCtx) []string { return []string{"on", "off"} },
+			name: "trace", group: "Transfers", usage: "trace on|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
+			summary:  "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled), or capture them to a pcap file",
+			run:      cmdTrace,
+			complete: func(*Shell, *compCtx) []string { return []string{"on", "off", "--pcap"} },
 		},
 	}
 }
@@ -190,15 +187,17 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 // startDownload queues a download job.
 func (s *Shell) startDownload(e store.Entry, dir string, overwrite, mayFail bool) *Job {
 	return s.jobs.Start("get", e.Name, mayFail, func(ctx context.Context, j *Job) error {
-		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, Overwrite: overwrite}))
+		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, Overwrite: overwrite}, download.Get))
 	})
 }
 
-// download is the body of every job that pulls a file: get's, and
-// receive's for an accepted offer. It fills in what the settings say
-// (chunk size, key, timeout, impairment), traces as role, and keeps the
-// job's progress, sources and counters current.
-func (s *Shell) download(ctx context.Context, j *Job, role string, req download.Request) error {
+// download is the body of every job that pulls a file: get's (with
+// download.Get), and receive's for an accepted offer (with the
+// Receiver's Pull). It fills in what the settings say (chunk size, key,
+// timeout, impairment), traces as role, and keeps the job's progress,
+// sources and counters current.
+func (s *Shell) download(ctx context.Context, j *Job, role string, req download.Request,
+	get func(context.Context, download.Request) (download.Result, error)) error {
 	e := req.Entry
 	j.SetTotal(e.Size)
 	j.SetSources(e.Servers)
@@ -212,6 +211,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 	req.Impair = s.impair
 	req.Counters = jc.c
 	req.Trace = s.traceUDP(role)
+	req.Capture = s.captureUDP
 	req.Started = func(resumed int64, _ int) {
 		j.SetDone(resumed)
 		if resumed > 0 {
@@ -223,7 +223,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		jc.progress(p)
 	}
 	finished := s.seeding(&req)
-	res, err := download.Get(ctx, req)
+	res, err := get(ctx, req)
 	finished(err)
 	if err == nil {
 		j.SetDone(e.Size)

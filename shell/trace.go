@@ -21,6 +21,7 @@ import (
 // share, receive; the demo's roles are named demo-…).
 func (s *Shell) traceTCP(role string) func(line.TraceEvent) {
 	return func(ev line.TraceEvent) {
+		s.captureTCP(ev)
 		if s.set.On("trace") {
 			s.notify(s.tcpTraceLine(role, ev))
 		}

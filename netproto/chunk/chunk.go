@@ -130,7 +130,8 @@ const (
 //	8      8    transfer id (chosen by the client, random, nonzero)
 //	16     4    chunk index (DATA; 0 otherwise)
 //	20     8    packet number (per sender and transfer; the AEAD nonce)
-//	28     4    CRC32C (Castagnoli) of bytes 0..27 and the payload
+//	28     4    CRC32C (Castagnoli) of bytes 0..27 and the payload; 0 when
+//	            sealed (the AEAD tag authenticates the packet instead)
 //
 // All integers are big-endian.
 type Header struct {
@@ -172,9 +173,11 @@ func AppendHeader(b []byte, h Header) []byte {
 
 // Finish completes the packet that starts at b[start] (a header from
 // AppendHeader followed by the plaintext payload): with a non-nil c it seals
-// the payload and sets FlagSealed, then it sets the length and the CRC. It
-// returns the extended b (sealing appends the 16-byte tag). A payload longer
-// than MaxPayload yields a packet ParsePacket rejects.
+// the payload and sets FlagSealed, and the CRC field stays 0 (the AEAD tag
+// already authenticates the header and the payload, so a CRC would only
+// cost a second pass over every byte); otherwise it sets the length and the
+// CRC. It returns the extended b (sealing appends the 16-byte tag). A
+// payload longer than MaxPayload yields a packet ParsePacket rejects.
 func Finish(b []byte, start int, c *Cipher) []byte {
 	if start < 0 || len(b)-start < HeaderLen {
 		return b
@@ -183,7 +186,8 @@ func Finish(b []byte, start int, c *Cipher) []byte {
 		b[start+4] |= byte(FlagSealed)
 		n := len(b) - start - HeaderLen + TagLen
 		binary.BigEndian.PutUint16(b[start+6:], clampLen(n))
-		b = c.seal(b, start)
+		binary.BigEndian.PutUint32(b[start+crcOffset:], 0)
+		return c.seal(b, start)
 	}
 	pkt := b[start:]
 	binary.BigEndian.PutUint16(pkt[6:], clampLen(len(pkt)-HeaderLen))
@@ -217,8 +221,9 @@ type Packet struct {
 }
 
 // ParsePacket checks the packet at the start of b (magic, version, kind,
-// length, CRC) and returns it with the number of bytes it used. It does not
-// open sealed packets: see Cipher.Open.
+// length, CRC) and returns it with the number of bytes it used. A sealed
+// packet has no CRC (its field must be 0): it is checked only when
+// Cipher.Open authenticates it, which its receiver must do before using it.
 func ParsePacket(b []byte) (Packet, int, error) {
 	h, err := parseHeader(b)
 	if err != nil {
@@ -227,6 +232,12 @@ func ParsePacket(b []byte) (Packet, int, error) {
 	n := HeaderLen + int(h.Length)
 	if len(b) < n {
 		return Packet{}, 0, ErrLength
+	}
+	if h.Flags&FlagSealed != 0 {
+		if binary.BigEndian.Uint32(b[crcOffset:]) != 0 {
+			return Packet{}, 0, ErrChecksum
+		}
+		return Packet{Header: h, Payload: b[HeaderLen:n:n]}, n, nil
 	}
 	crc := crc32.Update(0, castagnoli, b[:crcOffset])
 	crc = crc32.Update(crc, castagnoli, b[HeaderLen:n])

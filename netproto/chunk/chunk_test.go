@@ -470,3 +470,39 @@ func BenchmarkSealOpen(b *testing.B) {
 		}
 	}
 }
+
+// TestSealedNoCRC: a sealed packet carries 0 in the CRC field (the AEAD
+// authenticates it); ParsePacket passes a tampered sealed packet on to Open,
+// which refuses it, and refuses a sealed packet whose CRC field is not 0.
+func TestSealedNoCRC(t *testing.T) {
+	srv, cli := testCipher(t, RoleServer), testCipher(t, RoleClient)
+	pkt := AppendPacket(nil, Header{Kind: KindData, Transfer: 42, Chunk: 3, Number: 5}, []byte("chunk bytes"), srv)
+	if crc := pkt[crcOffset : crcOffset+4]; !bytes.Equal(crc, []byte{0, 0, 0, 0}) {
+		t.Fatalf("sealed packet's CRC field is %x, want 0", crc)
+	}
+	p, n, err := ParsePacket(pkt)
+	if err != nil || n != len(pkt) {
+		t.Fatalf("ParsePacket = %d, %v", n, err)
+	}
+	if plain, err := cli.Open(pkt[:n]); err != nil || string(plain) != "chunk bytes" || p.Chunk != 3 {
+		t.Fatalf("Open = %q, %v", plain, err)
+	}
+	bad := AppendPacket(nil, Header{Kind: KindData, Transfer: 42, Chunk: 3, Number: 6}, []byte("chunk bytes"), srv)
+	bad[len(bad)-5] ^= 0x10 // flipped in transit: no CRC catches it ...
+	if _, n, err := ParsePacket(bad); err != nil {
+		t.Fatalf("ParsePacket(tampered sealed) = %v", err)
+	} else if _, err := cli.Open(bad[:n]); !errors.Is(err, ErrOpen) { // ... the tag does
+		t.Fatalf("Open(tampered) = %v, want ErrOpen", err)
+	}
+	withCRC := append([]byte(nil), pkt...)
+	withCRC[crcOffset+3] = 1
+	if _, _, err := ParsePacket(withCRC); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("ParsePacket(sealed with a CRC) = %v, want ErrChecksum", err)
+	}
+	// Unsealed packets keep their CRC.
+	plain := AppendPacket(nil, Header{Kind: KindData, Transfer: 42, Chunk: 3, Number: 7}, []byte("chunk bytes"), nil)
+	plain[len(plain)-1] ^= 1
+	if _, _, err := ParsePacket(plain); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("ParsePacket(corrupt unsealed) = %v, want ErrChecksum", err)
+	}
+}

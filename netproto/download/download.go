@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
-	"github.com/fxshell/fxsh/netproto/fileserver"
 	"github.com/fxshell/fxsh/netproto/transfer"
 	"github.com/fxshell/fxsh/store"
 	"github.com/fxshell/fxsh/store/partfile"
@@ -31,6 +31,7 @@ type Request struct {
 	Impair        *transfer.Impair
 	Counters      *transfer.Counters
 	Trace         func(transfer.Event)
+	Capture       func(dir transfer.Direction, local, peer netip.AddrPort, b []byte) // see transfer.ClientConfig
 	Progress      func(transfer.Progress)
 	// Started, if set, is told how much was already there (resume).
 	Started func(resumedBytes int64, chunkSize int)
@@ -117,11 +118,12 @@ func Get(ctx context.Context, req Request) (Result, error) {
 	fr, err := transfer.Fetch(ctx, conn, transfer.Request{
 		Hash: e.Hash, Size: e.Size, ChunkSize: part.ChunkSize(), Sources: e.Servers,
 	}, part, transfer.ClientConfig{
-		Key:           fileserver.UDPKey(req.Key),
+		Key:           transfer.UDPKey(req.Key),
 		SourceTimeout: req.SourceTimeout,
 		Impair:        req.Impair,
 		Counters:      req.Counters,
 		Trace:         req.Trace,
+		Capture:       req.Capture,
 		Progress:      req.Progress,
 		Tree:          tr,
 		Groups:        req.Groups,
@@ -168,7 +170,7 @@ func FetchTree(ctx context.Context, req Request, chunkSize int) (*tree.Tree, err
 		_, err = transfer.Fetch(ctx, conn, transfer.Request{
 			Hash: e.Hash, Size: tree.Bytes(e.Size), ChunkSize: chunkSize, Sources: sources, Tree: true,
 		}, sink, transfer.ClientConfig{
-			Key:           fileserver.UDPKey(req.Key),
+			Key:           transfer.UDPKey(req.Key),
 			SourceTimeout: req.SourceTimeout,
 			Impair:        req.Impair,
 			Counters:      req.Counters,

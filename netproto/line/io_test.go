@@ -100,15 +100,15 @@ func TestWriter(t *testing.T) {
 }
 
 func TestTraceHooks(t *testing.T) {
-	if in, out := TraceHooks(nil, "x"); in != nil || out != nil {
+	if in, out := TraceHooks(nil, "y", "x"); in != nil || out != nil {
 		t.Error("nil fn gave hooks")
 	}
 	var evs []TraceEvent
-	in, out := TraceHooks(func(e TraceEvent) { evs = append(evs, e) }, "1.2.3.4:5")
+	in, out := TraceHooks(func(e TraceEvent) { evs = append(evs, e) }, "6.7.8.9:10", "1.2.3.4:5")
 	in([]byte("PING\r\n"))
 	out([]byte("PONG\n"))
-	if len(evs) != 2 || evs[0].Line != "PING" || evs[0].Dir != In || evs[1].Line != "PONG" ||
-		evs[1].Dir != Out || evs[1].Remote != "1.2.3.4:5" || evs[0].Time.IsZero() {
+	if len(evs) != 2 || evs[0].Line != "PING" || evs[0].End != "\r\n" || evs[0].Dir != In || evs[1].Line != "PONG" ||
+		evs[1].End != "\n" || evs[1].Dir != Out || evs[1].Remote != "1.2.3.4:5" || evs[1].Local != "6.7.8.9:10" || evs[0].Time.IsZero() {
 		t.Errorf("events %+v", evs)
 	}
 }

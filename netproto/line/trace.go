@@ -22,23 +22,33 @@ func (d Direction) String() string {
 type TraceEvent struct {
 	Time   time.Time
 	Dir    Direction
+	Local  string // this end's address (for a capture)
 	Remote string // the peer's address
 	Line   string // the raw line without its terminator
+	End    string // the terminator that was stripped: "\n", "\r\n" or ""
 }
 
 // TraceHooks returns Reader and Writer trace hooks that report lines
-// exchanged with remote to fn, or nils when fn is nil so that an untraced
-// connection copies nothing.
-func TraceHooks(fn func(TraceEvent), remote string) (in, out func([]byte)) {
+// exchanged between local and remote to fn, or nils when fn is nil so that
+// an untraced connection copies nothing.
+func TraceHooks(fn func(TraceEvent), local, remote string) (in, out func([]byte)) {
 	if fn == nil {
 		return nil, nil
 	}
 	mk := func(d Direction) func([]byte) {
 		return func(b []byte) {
+			n := len(b)
 			for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
 				b = b[:len(b)-1]
 			}
-			fn(TraceEvent{Time: time.Now(), Dir: d, Remote: remote, Line: string(b)})
+			end := ""
+			switch n - len(b) {
+			case 1:
+				end = "\n"
+			case 2:
+				end = "\r\n"
+			}
+			fn(TraceEvent{Time: time.Now(), Dir: d, Local: local, Remote: remote, Line: string(b), End: end})
 		}
 	}
 	return mk(In), mk(Out)

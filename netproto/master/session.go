@@ -57,7 +57,7 @@ func newSession(s *Server, nc net.Conn) *session {
 	ss := &session{s: s, nc: nc, remote: remote, tokens: float64(s.cfg.Burst), regTokens: float64(s.cfg.RegisterBurst)}
 	ss.r = line.NewReader(nc, s.cfg.MaxLine)
 	ss.w = line.NewWriter(nc, s.cfg.MaxLine)
-	ss.r.Trace, ss.w.Trace = line.TraceHooks(s.cfg.Trace, remote)
+	ss.r.Trace, ss.w.Trace = line.TraceHooks(s.cfg.Trace, nc.LocalAddr().String(), remote)
 	return ss
 }
 
@@ -298,7 +298,7 @@ func (ss *session) dispatch(m line.Msg) error {
 		return ss.offer(m)
 	case line.VerbAccept, line.VerbRefuse:
 		return ss.answer(m)
-	case verbDone:
+	case line.VerbDone:
 		return ss.finish(m)
 	case verbSeed:
 		return ss.seed(m)

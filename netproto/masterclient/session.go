@@ -50,7 +50,7 @@ func dialSession(ctx context.Context, cfg *Config, master, role string, onPush f
 		replies: make(chan line.Msg), quit: make(chan struct{}), done: make(chan struct{})}
 	s.r = line.NewReader(nc, line.MaxLine)
 	s.w = line.NewWriter(nc, line.MaxLine)
-	s.r.Trace, s.w.Trace = line.TraceHooks(cfg.Trace, master)
+	s.r.Trace, s.w.Trace = line.TraceHooks(cfg.Trace, nc.LocalAddr().String(), nc.RemoteAddr().String())
 	// The handshake is bounded like the master bounds it, and by ctx.
 	deadline := time.Now().Add(line.HelloTimeout)
 	if d, ok := dctx.Deadline(); ok && d.Before(deadline) {
@@ -178,7 +178,7 @@ func (s *session) readLoop() {
 			return
 		}
 		switch m.Verb {
-		case line.VerbOffer, line.VerbAccept, line.VerbRefuse, verbDone:
+		case line.VerbOffer, line.VerbAccept, line.VerbRefuse, line.VerbDone:
 			if s.onPush != nil {
 				s.onPush(m)
 			}

@@ -103,7 +103,7 @@ func Start(cfg Config) (*Seeder, error) {
 	s.udp = transfer.NewServer(pc, transfer.ServerConfig{
 		Open:         s.open,
 		OpenTree:     s.openTree,
-		Key:          fileserver.UDPKey(cfg.Key),
+		Key:          transfer.UDPKey(cfg.Key),
 		MaxTransfers: MaxPeersServed,
 		Impair:       cfg.Impair,
 		Counters:     cfg.Counters,

@@ -48,8 +48,11 @@ type mmsghdr struct {
 }
 
 const (
-	// rxBatch is how many messages one recvmmsg may return.
-	rxBatch = 8
+	// rxBatch is how many messages one recvmmsg may return: on a path
+	// without GRO (a TUN device, most NICs' forwarding) each is one
+	// datagram, so this many per system call. The buffers are 64 KiB each
+	// but a 1200-byte datagram touches one page of one.
+	rxBatch = 32
 	// rxBufLen holds the largest GRO-coalesced message (64 KiB of
 	// datagrams) with room to spare; a plain datagram is smaller.
 	rxBufLen = 1<<16 + 1024

@@ -90,13 +90,16 @@ var ErrSourcesFailed = errors.New("every source failed")
 
 // ClientConfig configures Fetch.
 type ClientConfig struct {
-	Key              []byte        // shared key (at least chunk.MinKeyLen bytes): seal every datagram
-	SourceTimeout    time.Duration // 0: DefaultSourceTimeout
-	Window           int           // receive window in chunks; 0: from the socket's receive buffer
-	Impair           *Impair
-	Counters         *Counters // where this fetch counts (live); nil: private counters
-	Trace            func(Event)
-	TraceSample      int
+	Key           []byte        // shared key (at least chunk.MinKeyLen bytes): seal every datagram
+	SourceTimeout time.Duration // 0: DefaultSourceTimeout
+	Window        int           // receive window in chunks; 0: from the socket's receive buffer
+	Impair        *Impair
+	Counters      *Counters // where this fetch counts (live); nil: private counters
+	Trace         func(Event)
+	TraceSample   int
+	// Capture, if set, sees every datagram sent and received (see
+	// link.setCapture); it must copy what it keeps and must not block.
+	Capture          func(dir Direction, local, peer netip.AddrPort, b []byte)
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
 	// Tree, if set, is the file's tree (checked against its hash by the
@@ -152,19 +155,50 @@ type Result struct {
 }
 
 // ChooseChunkSize picks the chunk size for a download from these sources:
-// the largest one when every source is on loopback, otherwise one that fits
-// a 1280-byte MTU.
+// the largest one when every source is on loopback; otherwise the largest
+// whose sealed DATA datagram fits the smallest route MTU to them (1424
+// bytes on a 1500-byte IPv4 path: per-packet costs, and a router's buffer
+// counted in packets, both favour full-sized packets); 1200, which fits any
+// 1280-byte path, when a route's MTU is unknown (outside Linux, a source
+// that is not an IP address). A smaller MTU further along the path than
+// the route's shows through ICMP: the kernel then fragments (IPv4) or
+// lowers the route's MTU for the next download.
 func ChooseChunkSize(sources []string) int {
 	if len(sources) == 0 {
 		return chunk.DefaultChunkSize
 	}
+	size, loop := chunk.MaxChunkSize, true
 	for _, s := range sources {
 		ap, err := netip.ParseAddrPort(s)
-		if err != nil || !ap.Addr().IsLoopback() {
+		if err != nil {
+			return chunk.DefaultChunkSize
+		}
+		if ap.Addr().IsLoopback() {
+			continue
+		}
+		loop = false
+		if size = min(size, pathChunkSize(ap.Addr(), routeMTU(ap))); size <= chunk.DefaultChunkSize {
 			return chunk.DefaultChunkSize
 		}
 	}
-	return chunk.MaxChunkSize
+	if loop {
+		return chunk.MaxChunkSize
+	}
+	return size
+}
+
+// pathChunkSize is the largest chunk whose sealed DATA packet fits one
+// datagram of mtu bytes to a (0 if mtu is unknown or too small).
+func pathChunkSize(a netip.Addr, mtu int) int {
+	ipHdr := 40
+	if a.Unmap().Is4() {
+		ipHdr = 20
+	}
+	c := mtu - ipHdr - 8 - chunk.HeaderLen - chunk.TagLen
+	if c < chunk.MinChunkSize {
+		return 0
+	}
+	return min(c, chunk.MaxChunkSize)
 }
 
 type srcState uint8
@@ -342,6 +376,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		f.stats = NewCounters(nil)
 	}
 	f.link = newLink(conn, cfg.Impair, f.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
+	f.link.setCapture(cfg.Capture)
 
 	f.have = chunk.NewChunkBitmap(f.nchunks)
 	for i := 0; i < f.nchunks; i++ {
@@ -381,7 +416,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 		f.runSink = rs
 		f.runBuf = make([]byte, 0, RunBytes)
 	}
-	f.ackEvery = max(2, min(f.window/16, 8))
+	f.ackEvery = max(2, min(f.window/16, MaxAckEvery))
 
 	for _, addr := range req.Sources {
 		if _, err := f.addSource(addr); err != nil {

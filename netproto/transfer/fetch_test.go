@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -490,12 +491,53 @@ func TestChooseChunkSize(t *testing.T) {
 		{nil, chunk.DefaultChunkSize},
 		{[]string{"127.0.0.1:9"}, chunk.MaxChunkSize},
 		{[]string{"[::1]:9", "127.0.0.2:9"}, chunk.MaxChunkSize},
-		{[]string{"127.0.0.1:9", "10.0.0.1:9"}, chunk.DefaultChunkSize},
 		{[]string{"host.example:9"}, chunk.DefaultChunkSize},
 	}
 	for _, tt := range tests {
 		if got := ChooseChunkSize(tt.srcs); got != tt.want {
 			t.Errorf("ChooseChunkSize(%v) = %d, want %d", tt.srcs, got, tt.want)
+		}
+	}
+	// Off loopback the route's MTU decides, or 1200 when it is unknown
+	// (this machine may have no route to 10.0.0.1 at all).
+	ap := netip.MustParseAddrPort("10.0.0.1:9")
+	want := chunk.DefaultChunkSize
+	if c := pathChunkSize(ap.Addr(), routeMTU(ap)); c > want {
+		want = c
+	}
+	if got := ChooseChunkSize([]string{"127.0.0.1:9", ap.String()}); got != want {
+		t.Errorf("ChooseChunkSize(loopback, %v) = %d, want %d", ap, got, want)
+	}
+}
+
+func TestPathChunkSize(t *testing.T) {
+	v4, v6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	tests := []struct {
+		a    netip.Addr
+		mtu  int
+		want int
+	}{
+		{v4, 1500, 1424}, // 1500 - 20 IP - 8 UDP - 32 header - 16 tag
+		{v6, 1500, 1404},
+		{netip.MustParseAddr("::ffff:192.0.2.1"), 1500, 1424},
+		{v4, 9000, 8924},
+		{v4, 65536, chunk.MaxChunkSize},
+		{v4, 1000, 0}, // under the minimum chunk
+		{v4, 0, 0},    // unknown
+	}
+	for _, tt := range tests {
+		if got := pathChunkSize(tt.a, tt.mtu); got != tt.want {
+			t.Errorf("pathChunkSize(%v, %d) = %d, want %d", tt.a, tt.mtu, got, tt.want)
+		}
+		// The sealed DATA packet fits the MTU exactly.
+		if got := pathChunkSize(tt.a, tt.mtu); got > 0 && got < chunk.MaxChunkSize {
+			ip := 40
+			if tt.a.Unmap().Is4() {
+				ip = 20
+			}
+			if n := ip + 8 + chunk.HeaderLen + got + chunk.TagLen; n != tt.mtu {
+				t.Errorf("pathChunkSize(%v, %d): a sealed datagram of %d bytes", tt.a, tt.mtu, n)
+			}
 		}
 	}
 }

@@ -30,10 +30,15 @@ type link struct {
 	stats  *Counters
 	trace  func(Event)
 	sample uint64
-	nData  atomic.Uint64
-	gsoN   atomic.Int64 // GSO sends (tests)
-	outQ   delayLine    // Impair's delay, sending side
-	inQ    delayLine    // Impair's delay, receiving side
+
+	// capture, if set, sees every datagram written and every one delivered
+	// (see setCapture); local is the socket's address for it.
+	capture func(dir Direction, local, peer netip.AddrPort, b []byte)
+	local   netip.AddrPort
+	nData   atomic.Uint64
+	gsoN    atomic.Int64 // GSO sends (tests)
+	outQ    delayLine    // Impair's delay, sending side
+	inQ     delayLine    // Impair's delay, receiving side
 
 	// The receiving goroutine's.
 	rxBuf     []byte                       // one datagram, without offload
@@ -54,6 +59,19 @@ func newLink(conn net.PacketConn, im *Impair, stats *Counters, trace func(Event)
 	}
 	l.rxDeliver = func(b []byte, from netip.AddrPort) { l.deliver(b, from, l.rxHandler) }
 	return l
+}
+
+// setCapture makes fn see every datagram the link writes to the socket and
+// every one it delivers to the protocol: a capture taken between the
+// impairment and the network on the sending side and between the network's
+// impairment and the protocol on the receiving side, so a datagram lost to
+// `set loss` is not in it, as if the network had lost it. fn must copy b
+// if it keeps it, and must not block.
+func (l *link) setCapture(fn func(dir Direction, local, peer netip.AddrPort, b []byte)) {
+	l.capture = fn
+	if ua, ok := l.conn.LocalAddr().(*net.UDPAddr); ok {
+		l.local = ua.AddrPort()
+	}
 }
 
 // receive blocks until datagrams arrive, then hands each one to h through
@@ -97,6 +115,11 @@ func (l *link) sendBatch(b []byte, seg int, to netip.AddrPort, gso []byte) error
 		return err
 	}
 	l.gsoN.Add(1)
+	if l.capture != nil {
+		for off := 0; off < len(b); off += seg {
+			l.capture(Sent, l.local, to, b[off:min(off+seg, len(b))])
+		}
+	}
 	n := (len(b) + seg - 1) / seg
 	l.stats.add(DatagramsSent, int64(n))
 	l.stats.add(BytesSent, int64(len(b)))
@@ -144,6 +167,9 @@ func (l *link) write(b []byte, to netip.AddrPort) error {
 	}
 	if err != nil {
 		return err
+	}
+	if l.capture != nil {
+		l.capture(Sent, l.local, to, b)
 	}
 	l.stats.add(DatagramsSent, 1)
 	l.stats.add(BytesSent, int64(len(b)))
@@ -238,6 +264,7 @@ func (l *link) deliver(b []byte, from netip.AddrPort, h func([]byte, netip.AddrP
 	l.stats.add(BytesReceived, int64(len(b)))
 	s := l.impair.load()
 	if s == nil || !s.active() {
+		l.captureIn(b, from)
 		h(b, from)
 		return
 	}
@@ -258,8 +285,10 @@ func (l *link) deliver(b []byte, from netip.AddrPort, h func([]byte, netip.AddrP
 	if d := s.extraDelay(); d > 0 {
 		cp := append([]byte(nil), b...)
 		if !l.inQ.add(d, func() {
+			l.captureIn(cp, from)
 			h(cp, from)
 			if dup != nil {
+				l.captureIn(dup, from)
 				h(dup, from)
 			}
 		}) {
@@ -267,9 +296,19 @@ func (l *link) deliver(b []byte, from netip.AddrPort, h func([]byte, netip.AddrP
 		}
 		return
 	}
+	l.captureIn(b, from)
 	h(b, from)
 	if dup != nil {
+		l.captureIn(dup, from)
 		h(dup, from)
+	}
+}
+
+// captureIn shows a datagram about to be delivered to the capture (before
+// the handler, which may open it in place).
+func (l *link) captureIn(b []byte, from netip.AddrPort) {
+	if l.capture != nil {
+		l.capture(Received, l.local, from, b)
 	}
 }
 

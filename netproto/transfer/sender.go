@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -82,24 +83,29 @@ type transfer struct {
 	clock     func() time.Duration // nil: time since epoch (tests run a virtual clock)
 	wake      chan struct{}
 
-	mu       sync.Mutex // guards everything below
-	closed   bool
-	ranges   []chunk.Range // wanted, ascending
-	ri       int           // cursor: range index...
-	next     uint32        // ...and the next chunk to look at
-	ring     []sentRec     // indexed by chunk & mask
-	mask     uint32
-	sentAt   []time.Duration  // send times indexed by packet number & (len-1): RTT samples
-	fifo     queue[fifoEntry] // live transmissions in send order
-	retx     queue[uint32]    // chunks declared lost
-	low      uint32           // every chunk below is acknowledged
-	cum      uint32           // the client's file-wide cumulative point
-	rangesPn uint64           // packet number of the REQUEST that set ranges
-	sentHigh uint32           // one past the highest chunk ever sent
-	rwnd     int              // chunks
-	maxIn    int              // chunks: the server's cap
-	inflight int64            // bytes
-	inN      int              // chunks
+	mu     sync.Mutex // guards everything below
+	closed bool
+	ranges []chunk.Range // wanted, ascending
+	ri     int           // cursor: range index...
+	next   uint32        // ...and the next chunk to look at
+	ring   []sentRec     // indexed by chunk & mask
+	mask   uint32
+	// ackedBits mirrors the ring: bit c&mask is set when the slot holds
+	// chunk c and it is acknowledged. An ACK's bitmap repeats, ACK after
+	// ACK, every chunk received past a hole; masked with this, only the
+	// bits that changed since are looked at (nil for rings under 64 slots).
+	ackedBits []uint64
+	sentAt    []time.Duration  // send times indexed by packet number & (len-1): RTT samples
+	fifo      queue[fifoEntry] // live transmissions in send order
+	retx      queue[uint32]    // chunks declared lost
+	low       uint32           // every chunk below is acknowledged
+	cum       uint32           // the client's file-wide cumulative point
+	rangesPn  uint64           // packet number of the REQUEST that set ranges
+	sentHigh  uint32           // one past the highest chunk ever sent
+	rwnd      int              // chunks
+	maxIn     int              // chunks: the server's cap
+	inflight  int64            // bytes
+	inN       int              // chunks
 
 	delivered     int64
 	deliveredTime time.Duration
@@ -140,6 +146,9 @@ func newTransfer(s *Server, key tkey, c *chunk.Cipher, f File, r *chunk.Request,
 	t.sentAt = make([]time.Duration, ringSize)
 	for i := range t.ring {
 		t.ring[i].chunk = ^uint32(0)
+	}
+	if ringSize >= 64 {
+		t.ackedBits = make([]uint64, ringSize/64)
 	}
 	t.cc = newBBR(chunk.HeaderLen + t.chunkSize)
 	// A random starting packet number (below 2^62) keeps nonces unique even
@@ -357,6 +366,9 @@ func (t *transfer) record(c uint32, size int32, now time.Duration) {
 		t.firstSentTime, t.deliveredTime = now, now
 	}
 	r := t.slot(c)
+	if t.ackedBits != nil {
+		t.ackedBits[(c&t.mask)>>6] &^= 1 << (c & 63)
+	}
 	*r = sentRec{
 		chunk: c, state: recLive, size: size, pn: t.pn, sendTime: now,
 		delivered: t.delivered, deliveredTime: t.deliveredTime, firstSentTime: t.firstSentTime,
@@ -452,6 +464,9 @@ func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 			return
 		}
 		r.state = recAcked
+		if t.ackedBits != nil {
+			t.ackedBits[(r.chunk&t.mask)>>6] |= 1 << (r.chunk & 63)
+		}
 		t.delivered += int64(r.size)
 		t.deliveredTime = now
 		acked += int64(r.size)
@@ -481,7 +496,7 @@ func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 		t.low = newLow
 	}
 	var unsent int64
-	a.ForEach(func(c uint32) {
+	t.forEachNewlyAcked(a, func(c uint32) {
 		if c < t.low {
 			return
 		}
@@ -538,6 +553,51 @@ func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 	st.set(Cwnd, t.cc.cwnd)
 	st.set(PacingRate, t.cc.pacingRate)
 	t.signal()
+}
+
+// forEachNewlyAcked calls fn for the chunks a's bitmap marks, skipping
+// those the ring already holds as acknowledged: 64 bits at a time, so the
+// cost of an ACK is its length in words plus what changed, not one lookup
+// per bit that an earlier ACK already reported.
+func (t *transfer) forEachNewlyAcked(a *chunk.Ack, fn func(c uint32)) {
+	if t.ackedBits == nil {
+		a.ForEach(fn)
+		return
+	}
+	nb := int(a.NBits)
+	for k := 0; k < nb; k += 64 {
+		v := bitmapWord(a.Bits, k/8)
+		c0 := a.Base + uint32(k)
+		v &^= t.ackedWord(c0)
+		for v != 0 {
+			fn(c0 + uint32(bits.TrailingZeros64(v)))
+			v &= v - 1
+		}
+	}
+}
+
+// bitmapWord reads up to 8 bytes of an ACK bitmap from byte i as a
+// little-endian word (bit j is chunk base+8i+j), zero past the end.
+func bitmapWord(b []byte, i int) uint64 {
+	if i+8 <= len(b) {
+		return binary.LittleEndian.Uint64(b[i:])
+	}
+	var v uint64
+	for j := i; j < len(b); j++ {
+		v |= uint64(b[j]) << (8 * (j - i))
+	}
+	return v
+}
+
+// ackedWord returns ackedBits for the 64 chunks from c0 (the ring wraps).
+func (t *transfer) ackedWord(c0 uint32) uint64 {
+	idx := c0 & t.mask
+	w, s := idx>>6, idx&63
+	v := t.ackedBits[w] >> s
+	if s != 0 {
+		v |= t.ackedBits[(int(w)+1)%len(t.ackedBits)] << (64 - s)
+	}
+	return v
 }
 
 // planned is one chunk the sender decided to send.

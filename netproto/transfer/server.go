@@ -107,6 +107,9 @@ type ServerConfig struct {
 	Counters    *Counters   // parent of the server's counters (e.g. the process's); may be nil
 	Trace       func(Event) // called from the server's goroutines; must not block
 	TraceSample int         // DATA events: one in TraceSample (0: DefaultTraceSample)
+	// Capture, if set, sees every datagram sent and received (see
+	// link.setCapture); it must copy what it keeps and must not block.
+	Capture func(dir Direction, local, peer netip.AddrPort, b []byte)
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -174,6 +177,7 @@ func NewServer(conn net.PacketConn, cfg ServerConfig) *Server {
 	s.cfg = cfg
 	s.stats = NewCounters(cfg.Counters)
 	s.link = newLink(conn, cfg.Impair, s.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
+	s.link.setCapture(cfg.Capture)
 	s.link.receiveBuffer()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s

@@ -30,6 +30,7 @@ type simConfig struct {
 	queue     int64         // bottleneck queue, bytes (drop-tail)
 	delay     time.Duration // one way, each way
 	loss      float64       // random loss of DATA datagrams
+	held      int           // >0: DATA datagrams the path holds at most (the bench forwarder's limit; tail drop)
 	seed      uint64
 	limit     time.Duration // virtual time limit
 }
@@ -42,7 +43,7 @@ type simResult struct {
 	sent         int64         // DATA datagrams the server sent
 	retransmits  int64
 	randomDrops  int64 // DATA lost at random
-	queueDrops   int64 // DATA dropped by the full bottleneck queue
+	queueDrops   int64 // DATA dropped by the full bottleneck queue (or over the held limit)
 	requests     int   // REQUESTs the server applied
 	cutRequests  int   // ...of them cut at chunk.MaxRequestRanges
 	lostUnwanted int   // chunks declared lost that a just-applied REQUEST did not want
@@ -101,6 +102,7 @@ type sim struct {
 	events   simEvents
 	rng      *rand.Rand
 	linkFree time.Duration // when the bottleneck has sent what it holds
+	held     int           // DATA datagrams on the path now
 
 	srv      *Server
 	t        *transfer
@@ -157,10 +159,16 @@ func (m *sim) transmit(h chunk.Header) {
 		m.res.randomDrops++
 		return
 	}
+	if m.cfg.held > 0 && m.held >= m.cfg.held {
+		m.res.queueDrops++
+		return
+	}
+	m.held++
 	size := int64(chunk.HeaderLen + m.f.chunkLen(int(h.Chunk)) + 28) // + IP and UDP headers
 	start := max(m.now, m.linkFree)
 	if m.cfg.queue > 0 && int64((start-m.now).Seconds()*float64(m.cfg.rate)) > m.cfg.queue {
 		m.res.queueDrops++
+		m.held--
 		return
 	}
 	m.linkFree = start + time.Duration(size*int64(time.Second)/m.cfg.rate)
@@ -306,6 +314,7 @@ func (m *sim) run() (simResult, error) {
 				}
 				continue
 			}
+			m.held--
 			m.f.mu.Lock()
 			m.f.onData(m.s, &e.data, m.zeros[:m.f.chunkLen(int(e.data.Chunk))], m.now, false)
 			m.f.mu.Unlock()
@@ -448,5 +457,43 @@ func TestSimLossIsNotCongestion(t *testing.T) {
 				t.Errorf("goodput %.1f MB/s at loss %g < %.2f × %.1f MB/s lossless", g/1e6, loss, bound, base/1e6)
 			}
 		})
+	}
+}
+
+// TestSimBoundedPath: the bench's bounded path (issue 15): a delay line of
+// 10 ms each way that holds at most 200 DATA datagrams and tail-drops the
+// rest, so at most 20 000 datagrams a second get through (28.5 MB/s of
+// 1424-byte chunks), with no queue whose delay could warn the sender. The
+// controller must fill it (at least 85 % of it) and random loss on top must
+// not cost more than 10 % of that.
+func TestSimBoundedPath(t *testing.T) {
+	if raceEnabled {
+		t.Skip("deterministic and single-goroutine; too slow under -race")
+	}
+	const held, delay, cs = 200, 10 * time.Millisecond, 1424
+	capacity := float64(held) / delay.Seconds() * cs
+	size := int64(64 << 20)
+	cfg := simConfig{size: size, chunkSize: cs, window: 3700, rate: 1e12, held: held, delay: delay, seed: 9, limit: time.Minute}
+	var base float64
+	for _, loss := range []float64{0, 0.01, 0.05} {
+		cfg := cfg
+		cfg.loss = loss
+		res := simulate(t, cfg)
+		if !res.done {
+			t.Fatalf("loss %g: stalled: %s", loss, res.stall)
+		}
+		g := res.goodput(size)
+		t.Logf("loss %g%%: %.1f MB/s, %.2f of the path's %.1f MB/s; %d sent, %d random drops, %d tail drops, %d retransmits",
+			loss*100, g/1e6, g/capacity, capacity/1e6, res.sent, res.randomDrops, res.queueDrops, res.retransmits)
+		if loss == 0 {
+			base = g
+			if g < 0.85*capacity {
+				t.Errorf("lossless: %.1f MB/s, under 0.85 of the path's %.1f MB/s", g/1e6, capacity/1e6)
+			}
+			continue
+		}
+		if g < 0.9*base {
+			t.Errorf("loss %g%%: %.1f MB/s, under 0.9 × %.1f MB/s lossless", loss*100, g/1e6, base/1e6)
+		}
 	}
 }
