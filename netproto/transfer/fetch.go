@@ -387,14 +387,8 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	}
 	f.cum = f.have.NextMissing(0)
 	f.spanLen = max(1, min(SpanBytes/f.chunkSize, MaxSpanChunks))
-	if cfg.Peers != nil {
-		f.spanLen = max(1, min(SwarmSpanBytes/f.chunkSize, MaxSpanChunks))
-	}
 	f.sw = newSwarm(f.have, f.spanLen)
 	f.sw.geo = geometry{chunkSize: f.chunkSize, size: req.Size}
-	if cfg.Peers != nil {
-		f.sw.shuffle()
-	}
 	if cfg.Tree != nil {
 		if err := f.newVerifier(cfg.Tree, cfg.Groups); err != nil {
 			return nil, err
@@ -977,6 +971,9 @@ func (f *fetcher) peersSeen(ps []Peer) {
 			var err error
 			if s, err = f.addSource(p.Addr); err != nil {
 				continue
+			}
+			if !f.sw.swarming {
+				f.sw.goSwarm(max(1, min(SwarmSpanBytes/f.chunkSize, MaxSpanChunks)))
 			}
 		}
 		if s.state == srcFailed || !s.peer && s.idx < len(f.req.Sources) {

@@ -206,11 +206,39 @@ func (sw *swarm) notYet(w *worker, c int) {
 	sw.giveBack(back)
 }
 
-// shuffle marks the swarm as one peers may join and puts the pool in
-// random order: downloaders that start together ask the origin for
-// different spans. (Measured: a random start then a linear walk made the
-// origin send the file three times, against two with a random order.)
-func (sw *swarm) shuffle() {
+// goSwarm switches the schedule to peers (the first one joined): the pool
+// is cut into spans of span chunks and put in random order (downloaders
+// that start together then ask the origin for different parts), and each
+// origin keeps only OriginClaimBytes past where it is, the rest going back
+// to the pool. Until then a download runs as with origins alone.
+func (sw *swarm) goSwarm(span int) {
 	sw.swarming = true
+	originChunks := max(1, OriginClaimBytes/sw.geo.chunkSize)
+	var back []claim
+	for _, w := range sw.workers {
+		if w.peer || w.gone {
+			continue
+		}
+		kept := w.claims[:0]
+		for _, c := range w.claims {
+			from := max(c.next, min(c.hi, w.highest+1))
+			end := min(c.hi, from+originChunks)
+			if end < c.hi {
+				back = append(back, claim{end, c.hi, end})
+				w.needUpdate = true
+			}
+			if c.next < end {
+				kept = append(kept, claim{c.lo, end, c.next})
+			}
+		}
+		w.claims = kept
+	}
+	var cut []claim
+	for _, c := range append(back, sw.pool...) {
+		for lo := c.next; lo < c.hi; lo += span {
+			cut = append(cut, claim{lo, min(lo+span, c.hi), lo})
+		}
+	}
+	sw.pool = cut
 	rand.Shuffle(len(sw.pool), func(i, j int) { sw.pool[i], sw.pool[j] = sw.pool[j], sw.pool[i] })
 }

@@ -17,7 +17,7 @@ func TestSwarmTakeRarestPeersFirst(t *testing.T) {
 	const cs = tree.GroupSize          // one chunk per group, to read the test easily
 	sw, ws := testSwarm(16, 4, nil, 3) // spans {0,4} {4,8} {8,12} {12,16}
 	sw.geo = geometry{chunkSize: cs, size: 16 * cs}
-	sw.swarming = true
+	sw.swarming = true // (goSwarm would also shuffle the pool)
 	origin, p1, p2 := ws[0], ws[1], ws[2]
 	sw.setHas(p1, [][2]int{{0, 6}}) // groups 0-5
 	sw.setHas(p2, [][2]int{{0, 2}}) // groups 0-1
