@@ -222,6 +222,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		j.SetDone(p.Have)
 		jc.progress(p)
 	}
+	req.WholeFile = s.set.Get("verify") == "whole"
 	finished := s.seeding(&req)
 	res, err := get(ctx, req)
 	finished(err)

@@ -23,7 +23,7 @@ import (
 // finished reports the end of the download: it keeps the offer (saying so
 // once) or withdraws it.
 func (s *Shell) seeding(req *download.Request) (finished func(err error)) {
-	if !s.set.On("seed") || !tree.Checkable(req.Entry.Size) {
+	if !s.set.On("seed") || req.WholeFile || !tree.Checkable(req.Entry.Size) {
 		return func(error) {}
 	}
 	e := req.Entry

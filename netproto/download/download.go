@@ -48,6 +48,10 @@ type Request struct {
 	// downloaders, from the master); it is asked every PeerPoll while
 	// the file downloads with a tree, and the fetch takes them on.
 	Peers func(ctx context.Context) ([]transfer.Peer, error)
+	// WholeFile checks the file whole at the end instead of group by
+	// group against its tree (as before verified streaming; for
+	// comparison).
+	WholeFile bool
 }
 
 // PeerPoll is how often a download asks for new partial sources.
@@ -76,7 +80,7 @@ func Get(ctx context.Context, req Request) (Result, error) {
 	}
 	start := time.Now()
 	var tr *tree.Tree
-	if tree.Checkable(e.Size) {
+	if tree.Checkable(e.Size) && !req.WholeFile {
 		var err error
 		if tr, err = FetchTree(ctx, req, chunk); err != nil {
 			if ctx.Err() != nil {
