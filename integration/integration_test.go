@@ -65,6 +65,7 @@ func TestStories(t *testing.T) {
 			"fxstate":    cmdFxstate,
 			"overwrite":  cmdOverwrite,
 			"shorthash":  cmdShorthash,
+			"linecheck":  cmdLinecheck,
 			"rot":        cmdRot,
 		},
 	})

@@ -103,6 +103,7 @@ type Shell struct {
 	push pushState // offers sent and the server of pushed files (cmd_push.go)
 
 	capture capture // trace --pcap FILE (capture.go)
+	tr      tracing // trace on|all|off (trace.go)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -133,6 +134,7 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)
 	s.set.OnChange(s.applySetting)
+	s.setTraceLevel("off")
 	s.cmds = s.commandTable()
 	s.byName = map[string]*cmdSpec{}
 	for _, c := range s.cmds {
@@ -150,6 +152,8 @@ func (s *Shell) applySetting(key, val string) {
 	switch key {
 	case "parallel":
 		s.jobs.SetParallel(s.set.Int("parallel"))
+	case "trace":
+		s.setTraceLevel(val)
 	case "color":
 		s.pal.set(val == "on" && s.opts.Color)
 		s.epal.set(val == "on" && s.opts.ErrColor)
