@@ -18,7 +18,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,6 +41,12 @@ func TestStories(t *testing.T) {
 			e.Setenv("NO_COLOR", "")
 			e.Setenv("XDG_STATE_HOME", e.WorkDir+"/.state")
 			e.Setenv("XDG_CACHE_HOME", e.WorkDir+"/.cache")
+			// The start-up file is the story's own (none unless it
+			// writes one), and no story multicasts on this machine's
+			// network: mDNS discovery is off except in the namespaces
+			// that the discovery story builds (netns.go).
+			e.Setenv("XDG_CONFIG_HOME", e.WorkDir+"/.config")
+			e.Setenv("FXSH_DISCOVERY", "off")
 			if os.Getenv("GORACE") == "" {
 				// A race-built fxsh otherwise sleeps 1 s at every exit
 				// (the detector's default atexit_sleep_ms), seconds per
@@ -66,6 +71,7 @@ func TestStories(t *testing.T) {
 			"overwrite":  cmdOverwrite,
 			"shorthash":  cmdShorthash,
 			"linecheck":  cmdLinecheck,
+			"discnet":    cmdDiscnet,
 			"rot":        cmdRot,
 		},
 	})
@@ -249,6 +255,8 @@ func condition(cond string) (bool, error) {
 		return etcdCondition(cond)
 	case "tmpfs":
 		return canMountTmpfs(), nil
+	case "discnet":
+		return discnetCondition()
 	case "tshark":
 		return tsharkCondition()
 	}
@@ -278,49 +286,6 @@ func setupEtcd(e *testscript.Env) {
 	rand.Read(b[:])
 	e.Setenv("FXSH_ETCD_ENDPOINTS", os.Getenv("FXSH_ETCD_ENDPOINTS"))
 	e.Setenv("ETCD_PREFIX", "fxsh-story/"+hex.EncodeToString(b[:]))
-}
-
-// A full disk in stories: `[!tmpfs] skip` skips a story where this process
-// cannot mount a file system (not root, or a container without
-// CAP_SYS_ADMIN); `mounttmpfs DIR SIZE` then gives the story a real folder
-// that fills up.
-
-// canMountTmpfs reports whether mounting a tmpfs works here, by trying one.
-func canMountTmpfs() bool {
-	if os.Geteuid() != 0 {
-		return false
-	}
-	dir, err := os.MkdirTemp("", "fxsh-tmpfs-probe")
-	if err != nil {
-		return false
-	}
-	defer os.Remove(dir)
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
-		return false
-	}
-	return syscall.Unmount(dir, syscall.MNT_DETACH) == nil
-}
-
-// mounttmpfs DIR SIZE mounts a tmpfs of SIZE bytes (k, m, g suffixes, as
-// mount(8) takes them) on DIR, creating it, and unmounts it when the story
-// ends.
-func cmdMountTmpfs(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: mounttmpfs DIR SIZE")
-	}
-	if !regexp.MustCompile(`^[1-9][0-9]*[kmg]?$`).MatchString(args[1]) {
-		ts.Fatalf("mounttmpfs: size %q: want a number with an optional k, m or g", args[1])
-	}
-	dir := ts.MkAbs(args[0])
-	ts.Check(os.MkdirAll(dir, 0o755))
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+args[1]); err != nil {
-		ts.Fatalf("mounting a tmpfs on %s (the story needs [tmpfs]): %v", args[0], err)
-	}
-	ts.Defer(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			ts.Logf("unmounting %s: %v", dir, err)
-		}
-	})
 }
 
 // fxstate STATE [PART SOURCE] prints what a download's state file records:

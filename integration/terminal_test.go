@@ -115,7 +115,7 @@ func buildFxsh(t *testing.T) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "fxsh")
-		out, err := exec.Command("go", "build", "-race", "-o", builtBin, "fxsh").CombinedOutput()
+		out, err := exec.Command("go", "build", "-race", "-o", builtBin, "github.com/fxshell/fxsh").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -131,7 +131,7 @@ func TestTerminalPrompt(t *testing.T) {
 	state := t.TempDir()
 	work := t.TempDir()
 	os.WriteFile(filepath.Join(work, "notes one.txt"), []byte("x"), 0o644)
-	tm := newTmux(t, 100, 30, []string{"-u", "NO_COLOR", "XDG_STATE_HOME=" + state, "TERM=xterm-256color", "HOME=" + work},
+	tm := newTmux(t, 100, 30, []string{"-u", "NO_COLOR", "XDG_STATE_HOME=" + state, "TERM=xterm-256color", "HOME=" + work, "XDG_CONFIG_HOME=" + work, "FXSH_DISCOVERY=off"},
 		"sh", "-c", "cd "+work+" && exec "+bin)
 
 	// The prompt, coloured.
@@ -213,7 +213,7 @@ func TestTerminalBackgroundMessage(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	tm := newTmux(t, 120, 30, []string{"-u", "NO_COLOR", "XDG_STATE_HOME=" + work, "XDG_CACHE_HOME=" + work, "TERM=xterm-256color", "HOME=" + work},
+	tm := newTmux(t, 120, 30, []string{"-u", "NO_COLOR", "XDG_STATE_HOME=" + work, "XDG_CACHE_HOME=" + work, "TERM=xterm-256color", "HOME=" + work, "XDG_CONFIG_HOME=" + work, "FXSH_DISCOVERY=off"},
 		"sh", "-c", "cd "+work+" && exec "+bin)
 	tm.waitScreen("the prompt", func(s string) bool { return strings.Contains(s, "fxsh>") })
 	tm.text("serve master " + addr)
@@ -224,7 +224,7 @@ func TestTerminalBackgroundMessage(t *testing.T) {
 	tm.text("echo half-typed")
 	// The file server sends at most 500 kB/s, so a download lasts a while.
 	srv := exec.Command(bin, "--master", addr, "-c", "set rate 500kB/s; set chunk 8192; share "+share)
-	srv.Env = append(os.Environ(), "XDG_CACHE_HOME="+work)
+	srv.Env = append(os.Environ(), "XDG_CACHE_HOME="+work, "XDG_CONFIG_HOME="+work, "FXSH_DISCOVERY=off")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -189,15 +189,17 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 // startDownload queues a download job.
 func (s *Shell) startDownload(e store.Entry, dir string, overwrite, mayFail bool) *Job {
 	return s.jobs.Start("get", e.Name, mayFail, func(ctx context.Context, j *Job) error {
-		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, Overwrite: overwrite}))
+		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, Overwrite: overwrite}, download.Get))
 	})
 }
 
-// download is the body of every job that pulls a file: get's, and
-// receive's for an accepted offer. It fills in what the settings say
-// (chunk size, key, timeout, impairment), traces as role, and keeps the
-// job's progress, sources and counters current.
-func (s *Shell) download(ctx context.Context, j *Job, role string, req download.Request) error {
+// download is the body of every job that pulls a file: get's (with
+// download.Get), and receive's for an accepted offer (with the
+// Receiver's Pull). It fills in what the settings say (chunk size, key,
+// timeout, impairment), traces as role, and keeps the job's progress,
+// sources and counters current.
+func (s *Shell) download(ctx context.Context, j *Job, role string, req download.Request,
+	get func(context.Context, download.Request) (download.Result, error)) error {
 	e := req.Entry
 	j.SetTotal(e.Size)
 	j.SetSources(e.Servers)
@@ -222,7 +224,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		j.SetDone(p.Have)
 		jc.progress(p)
 	}
-	res, err := download.Get(ctx, req)
+	res, err := get(ctx, req)
 	if err == nil {
 		j.SetDone(e.Size)
 	}

@@ -50,17 +50,19 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 	if c != nil {
 		return c, nil
 	}
-	masters := s.masters()
+	masters, err := s.resolveMasters(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cfg := masterclient.Config{
 		Masters: masters,
 		Role:    "client",
 		Trace:   s.traceTCP("client"),
-		OnEvent: s.clientEvent,
 	}
 	if s.opts.Key != "" {
 		cfg.Key = []byte(s.opts.Key)
 	}
-	c, err := masterclient.Dial(ctx, cfg)
+	c, err = masterclient.Dial(ctx, cfg)
 	if err != nil {
 		return nil, masterError(masters, err)
 	}
@@ -74,15 +76,6 @@ func (s *Shell) client(ctx context.Context) (*masterclient.Client, error) {
 	s.mclient = c
 	s.mu.Unlock()
 	return c, nil
-}
-
-// clientEvent hands push answers and results, and the loss of the master
-// connection they travel on, to the send jobs (cmd_push.go).
-func (s *Shell) clientEvent(ev masterclient.Event) {
-	switch ev.Kind {
-	case masterclient.OfferAnswered, masterclient.OfferFinished, masterclient.Lost:
-		s.offerAnswered(ev)
-	}
 }
 
 // dropClient closes the master connection (the master changed).
@@ -117,7 +110,9 @@ func (s *Shell) entryTable(entries []store.Entry) string {
 			shortHash(e.Hash), serverList(e.Servers),
 		})
 	}
-	return table(s.pal, rows, 1)
+	// Too narrow: the name is shortened, then MODIFIED, TYPE, HASH and
+	// SERVERS go, in that order.
+	return fitTable(s.pal, rows, tableFit{width: s.ui.Width(), shrink: 0, drop: []int{3, 2, 4, 5}, right: []int{1}})
 }
 
 // displayName quotes a name that would not print as itself.
@@ -240,6 +235,6 @@ func cmdPeers(ctx context.Context, s *Shell, _ *call) error {
 		rows = append(rows, []string{p.Addr, p.Role, name, strconv.Itoa(p.Files),
 			p.Registered.Local().Format("15:04:05") + " (" + humanDuration(now.Sub(p.Registered).Truncate(time.Second)) + " ago)"})
 	}
-	s.out("%s", table(s.pal, rows, 3))
+	s.out("%s", fitTable(s.pal, rows, tableFit{width: s.ui.Width(), shrink: 2, drop: []int{4}, right: []int{3}}))
 	return nil
 }

@@ -55,9 +55,6 @@ func (s *Shell) parseJobIDs(args []string) ([]*Job, error) {
 	return out, nil
 }
 
-// barWidth is the width of progress bars in `jobs` and `wait`.
-const barWidth = 20
-
 func cmdJobs(_ context.Context, s *Shell, c *call) error {
 	_, f, err := c.flags(map[string]bool{"-v": false})
 	if err != nil {
@@ -70,19 +67,13 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 		return nil
 	}
 	now := time.Now()
+	width := s.ui.Width()
 	var b strings.Builder
-	var done, total int64
-	var rate float64
-	counts := map[JobState]int{}
+	var snaps []JobSnapshot
 	for _, j := range all {
 		sn := j.Snapshot(now)
-		b.WriteString(renderJob(s.pal, sn, barWidth) + "\n")
-		counts[sn.State]++
-		if sn.State == JobRunning || sn.State == JobQueued {
-			done += sn.Done
-			total += max(sn.Total, 0)
-			rate += sn.Rate
-		}
+		snaps = append(snaps, sn)
+		b.WriteString(renderJob(s.pal, sn, width) + "\n")
 		if verbose && len(sn.Counters) > 0 {
 			var parts, sources []string
 			for _, ct := range sn.Counters {
@@ -92,10 +83,29 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 				}
 				parts = append(parts, ct.Name+"="+ct.Value)
 			}
-			b.WriteString(s.pal.dim.Sprint("    "+strings.Join(parts, " ")) + "\n")
+			b.WriteString(s.pal.dim.Sprint("    "+wrapText(strings.Join(parts, " "), max(0, width-1), "    ")) + "\n")
 			for _, src := range sources {
-				b.WriteString(s.pal.dim.Sprint("    source "+src) + "\n")
+				b.WriteString(s.pal.dim.Sprint("    source "+wrapText(src, max(0, width-1), "           ")) + "\n")
 			}
+		}
+	}
+	b.WriteString(jobsSummary(snaps, width) + "\n")
+	s.out("%s", b.String())
+	return nil
+}
+
+// jobsSummary is the last line of `jobs` and of wait's live block: how many
+// jobs are in each state and, for the active ones, bytes, rate and ETA.
+func jobsSummary(snaps []JobSnapshot, width int) string {
+	var done, total int64
+	var rate float64
+	counts := map[JobState]int{}
+	for _, sn := range snaps {
+		counts[sn.State]++
+		if !sn.State.ended() {
+			done += sn.Done
+			total += max(sn.Total, 0)
+			rate += sn.Rate
 		}
 	}
 	var parts []string
@@ -107,10 +117,14 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 	line := "total: " + strings.Join(parts, ", ")
 	if total > 0 {
 		line += fmt.Sprintf("; active %s/%s at %s", humanBytes(done), humanBytes(total), humanRate(rate))
+		if rate > 0 && done < total {
+			line += " eta " + humanDuration(time.Duration(float64(total-done)/rate*float64(time.Second)))
+		}
 	}
-	b.WriteString(line + "\n")
-	s.out("%s", b.String())
-	return nil
+	if width > 0 {
+		line = clipCells(line, width-1)
+	}
+	return line
 }
 
 func cmdWait(ctx context.Context, s *Shell, c *call) error {
@@ -143,14 +157,18 @@ func cmdWait(ctx context.Context, s *Shell, c *call) error {
 	return nil
 }
 
-// waitJobs blocks until jobs end or ctx is cancelled; on a terminal it
-// redraws a live block of progress bars in place.
+// waitJobs blocks until jobs end or ctx is cancelled; when standard output
+// is a terminal it redraws a live block in place: one line per job still
+// running or queued, then the summary, each fitted to the width so a line
+// is one screen row. A resized window is redrawn at once (SIGWINCH, unix).
 func (s *Shell) waitJobs(ctx context.Context, jobs []*Job) error {
 	if !s.ui.IsTerminal() && !s.opts.LiveOut || len(jobs) == 0 {
 		return s.jobs.Wait(ctx, jobs)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.jobs.Wait(ctx, jobs) }()
+	resized, stopResize := resizeSignals()
+	defer stopResize()
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	defer s.clearLive()
@@ -160,37 +178,39 @@ func (s *Shell) waitJobs(ctx context.Context, jobs []*Job) error {
 		case err := <-done:
 			return err
 		case <-t.C:
+		case <-resized:
 		}
 	}
 }
 
-// drawLive redraws the live block of bars for jobs still running.
+// drawLive redraws the live block for jobs still running or queued.
 func (s *Shell) drawLive(jobs []*Job) {
 	now := time.Now()
+	width := s.ui.Width()
 	var b strings.Builder
-	n := 0
+	var snaps []JobSnapshot
 	for _, j := range jobs {
 		sn := j.Snapshot(now)
+		snaps = append(snaps, sn)
 		if sn.State.ended() {
 			continue
 		}
-		b.WriteString("\x1b[2K" + renderJob(s.pal, sn, barWidth) + "\n")
-		n++
+		b.WriteString(renderJob(s.pal, sn, width) + "\n")
 	}
+	b.WriteString(jobsSummary(snaps, width) + "\n")
+	text := b.String()
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	s.ui.Print(eraseLines(s.liveLines) + b.String())
-	s.liveLines = n
+	s.eraseLiveLocked()
+	s.ui.Print(text)
+	s.liveText = text
 }
 
 // clearLive erases the live block.
 func (s *Shell) clearLive() {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	if s.liveLines > 0 {
-		s.ui.Print(eraseLines(s.liveLines))
-		s.liveLines = 0
-	}
+	s.eraseLiveLocked()
 }
 
 func cmdCancel(_ context.Context, s *Shell, c *call) error {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fxshell/fxsh/netproto/discovery"
 	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/netproto/master"
 	"github.com/fxshell/fxsh/store"
@@ -41,8 +42,11 @@ func masterCommands() []*cmdSpec {
 			},
 		},
 		{
-			name: "master", group: "Index", usage: "master [HOST:PORT[,HOST:PORT...]]", maxArgs: 1,
+			name: "master", group: "Index", usage: "master [HOST:PORT[,HOST:PORT...] | auto]", maxArgs: 1,
 			summary: "show or set the master(s) this shell talks to (tried in order)",
+			detail: "With no --master, the shell finds the master on the LAN (mDNS, _fxsh._tcp) the first\n" +
+				"time it needs one; master shows what was found, and master auto browses again.\n" +
+				"Nothing found within 1s: 127.0.0.1:1234. FXSH_DISCOVERY=off turns discovery off.",
 			example: "master 192.0.2.10:1234",
 			run:     cmdMaster,
 		},
@@ -51,12 +55,14 @@ func masterCommands() []*cmdSpec {
 
 // masterRole is a master running in this process.
 type masterRole struct {
-	srv   *master.Server
-	cat   store.Catalog
-	addr  string
-	store string
-	keyed bool
-	done  chan error
+	srv      *master.Server
+	announce *discovery.Announcer // nil when not announced on the LAN
+	annNote  string
+	cat      store.Catalog
+	addr     string
+	store    string
+	keyed    bool
+	done     chan error
 }
 
 func (r *masterRole) Describe() string {
@@ -64,10 +70,13 @@ func (r *masterRole) Describe() string {
 	if r.keyed {
 		key = "key required"
 	}
-	return fmt.Sprintf("master listening on %s (catalog %s, %s)", r.addr, r.store, key)
+	return fmt.Sprintf("master listening on %s (catalog %s, %s; %s)", r.addr, r.store, key, r.annNote)
 }
 
 func (r *masterRole) Close(ctx context.Context) error {
+	if r.announce != nil {
+		r.announce.Close() // stop answering before the master goes
+	}
 	err := r.srv.Shutdown(ctx)
 	<-r.done
 	if cerr := r.cat.Close(); err == nil {
@@ -215,19 +224,26 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 	})
 	r := &masterRole{srv: srv, cat: cat, addr: ln.Addr().String(), store: storeName, keyed: key != nil, done: make(chan error, 1)}
 	go func() { r.done <- srv.Serve(ln) }()
+	r.announce, r.annNote = s.announceMaster(ln.Addr(), key != nil, storeName)
 	s.addRole("master", r)
 	note := "no key: open network, anyone may join"
 	if key != nil {
 		note = "key required"
 	}
 	s.out("master listening on %s (%s; catalog %s)\n", r.addr, note, storeName)
+	s.out("master: %s\n", r.annNote)
 	s.mu.Lock()
 	given := s.opts.MasterGiven
 	s.mu.Unlock()
 	if !given {
-		// Without --master, this shell's own master is the one to use.
+		// Without --master, this shell's own master is the one to use:
+		// no need to look for one.
+		own := dialable(ln.Addr())
+		s.disc.mu.Lock()
+		s.disc.done, s.disc.chosen = true, nil
+		s.disc.mu.Unlock()
 		s.mu.Lock()
-		s.opts.Masters = []string{dialable(ln.Addr())}
+		s.opts.Masters = []string{own}
 		s.mu.Unlock()
 		s.dropClient()
 	}
@@ -254,10 +270,12 @@ func (s *Shell) masterEvent(ev master.Event) {
 	}
 }
 
-func cmdMaster(_ context.Context, s *Shell, c *call) error {
+func cmdMaster(ctx context.Context, s *Shell, c *call) error {
 	if len(c.args) == 0 {
-		s.out("%s\n", strings.Join(s.masters(), ","))
-		return nil
+		return s.cmdMasterShow(ctx)
+	}
+	if c.args[0] == "auto" {
+		return s.cmdMasterAuto(ctx)
 	}
 	var list []string
 	for _, a := range strings.Split(c.args[0], ",") {

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/fxshell/fxsh/netproto/masterclient"
 )
 
 func TestValidPeerName(t *testing.T) {
@@ -33,77 +29,6 @@ func TestValidPeerName(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestSortIDs(t *testing.T) {
-	ids := []string{"10", "9", "100", "1", "11"}
-	sortIDs(ids)
-	if got := strings.Join(ids, " "); got != "1 9 10 11 100" {
-		t.Errorf("sortIDs = %s", got)
-	}
-}
-
-// TestOfferRouting checks that answers reach the send job waiting for them,
-// even when they overtake the reply that gives the job its offer id, and
-// that a lost master fails every waiting job.
-func TestOfferRouting(t *testing.T) {
-	s := testShell(t, newFakeUI(false))
-	answer := func(id string, kind masterclient.EventKind, accepted bool, reason string) {
-		s.offerAnswered(masterclient.Event{Kind: kind, Offer: &masterclient.Offer{ID: id, Accepted: accepted, Reason: reason}})
-	}
-	next := func(o *sentOffer) masterclient.Event {
-		t.Helper()
-		select {
-		case ev := <-o.events:
-			return ev
-		case <-time.After(10 * time.Second):
-			t.Fatal("no event")
-			return masterclient.Event{}
-		}
-	}
-
-	t.Run("in order", func(t *testing.T) {
-		o := s.push.expect("1")
-		defer s.push.forget("1")
-		answer("1", masterclient.OfferAnswered, true, "")
-		answer("1", masterclient.OfferFinished, true, "")
-		if ev := next(o); ev.Kind != masterclient.OfferAnswered || !ev.Offer.Accepted {
-			t.Errorf("first event %+v", ev)
-		}
-		if ev := next(o); ev.Kind != masterclient.OfferFinished || ev.Offer.Reason != "" {
-			t.Errorf("second event %+v", ev)
-		}
-	})
-	t.Run("early", func(t *testing.T) {
-		answer("2", masterclient.OfferAnswered, false, "disk full")
-		o := s.push.expect("2")
-		defer s.push.forget("2")
-		if ev := next(o); ev.Kind != masterclient.OfferAnswered || ev.Offer.Reason != "disk full" {
-			t.Errorf("early event %+v", ev)
-		}
-	})
-	t.Run("lost", func(t *testing.T) {
-		a, b := s.push.expect("3"), s.push.expect("4")
-		defer s.push.forget("3")
-		defer s.push.forget("4")
-		s.offerAnswered(masterclient.Event{Kind: masterclient.Lost, Time: time.Now()})
-		for _, o := range []*sentOffer{a, b} {
-			if ev := next(o); ev.Kind != masterclient.Lost {
-				t.Errorf("event %+v, want Lost", ev)
-			}
-		}
-	})
-	t.Run("early answers are bounded", func(t *testing.T) {
-		for i := range MaxEarlyAnswers + 10 {
-			answer("early"+strconv.Itoa(i), masterclient.OfferAnswered, true, "")
-		}
-		s.push.mu.Lock()
-		n := len(s.push.early)
-		s.push.mu.Unlock()
-		if n > MaxEarlyAnswers {
-			t.Errorf("%d early answers kept, at most %d", n, MaxEarlyAnswers)
-		}
-	})
 }
 
 // TestPushManual runs a master and a receiver in one shell and a sender in

@@ -98,10 +98,14 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 			return fmt.Errorf("bad --udp address %q: want HOST:PORT", udp)
 		}
 	}
+	masters, err := s.resolveMasters(ctx)
+	if err != nil {
+		return err
+	}
 	srv, warns, err := fileserver.Start(ctx, fileserver.Config{
 		Paths:     paths,
 		UDPAddr:   udp,
-		Masters:   s.masters(),
+		Masters:   masters,
 		Key:       s.opts.Key,
 		CachePath: cachePath(),
 		Impair:    s.impair,

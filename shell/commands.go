@@ -185,10 +185,12 @@ usage: fxsh [flags]                 interactive prompt (or read commands from a 
        fxsh [flags] SCRIPT          run a script file
 
 flags:
-  --master HOST:PORT[,HOST:PORT]  master(s) to use (env FXSH_MASTER; default 127.0.0.1:1234)
+  --master HOST:PORT[,HOST:PORT]  master(s) to use (env FXSH_MASTER); default or "auto": find it on
+                                  the LAN (mDNS), else 127.0.0.1:1234 (FXSH_DISCOVERY=off: no mDNS)
   --dir DIR                       download folder (default .)
   --key SECRET                    shared key (env FXSH_KEY); without one the network is open
   --no-color                      no colour (also NO_COLOR=1)
+  --norc                          do not run the start-up file (CONFIG/fxsh/fxshrc)
   --version                       print the version
   --help                          this text
 
@@ -207,8 +209,22 @@ var helpOrder = map[string]int{
 // gets a line of its own.
 const helpUsageWidth = 30
 
-// helpText lists the commands by group.
-func (s *Shell) helpText() string {
+// helpWidth is the width help text is wrapped to when standard output is
+// not a terminal (a pipe, a file): the width most terminals open at.
+const helpWidth = 80
+
+// textWidth is the width to wrap prose to: the terminal's, or helpWidth.
+func (s *Shell) textWidth() int {
+	if w := s.ui.Width(); w > 0 {
+		return w
+	}
+	return helpWidth
+}
+
+// helpText lists the commands by group, wrapped to width cells: a summary
+// that does not fit continues under itself, and a usage too long to sit
+// beside the summaries gets a line of its own.
+func (s *Shell) helpText(width int) string {
 	var b strings.Builder
 	for _, g := range groups {
 		var rows []*cmdSpec
@@ -231,27 +247,59 @@ func (s *Shell) helpText() string {
 			return ri < rj
 		})
 		b.WriteString(s.pal.head.Sprint(g) + "\n")
+		usageW := min(helpUsageWidth, max(12, width/3))
 		w := 0
 		for _, c := range rows {
-			if len(c.usage) <= helpUsageWidth {
-				w = max(w, len(c.usage))
+			if cells(c.usage) <= usageW {
+				w = max(w, cells(c.usage))
 			}
 		}
+		indent := strings.Repeat(" ", 2+w+2)
 		for _, c := range rows {
-			if len(c.usage) > helpUsageWidth {
-				fmt.Fprintf(&b, "  %s\n  %-*s  %s\n", c.usage, w, "", c.summary)
-				continue
+			if cells(c.usage) > w {
+				b.WriteString("  " + wrapText(c.usage, width-1, "    ") + "\n" + indent)
+			} else {
+				b.WriteString("  " + padCells(c.usage, w) + "  ")
 			}
-			fmt.Fprintf(&b, "  %-*s  %s\n", w, c.usage, c.summary)
+			b.WriteString(wrapText(c.summary, width-1, indent) + "\n")
 		}
 	}
 	return b.String()
 }
 
+// wrapLines wraps each line of a hand-laid-out text (usageText) to width
+// cells; a line that overflows continues under its second column (the text
+// after its first run of two spaces), or under its own indent.
+func wrapLines(text string, width int) string {
+	var b strings.Builder
+	for i, l := range strings.Split(text, "\n") {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if cells(l) <= width-1 {
+			b.WriteString(l)
+			continue
+		}
+		lead := len(l) - len(strings.TrimLeft(l, " "))
+		col := lead
+		if k := strings.Index(l[lead:], "  "); k > 0 {
+			rest := l[lead+k:]
+			col = lead + k + len(rest) - len(strings.TrimLeft(rest, " "))
+		}
+		if col > width/2 {
+			col = lead
+		}
+		head := l[:col]
+		b.WriteString(head + wrapText(l[col:], width-1, strings.Repeat(" ", cells(head))))
+	}
+	return b.String()
+}
+
 func cmdHelp(_ context.Context, s *Shell, c *call) error {
+	width := s.textWidth()
 	if len(c.args) == 0 {
-		s.out("%s", s.helpText())
-		s.out("Type help CMD for details. Write -CMD in a script to let it fail without stopping.\n")
+		s.out("%s", s.helpText(width))
+		s.out("%s\n", wrapText("Type help CMD for details. Write -CMD in a script to let it fail without stopping.", width-1, ""))
 		return nil
 	}
 	spec, err := s.lookup(c.args[0])
@@ -259,9 +307,10 @@ func cmdHelp(_ context.Context, s *Shell, c *call) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s\n  %s\n", s.pal.head.Sprint("usage:"), spec.usage, spec.summary)
+	fmt.Fprintf(&b, "%s %s\n  %s\n", s.pal.head.Sprint("usage:"), wrapText(spec.usage, width-1, "       "),
+		wrapText(spec.summary, width-1, "  "))
 	if spec.detail != "" {
-		fmt.Fprintf(&b, "\n  %s\n", strings.ReplaceAll(spec.detail, "\n", "\n  "))
+		fmt.Fprintf(&b, "\n  %s\n", wrapText(spec.detail, width-1, "  "))
 	}
 	if len(spec.aliases) > 0 {
 		fmt.Fprintf(&b, "\n  also: %s\n", strings.Join(spec.aliases, ", "))
@@ -281,7 +330,7 @@ func cmdSet(_ context.Context, s *Shell, c *call) error {
 			d := s.set.defs[n]
 			rows = append(rows, []string{n, s.set.Get(n), d.def, d.help})
 		}
-		s.out("%s", table(s.pal, rows))
+		s.out("%s", fitTable(s.pal, rows, tableFit{width: s.ui.Width(), shrink: -1, drop: []int{2}}))
 		return nil
 	case 1:
 		d, ok := s.set.defs[c.args[0]]
@@ -289,7 +338,7 @@ func cmdSet(_ context.Context, s *Shell, c *call) error {
 			_, err := s.set.Set(c.args[0], "")
 			return err
 		}
-		s.out("%s %s  (%s; default %s)\n", d.name, s.set.Get(d.name), d.help, d.def)
+		s.out("%s\n", wrapText(fmt.Sprintf("%s %s  (%s; default %s)", d.name, s.set.Get(d.name), d.help, d.def), s.ui.Width()-1, "  "))
 		return nil
 	}
 	v, err := s.set.Set(c.args[0], c.args[1])
@@ -304,7 +353,7 @@ func cmdSet(_ context.Context, s *Shell, c *call) error {
 
 func cmdStatus(_ context.Context, s *Shell, _ *call) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "master:    %s\n", strings.Join(s.opts.Masters, ", "))
+	fmt.Fprintf(&b, "master:    %s\n", s.masterStatus())
 	fmt.Fprintf(&b, "downloads: %s\n", s.opts.Dir)
 	if s.opts.Key == "" {
 		fmt.Fprintf(&b, "key:       none (open network: anyone can join)\n")

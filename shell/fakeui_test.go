@@ -14,6 +14,7 @@ import (
 type fakeUI struct {
 	in       chan fakeInput
 	terminal bool
+	width    int // cells; 0: not a terminal, no limit
 
 	mu      sync.Mutex // protects the fields below
 	out     strings.Builder
@@ -59,6 +60,7 @@ func (u *fakeUI) PrintErr(s string) {
 }
 
 func (u *fakeUI) IsTerminal() bool { return u.terminal }
+func (u *fakeUI) Width() int       { return u.width }
 func (u *fakeUI) SetPrompt(p string) {
 	u.mu.Lock()
 	u.prompt = p

@@ -34,6 +34,7 @@ func parseFlags(args []string, getenv func(string) string) (flags, error) {
 	key := fs.String("key", "", "")
 	fs.StringVar(&fl.command, "c", "", "")
 	fs.BoolVar(&fl.noColor, "no-color", false, "")
+	fs.BoolVar(&fl.opts.NoRC, "norc", false, "")
 	fs.BoolVar(&fl.version, "version", false, "")
 	fs.BoolVar(&fl.help, "help", false, "")
 	fs.BoolVar(&fl.help, "h", false, "")
@@ -56,8 +57,11 @@ func parseFlags(args []string, getenv func(string) string) (flags, error) {
 	if m == "" {
 		m = getenv("FXSH_MASTER")
 	}
-	fl.opts.MasterGiven = m != ""
-	if m == "" {
+	// No master, or "auto": find one on the LAN (discover.go), unless
+	// FXSH_DISCOVERY=off; the default stays in Masters until then.
+	fl.opts.MasterGiven = m != "" && m != "auto"
+	fl.opts.Discover = !fl.opts.MasterGiven && getenv("FXSH_DISCOVERY") != discoveryOff
+	if !fl.opts.MasterGiven {
 		m = DefaultMaster
 	}
 	for _, a := range strings.Split(m, ",") {

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fatih/color"
 )
@@ -138,46 +137,131 @@ func bar(done, total int64, width int) string {
 }
 
 // table renders rows as left-aligned columns separated by two spaces; the
-// first row is the header. Columns listed in right are right-aligned.
+// first row is the header. Columns listed in right are right-aligned. Cells
+// are measured in screen cells, so CJK and emoji names line up. No width
+// limit: see fitTable.
 func table(p *palette, rows [][]string, right ...int) string {
+	return fitTable(p, rows, tableFit{shrink: -1, right: right})
+}
+
+// tableFit says how a table meets a width.
+type tableFit struct {
+	width  int   // cells; 0: no limit
+	shrink int   // the column shortened in the middle first (-1: none)
+	drop   []int // then the columns dropped, in this order
+	right  []int // right-aligned columns
+}
+
+// tableShrinkMin is the narrowest a shortened column gets.
+const tableShrinkMin = 16
+
+// tableWrapMin is the narrowest the last column gets when it wraps.
+const tableWrapMin = 20
+
+// fitTable renders rows within f.width cells. When they are too wide it
+// shortens column f.shrink in the middle, down to tableShrinkMin cells;
+// then drops the f.drop columns in order (the shortened column taking back
+// the room they leave); then wraps a left-aligned last column under itself
+// (down to tableWrapMin cells); what still does not fit is clipped with "…".
+func fitTable(p *palette, rows [][]string, f tableFit) string {
 	if len(rows) == 0 {
 		return ""
 	}
 	isRight := map[int]bool{}
-	for _, c := range right {
+	for _, c := range f.right {
 		isRight[c] = true
 	}
-	width := make([]int, len(rows[0]))
+	ncol := len(rows[0])
+	full := make([]int, ncol)
 	for _, r := range rows {
 		for i, c := range r {
-			if i < len(width) {
-				width[i] = max(width[i], utf8.RuneCountInString(c))
+			if i < ncol {
+				full[i] = max(full[i], cells(c))
 			}
 		}
 	}
+	keep := make([]bool, ncol)
+	for i := range keep {
+		keep[i] = true
+	}
+	colW := append([]int(nil), full...)
+	avail := f.width - 1 // the last column stays free: no terminal auto-wrap
+	total := func() int {
+		n, k := 0, 0
+		for i, w := range colW {
+			if keep[i] {
+				n += w
+				k++
+			}
+		}
+		return n + 2*max(0, k-1)
+	}
+	if f.width > 0 {
+		canShrink := f.shrink >= 0 && f.shrink < ncol
+		for d := 0; ; d++ {
+			if canShrink {
+				colW[f.shrink] = full[f.shrink]
+				if over := total() - avail; over > 0 {
+					colW[f.shrink] = max(min(full[f.shrink], tableShrinkMin), full[f.shrink]-over)
+				}
+			}
+			if total() <= avail || d >= len(f.drop) {
+				break
+			}
+			if c := f.drop[d]; c >= 0 && c < ncol {
+				keep[c] = false
+			}
+		}
+	}
+	last := -1
+	for i := range keep {
+		if keep[i] {
+			last = i
+		}
+	}
+	wrapLast := f.width > 0 && !isRight[last] && total() > avail && avail-(total()-colW[last]) >= tableWrapMin
+	if wrapLast {
+		colW[last] = avail - (total() - colW[last])
+	}
+	indent := strings.Repeat(" ", total()-colW[last])
 	var b strings.Builder
 	for ri, r := range rows {
 		var line strings.Builder
+		first := true
 		for i, c := range r {
-			if i >= len(width) {
-				break
+			if i >= ncol || !keep[i] {
+				continue
 			}
-			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
-			if i > 0 {
+			if !first {
 				line.WriteString("  ")
 			}
-			if isRight[i] {
-				line.WriteString(pad + c)
-			} else if i == len(r)-1 {
+			first = false
+			if cells(c) > colW[i] && !(i == last && wrapLast) {
+				if i == f.shrink {
+					c = shortenMiddle(c, colW[i])
+				} else {
+					c = clipCells(c, colW[i])
+				}
+			}
+			switch {
+			case i == last && wrapLast:
+				line.WriteString(wrapText(c, avail, indent))
+			case isRight[i]:
+				line.WriteString(strings.Repeat(" ", max(0, colW[i]-cells(c))) + c)
+			case i == last:
 				line.WriteString(c)
-			} else {
-				line.WriteString(c + pad)
+			default:
+				line.WriteString(padCells(c, colW[i]))
 			}
 		}
+		out := line.String()
+		if f.width > 0 && !wrapLast {
+			out = clipCells(out, avail)
+		}
 		if ri == 0 {
-			b.WriteString(p.head.Sprint(line.String()))
+			b.WriteString(p.head.Sprint(out))
 		} else {
-			b.WriteString(line.String())
+			b.WriteString(out)
 		}
 		b.WriteByte('\n')
 	}

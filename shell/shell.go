@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/fxshell/fxsh/netproto/masterclient"
+	"github.com/fxshell/fxsh/netproto/push"
 	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
@@ -48,10 +49,14 @@ type Options struct {
 	// MasterGiven: --master or FXSH_MASTER was given, so serve master
 	// does not make this shell use its own master.
 	MasterGiven bool
-	Dir         string // download folder
-	Key         string // shared secret ("" = open network)
-	Color       bool   // colour on standard output
-	ErrColor    bool   // colour on standard error
+	// Discover: with no master given, browse the LAN for one (mDNS) the
+	// first time a master is needed (discover.go).
+	Discover bool
+	NoRC     bool   // --norc: skip the start-up file (rc.go)
+	Dir      string // download folder
+	Key      string // shared secret ("" = open network)
+	Color    bool   // colour on standard output
+	ErrColor bool   // colour on standard error
 	// LiveOut: standard output is a terminal, so `wait` draws live
 	// progress even for a script (fxsh -c 'get big; wait').
 	LiveOut bool
@@ -80,10 +85,11 @@ type Shell struct {
 
 	failed atomic.Bool // some command or job failed: exit status 1
 
-	events    chan event    // background messages, printed by one goroutine
-	evDone    chan struct{} // closed when the printer has drained events
-	outMu     sync.Mutex    // protects liveLines: the live block drawn by `wait`
-	liveLines int
+	events     chan event    // background messages, printed by one goroutine
+	promptPoke chan struct{} // a job ended: redraw the prompt's summary now
+	evDone     chan struct{} // closed when the printer has drained events
+	outMu      sync.Mutex    // protects liveText: the live block drawn by `wait`
+	liveText   string        // what the block printed, to erase it by screen rows
 
 	mu        sync.Mutex // protects the fields below
 	roles     map[string]role
@@ -100,10 +106,13 @@ type Shell struct {
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
 
-	push pushState // offers sent and the server of pushed files (cmd_push.go)
+	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
 
 	capture capture // trace --pcap FILE (capture.go)
 	tr      tracing // trace on|all|off (trace.go)
+
+	disc *discoveryState // what mDNS found (discover.go)
+	rc   rcState         // the start-up file being run (rc.go)
 }
 
 // errReported marks an error already printed, so callers only stop.
@@ -118,19 +127,21 @@ func Main() int {
 func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 	ctx, stop := context.WithCancel(ctx)
 	s := &Shell{
-		opts:   opts,
-		ui:     ui,
-		pal:    newPalette(opts.Color),
-		epal:   newPalette(opts.ErrColor),
-		set:    newSettings(),
-		ctx:    ctx,
-		stop:   stop,
-		events: make(chan event, 256),
-		evDone: make(chan struct{}),
-		roles:  map[string]role{},
+		opts:       opts,
+		ui:         ui,
+		pal:        newPalette(opts.Color),
+		epal:       newPalette(opts.ErrColor),
+		set:        newSettings(),
+		ctx:        ctx,
+		stop:       stop,
+		events:     make(chan event, 256),
+		promptPoke: make(chan struct{}, 1),
+		evDone:     make(chan struct{}),
+		roles:      map[string]role{},
 
 		impair:   &transfer.Impair{},
 		counters: transfer.NewCounters(nil),
+		disc:     newDiscoveryState(),
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)
 	s.set.OnChange(s.applySetting)
@@ -214,15 +225,24 @@ func (s *Shell) printAbove(ev event) {
 	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	if s.liveLines > 0 {
-		s.ui.Print(eraseLines(s.liveLines))
-		s.liveLines = 0
-	}
+	s.eraseLiveLocked()
 	if ev.err {
 		s.ui.PrintErr(msg)
 	} else {
 		s.ui.Print(msg)
 	}
+}
+
+// eraseLiveLocked erases the live block drawn by `wait`, counting the rows
+// its lines take at the width the terminal has now: a window made narrower
+// since the block was drawn has wrapped its lines onto more rows. The
+// caller holds outMu.
+func (s *Shell) eraseLiveLocked() {
+	if s.liveText == "" {
+		return
+	}
+	s.ui.Print(eraseLines(screenRows(s.liveText, s.ui.Width())))
+	s.liveText = ""
 }
 
 // eraseLines moves the cursor up n lines, clearing them.
@@ -237,6 +257,7 @@ func eraseLines(n int) string {
 
 // jobEnded reports a job that finished, failed or was cancelled.
 func (s *Shell) jobEnded(ev JobEvent) {
+	defer s.pokePrompt()
 	sn := ev.Snap
 	switch sn.State {
 	case JobDone:
@@ -253,6 +274,14 @@ func (s *Shell) jobEnded(ev JobEvent) {
 			s.failed.Store(true)
 		}
 		s.notify(fmt.Sprintf("%s job %d cancelled: %s (%s kept for resume)", s.pal.warn.Sprint("-"), sn.ID, sn.Name, humanBytes(sn.Done)))
+	}
+}
+
+// pokePrompt asks the prompt updater to redraw the job summary now.
+func (s *Shell) pokePrompt() {
+	select {
+	case s.promptPoke <- struct{}{}:
+	default:
 	}
 }
 
@@ -490,6 +519,7 @@ func (s *Shell) interactive(ctx context.Context) {
 	stopPrompt := s.promptUpdater(ctx)
 	defer stopPrompt()
 	for !s.quitting() && ctx.Err() == nil {
+		s.pokePrompt() // the last command may have started or ended jobs
 		line, err := s.ui.ReadLine()
 		if errors.Is(err, ErrInterrupt) {
 			continue // Ctrl-C drops the line
@@ -517,7 +547,7 @@ func (s *Shell) interactive(ctx context.Context) {
 			s.report(err)
 			continue
 		}
-		if len(cmds) > 0 {
+		if len(cmds) > 0 && !hasKeyCommand(cmds) {
 			s.ui.SaveHistory(line)
 		}
 		for _, c := range cmds {
@@ -553,14 +583,28 @@ func (s *Shell) prompt() string {
 	if total > 0 {
 		pct = fmt.Sprintf(" %.0f%%", 100*float64(done)/float64(total))
 	}
-	word := "jobs"
-	if len(active) == 1 {
-		word = "job"
+	// The summary must leave room to type: at least promptRoom cells
+	// after it at the current width. It loses the rate first, then the
+	// percentage, then goes.
+	width := s.ui.Width()
+	n := plural(len(active), "job", "jobs")
+	for _, sum := range []string{
+		fmt.Sprintf("[%s%s %s]", n, pct, humanRate(rate)),
+		fmt.Sprintf("[%s%s]", n, pct),
+		fmt.Sprintf("[%s]", n),
+	} {
+		if width <= 0 || cells(sum)+1+cells("fxsh> ")+promptRoom <= width {
+			return s.pal.dim.Sprint(sum) + " " + p
+		}
 	}
-	return s.pal.dim.Sprintf("[%d %s%s %s]", len(active), word, pct, humanRate(rate)) + " " + p
+	return p
 }
 
-// promptUpdater refreshes the prompt's job summary once a second.
+// promptRoom is how many cells the prompt's job summary leaves for typing.
+const promptRoom = 20
+
+// promptUpdater refreshes the prompt's job summary once a second, and at
+// once when a job ends (pokePrompt), so it never shows jobs that are gone.
 func (s *Shell) promptUpdater(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -574,10 +618,11 @@ func (s *Shell) promptUpdater(ctx context.Context) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if p := s.prompt(); p != last {
-					s.ui.SetPrompt(p)
-					last = p
-				}
+			case <-s.promptPoke:
+			}
+			if p := s.prompt(); p != last {
+				s.ui.SetPrompt(p)
+				last = p
 			}
 		}
 	}()
@@ -615,7 +660,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fl, err := parseFlags(args, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "fxsh: %v\n", err)
-		fmt.Fprintln(stderr, "usage: fxsh [--master HOST:PORT] [--dir DIR] [--key SECRET] [--no-color] [-c 'CMD; CMD' | SCRIPT]")
+		fmt.Fprintln(stderr, "usage: fxsh [--master HOST:PORT|auto] [--dir DIR] [--key SECRET] [--no-color] [--norc] [-c 'CMD; CMD' | SCRIPT]")
 		return 2
 	}
 	if fl.version {
@@ -624,8 +669,12 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if fl.help {
 		s := newShell(context.Background(), fl.opts, newPlainUI(strings.NewReader(""), stdout, stderr))
-		fmt.Fprint(stdout, usageText)
-		fmt.Fprint(stdout, s.helpText())
+		w := termWidth(stdout)
+		if w <= 0 {
+			w = helpWidth
+		}
+		fmt.Fprint(stdout, wrapLines(usageText, w))
+		fmt.Fprint(stdout, s.helpText(w))
 		s.stop()
 		return 0
 	}
@@ -655,7 +704,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // main runs the session in its mode and returns the exit status.
 func (s *Shell) main(interactive bool, fl flags) int {
 	defer s.ui.Close()
-	signal.Ignore(syscall.SIGTSTP) // Ctrl-Z must not stop a process that serves others
+	ignoreStop() // Ctrl-Z must not stop a process that serves others
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -694,9 +743,15 @@ func (s *Shell) main(interactive bool, fl flags) int {
 	}()
 
 	ok := true
-	switch {
-	case interactive:
+	if interactive {
 		s.out("fxsh %s — type help for commands, Ctrl-D to quit\n", Version)
+	}
+	if !s.opts.NoRC && !s.runRC(runCtx, interactive) {
+		fl.command, fl.script, ok = "", "", false // a script does not start
+	}
+	switch {
+	case !ok:
+	case interactive:
 		s.interactive(runCtx)
 	case fl.command != "":
 		ok = s.runScript(runCtx, &splitReader{text: fl.command}, func(_, k int) string {

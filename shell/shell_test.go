@@ -381,7 +381,7 @@ func TestCompletion(t *testing.T) {
 func TestHelpListsEveryCommand(t *testing.T) {
 	ui := newFakeUI(false)
 	s := testShell(t, ui)
-	h := s.helpText()
+	h := strings.Join(strings.Fields(s.helpText(helpWidth)), " ")
 	for _, c := range s.cmds {
 		if !strings.Contains(h, c.usage) {
 			t.Errorf("help does not list %s", c.name)

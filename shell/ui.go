@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/chzyer/readline"
+	"golang.org/x/term"
 )
 
 // UI is the terminal as the shell sees it. The interactive implementation
@@ -26,6 +27,10 @@ type UI interface {
 	PrintErr(s string)
 	// IsTerminal reports whether this is an interactive terminal.
 	IsTerminal() bool
+	// Width returns the width of standard output in cells, read now (so a
+	// resized window counts at once), or 0 if it is not a terminal: no
+	// limit, lines keep every field.
+	Width() int
 	// SetPrompt changes the prompt; it is redrawn if a line is being read.
 	SetPrompt(p string)
 	// SaveHistory records a line that parsed.
@@ -47,6 +52,23 @@ type plainUI struct {
 
 func newPlainUI(in io.Reader, out, errw io.Writer) *plainUI {
 	return &plainUI{r: bufio.NewReaderSize(in, 64<<10), out: out, err: errw}
+}
+
+// Width is the terminal's width when a script's standard output is one
+// (fxsh -c 'get big; wait' in a window), else 0.
+func (u *plainUI) Width() int { return termWidth(u.out) }
+
+// termWidth returns the width of w if it is a terminal, else 0.
+func termWidth(w any) int {
+	f, ok := w.(*os.File)
+	if !ok || !isTerminal(f) {
+		return 0
+	}
+	cols, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || cols <= 0 {
+		return 80 // a terminal that will not say: the common size
+	}
+	return cols
 }
 
 func (u *plainUI) ReadLine() (string, error) {
@@ -196,6 +218,13 @@ func (u *termUI) PrintErr(s string) {
 }
 
 func (u *termUI) IsTerminal() bool { return true }
+
+func (u *termUI) Width() int {
+	if w := termWidth(os.Stdout); w > 0 {
+		return w
+	}
+	return 80
+}
 
 func (u *termUI) SetPrompt(p string) {
 	u.rl.SetPrompt(p)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,14 +50,6 @@ func writeRandomFile(tb testing.TB, path string, n int64) string {
 		left -= int64(m)
 	}
 	return store.FormatHash(h.Sum(nil))
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkGet downloads a file from disk to disk over loopback, both roles

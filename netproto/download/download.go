@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/fxshell/fxsh/netproto/fileserver"
 	"github.com/fxshell/fxsh/netproto/transfer"
 	"github.com/fxshell/fxsh/store"
 	"github.com/fxshell/fxsh/store/partfile"
@@ -105,7 +104,7 @@ func Get(ctx context.Context, req Request) (Result, error) {
 	fr, err := transfer.Fetch(ctx, conn, transfer.Request{
 		Hash: e.Hash, Size: e.Size, ChunkSize: part.ChunkSize(), Sources: e.Servers,
 	}, part, transfer.ClientConfig{
-		Key:           fileserver.UDPKey(req.Key),
+		Key:           transfer.UDPKey(req.Key),
 		SourceTimeout: req.SourceTimeout,
 		Impair:        req.Impair,
 		Counters:      req.Counters,
@@ -155,7 +154,7 @@ func FetchTree(ctx context.Context, req Request, chunkSize int) (*tree.Tree, err
 		_, err = transfer.Fetch(ctx, conn, transfer.Request{
 			Hash: e.Hash, Size: tree.Bytes(e.Size), ChunkSize: chunkSize, Sources: sources, Tree: true,
 		}, sink, transfer.ClientConfig{
-			Key:           fileserver.UDPKey(req.Key),
+			Key:           transfer.UDPKey(req.Key),
 			SourceTimeout: req.SourceTimeout,
 			Impair:        req.Impair,
 			Counters:      req.Counters,

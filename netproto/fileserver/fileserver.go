@@ -17,7 +17,6 @@ package fileserver
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -75,7 +74,6 @@ const (
 	Refused                     // the master refused us (Err)
 	Rescanned                   // a rescan changed the list (Files)
 	Warning                     // a file was skipped (Err)
-	Offered                     // a push offer (receivers only; see masterclient)
 	Modified                    // a file changed since it was indexed (Err); a rescan follows
 )
 
@@ -86,7 +84,6 @@ type Event struct {
 	Files  int
 	Err    error
 	Retry  time.Duration
-	Offer  *masterclient.Offer
 }
 
 // openTree serves the tree object (store/tree) of an indexed file.
@@ -107,17 +104,6 @@ func TreeFile(t *tree.Tree) transfer.File {
 type memFile struct{ *bytes.Reader }
 
 func (memFile) Close() error { return nil }
-
-// UDPKey derives the chunk protocol's key from the shared secret: any
-// passphrase length is accepted on the command line, the AEAD wants 32
-// bytes, and the TCP protocol's HMAC must not reuse the same bytes.
-func UDPKey(secret string) []byte {
-	if secret == "" {
-		return nil
-	}
-	h := sha256.Sum256([]byte("fxsh/1 udp key\x00" + secret))
-	return h[:]
-}
 
 // Server is a running share.
 type Server struct {
@@ -167,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 	s.udp = transfer.NewServer(pc, transfer.ServerConfig{
 		Open:     s.open,
 		OpenTree: s.openTree,
-		Key:      UDPKey(cfg.Key),
+		Key:      transfer.UDPKey(cfg.Key),
 		Impair:   cfg.Impair,
 		Counters: cfg.Counters,
 		Trace:    cfg.Trace,

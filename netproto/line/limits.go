@@ -82,6 +82,16 @@ const (
 	VerbOffer    = "OFFER"
 	VerbAccept   = "ACCEPT"
 	VerbRefuse   = "REFUSE"
+	// VerbDone is the receiver's report that an accepted push ended,
+	// relayed by the master to the sender: DONE offer=ID [error=TEXT].
+	VerbDone = "DONE"
+)
+
+// Reasons a master gives, in REFUSE reason= or DONE error=, when it ends a
+// push offer on the receiver's behalf.
+const (
+	ReasonNoAnswer     = "no answer"     // the receiver did not answer within the master's OfferTimeout
+	ReasonReceiverGone = "receiver gone" // the receiver left (BYE, lost connection) before answering or finishing
 )
 
 // AuthScheme names the only challenge-response scheme, HMAC-SHA256.

@@ -52,7 +52,7 @@ func runScript(in []byte) []byte {
 var masterVerbs = map[string]bool{
 	line.VerbHi: true, line.VerbAuth: true, line.VerbOK: true, line.VerbPong: true, line.VerbFound: true,
 	line.VerbFile: true, line.VerbPeer: true, line.VerbEnd: true, line.VerbNot: true, line.VerbBye: true,
-	line.VerbErr: true, line.VerbOffer: true, line.VerbAccept: true, line.VerbRefuse: true, verbDone: true,
+	line.VerbErr: true, line.VerbOffer: true, line.VerbAccept: true, line.VerbRefuse: true, line.VerbDone: true,
 }
 
 // FuzzSession feeds arbitrary input to a master's connection: it must not
@@ -78,7 +78,7 @@ func FuzzSession(f *testing.F) {
 	f.Add(enc(hello("receiver"),
 		line.NewMsg(line.VerbRegister).With("addr", ":6000").WithInt("n", 0).With("name", "bob"), line.NewMsg(line.VerbEnd),
 		line.NewMsg(line.VerbOffer).With("to", "bob").With("name", "x").WithInt("size", 1).With("hash", catalogtest.Hash("x")).With("from", ":6000"),
-		line.NewMsg(line.VerbAccept).With("offer", "1"), line.NewMsg(verbDone).With("offer", "1"),
+		line.NewMsg(line.VerbAccept).With("offer", "1"), line.NewMsg(line.VerbDone).With("offer", "1"),
 		line.NewMsg(line.VerbRefuse).With("offer", "1").With("reason", "no")))
 	f.Add(enc(hello("client"), line.NewMsg(line.VerbList).With("glob", "["), line.NewMsg(line.VerbSearch).With("q", "").WithInt("max", 0),
 		line.NewMsg(line.VerbRegister).With("addr", ":1").WithInt("n", 5)))

@@ -17,10 +17,6 @@ import (
 // the master relays too), or until one side's connection ends: that is
 // how a sender learns that its push finished or that the receiver is gone.
 
-// verbDone is the receiver's report that an accepted push ended, relayed to
-// the sender: DONE offer=ID [error=TEXT].
-const verbDone = "DONE"
-
 type offer struct {
 	id       string
 	from, to *session
@@ -88,7 +84,7 @@ func (ss *session) offer(m line.Msg) error {
 	s.offers.seq++
 	o := &offer{id: strconv.FormatUint(s.offers.seq, 10), from: ss, to: rx}
 	s.offers.byID[o.id] = o
-	o.timer = time.AfterFunc(OfferTimeout, func() { s.endOffer(o.id, "no answer") })
+	o.timer = time.AfterFunc(OfferTimeout, func() { s.endOffer(o.id, line.ReasonNoAnswer) })
 	by := ss.name
 	if by == "" {
 		by = ss.addr
@@ -105,7 +101,7 @@ func (ss *session) offer(m line.Msg) error {
 	relay := line.NewMsg(line.VerbOffer).With("offer", o.id).With("name", f.Name).
 		WithInt("size", f.Size).With("hash", f.Hash).With("from", from).With("by", by)
 	if rx.send(relay) != nil {
-		s.endOffer(o.id, "receiver gone")
+		s.endOffer(o.id, line.ReasonReceiverGone)
 	}
 	return nil
 }
@@ -162,7 +158,7 @@ func (ss *session) finish(m line.Msg) error {
 	if err := ss.send(line.NewMsg(line.VerbOK).With("offer", id)); err != nil {
 		return err
 	}
-	relay := line.NewMsg(verbDone).With("offer", id)
+	relay := line.NewMsg(line.VerbDone).With("offer", id)
 	if e := m.Value("error"); e != "" {
 		relay = relay.With("error", e)
 	}
@@ -182,7 +178,7 @@ func (s *Server) endOffer(id, reason string) {
 	}
 	o.timer.Stop()
 	if o.accepted {
-		o.from.send(line.NewMsg(verbDone).With("offer", id).With("error", reason))
+		o.from.send(line.NewMsg(line.VerbDone).With("offer", id).With("error", reason))
 		return
 	}
 	o.from.send(line.NewMsg(line.VerbRefuse).With("offer", id).With("reason", reason))
@@ -205,6 +201,6 @@ func (ss *session) dropOffers() {
 	}
 	s.mu.Unlock()
 	for _, id := range refused {
-		s.endOffer(id, "receiver gone")
+		s.endOffer(id, line.ReasonReceiverGone)
 	}
 }

@@ -297,7 +297,7 @@ func (ss *session) dispatch(m line.Msg) error {
 		return ss.offer(m)
 	case line.VerbAccept, line.VerbRefuse:
 		return ss.answer(m)
-	case verbDone:
+	case line.VerbDone:
 		return ss.finish(m)
 	case line.VerbHello, line.VerbAuth:
 		return ss.sendErr(line.Errorf(line.CodeState, "%s: handshake already done", m.Verb))

@@ -1,7 +1,7 @@
 // Package masterclient is the client side of fxsh's master protocol.
 //
 // Client answers the shell's list, search and peers, and sends push
-// offers: it keeps one connection to the first master of Config.Masters
+// offers (offers.go: each a SentOffer whose answer arrives on a channel): it keeps one connection to the first master of Config.Masters
 // that answers, and when a query fails on a broken connection it
 // reconnects (failing over to the next master) and retries once.
 // Registrar keeps a file server's or a receiver's registration alive: it
@@ -118,6 +118,10 @@ type Client struct {
 	sess   *session
 	idx    int // index in cfg.Masters of the master in use
 	closed bool
+
+	offerMu sync.Mutex             // guards the offers in flight (offers.go)
+	offers  map[string]*SentOffer  // by id
+	early   map[string]earlyAnswer // answers that overtook Offer's reply
 }
 
 // Dial connects to the first master of cfg.Masters that completes the
@@ -168,7 +172,9 @@ func (c *Client) watch(s *session) {
 	closed := c.closed
 	c.mu.Unlock()
 	if !closed {
-		c.cfg.event(Event{Kind: Lost, Master: s.master, Err: s.reason()})
+		ev := Event{Kind: Lost, Master: s.master, Err: s.reason()}
+		c.route(ev)
+		c.cfg.event(ev)
 	}
 }
 
@@ -308,31 +314,16 @@ func (c *Client) Peers(ctx context.Context) ([]store.Server, error) {
 	return out, err
 }
 
-// Offer asks the master to relay a push offer of f to the receiver to (an
-// address or a name from Peers); from is the UDP address of the file
-// server that will serve f. It returns the offer's id; the receiver's
-// answer comes later as an OfferAnswered event.
-func (c *Client) Offer(ctx context.Context, to string, f store.File, from string) (string, error) {
-	req := line.NewMsg(line.VerbOffer).With("to", to).With("name", f.Name).
-		WithInt("size", f.Size).With("hash", f.Hash).With("from", from)
-	var id string
-	err := c.do(ctx, func(s *session) error {
-		return s.roundTrip(ctx, []line.Msg{req}, func(next func() (line.Msg, error)) error {
-			m, err := expect(next, line.VerbOK)
-			id = m.Value("offer")
-			return err
-		})
-	})
-	return id, err
-}
-
 // Ping checks that the master answers.
 func (c *Client) Ping(ctx context.Context) error {
 	return c.do(ctx, func(s *session) error { return s.ping(ctx) })
 }
 
 func (c *Client) push(m line.Msg) {
-	pushEvent(&c.cfg, m)
+	if ev, ok := pushEvent(m); ok {
+		c.route(ev)
+		c.cfg.event(ev)
+	}
 }
 
 // Close says BYE and closes the connection.

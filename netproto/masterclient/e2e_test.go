@@ -350,10 +350,11 @@ func TestPush(t *testing.T) {
 	}
 	f := catalogtest.File("gift.txt", "g")
 	for i, accept := range []bool{true, false} {
-		id, err := c.Offer(ctxT(t), "bob", f, ":5000")
-		if err != nil || id != fmt.Sprint(i+1) {
-			t.Fatalf("Offer = %q, %v", id, err)
+		so, err := c.Offer(ctxT(t), "bob", f, ":5000")
+		if err != nil || so.ID != fmt.Sprint(i+1) {
+			t.Fatalf("Offer = %+v, %v", so, err)
 		}
+		id := so.ID
 		ev := waitEvent(t, rxEvents, Offered, nil)
 		if o := ev.Offer; o.ID != id || o.Name != "gift.txt" || o.Hash != f.Hash || o.From != "127.0.0.1:5000" {
 			t.Errorf("offer %+v", o)
@@ -370,6 +371,11 @@ func TestPush(t *testing.T) {
 		if ans.ID != id || ans.Accepted != accept || (!accept && ans.Reason != "no room") {
 			t.Errorf("answer %+v, want accepted=%v", ans, accept)
 		}
+		// The same answer on the offer's own channel.
+		if ev := waitEvent(t, so.Events, OfferAnswered, nil); ev.Offer.ID != id || ev.Offer.Accepted != accept {
+			t.Errorf("answer on Events %+v, want id %s accepted=%v", ev.Offer, id, accept)
+		}
+		so.Close()
 	}
 	var e *line.Error
 	if _, err := c.Offer(ctxT(t), "carol", f, ":5000"); !errors.As(err, &e) || e.Code != line.CodeNotFound {
@@ -378,10 +384,11 @@ func TestPush(t *testing.T) {
 
 	// The receiver reports how an accepted push ended; the sender hears it.
 	for _, failure := range []string{"", "hash mismatch"} {
-		id, err := c.Offer(ctxT(t), "bob", f, ":5000")
+		so, err := c.Offer(ctxT(t), "bob", f, ":5000")
 		if err != nil {
 			t.Fatal(err)
 		}
+		id := so.ID
 		waitEvent(t, rxEvents, Offered, func(e Event) bool { return e.Offer.ID == id })
 		if err := rx.Finish(ctxT(t), id, failure); !errors.As(err, &e) || e.Code != line.CodeState {
 			t.Errorf("Finish before Accept: %v, want ERR 403", err)
@@ -396,24 +403,83 @@ func TestPush(t *testing.T) {
 		if fin.ID != id || fin.Reason != failure {
 			t.Errorf("finished %+v, want id %s, reason %q", fin, id, failure)
 		}
+		waitEvent(t, so.Events, OfferAnswered, nil)
+		if fin := waitEvent(t, so.Events, OfferFinished, nil).Offer; fin.ID != id || fin.Reason != failure {
+			t.Errorf("finished on Events %+v, want id %s, reason %q", fin, id, failure)
+		}
+		so.Close()
 		if err := rx.Finish(ctxT(t), id, ""); !errors.As(err, &e) || e.Code != line.CodeNotFound {
 			t.Errorf("second Finish: %v, want ERR 404", err)
 		}
 	}
 
 	// A receiver that goes away fails the push it accepted.
-	id, err := c.Offer(ctxT(t), "bob", f, ":5000")
+	so, err := c.Offer(ctxT(t), "bob", f, ":5000")
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := so.ID
 	waitEvent(t, rxEvents, Offered, func(e Event) bool { return e.Offer.ID == id })
 	if err := rx.Accept(ctxT(t), id); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, txEvents, OfferAnswered, nil)
 	rx.Close(ctxT(t))
-	if fin := waitEvent(t, txEvents, OfferFinished, func(e Event) bool { return e.Offer.ID == id }).Offer; fin.Reason != "receiver gone" {
+	if fin := waitEvent(t, txEvents, OfferFinished, func(e Event) bool { return e.Offer.ID == id }).Offer; fin.Reason != line.ReasonReceiverGone {
 		t.Errorf("finished %+v, want receiver gone", fin)
+	}
+}
+
+// TestOfferRouting: answers reach the offer they belong to, also one that
+// overtook Offer's reply; the number kept early is bounded; a lost session
+// fails every offer; a closed offer gets nothing more.
+func TestOfferRouting(t *testing.T) {
+	c := &Client{}
+	answer := func(id string, accepted bool) Event {
+		return Event{Kind: OfferAnswered, Offer: &Offer{ID: id, Accepted: accepted}}
+	}
+	c.route(answer("1", true)) // before Offer returned offer 1
+	c.route(Event{Kind: OfferFinished, Offer: &Offer{ID: "1", Accepted: true, Reason: "hash mismatch"}})
+	o1 := c.track("1")
+	if ev := <-o1.Events; ev.Kind != OfferAnswered || !ev.Offer.Accepted {
+		t.Errorf("first early event %+v", ev)
+	}
+	if ev := <-o1.Events; ev.Kind != OfferFinished || ev.Offer.Reason != "hash mismatch" {
+		t.Errorf("second early event %+v", ev)
+	}
+	o2 := c.track("2")
+	c.route(answer("2", false))
+	c.route(answer("3", true)) // nobody's yet
+	if ev := <-o2.Events; ev.Offer.ID != "2" || ev.Offer.Accepted {
+		t.Errorf("offer 2 got %+v", ev)
+	}
+	c.route(Event{Kind: Lost})
+	for _, o := range []*SentOffer{o1, o2} {
+		if ev := <-o.Events; ev.Kind != Lost {
+			t.Errorf("offer %s got %v, want lost", o.ID, ev.Kind)
+		}
+	}
+	o1.Close()
+	c.route(answer("1", true))
+	select {
+	case ev := <-o1.Events:
+		t.Errorf("closed offer got %+v", ev)
+	default:
+	}
+	// At most MaxEarlyAnswers offers' answers are kept early.
+	for i := range MaxEarlyAnswers + 10 {
+		c.route(answer(fmt.Sprint(100+i), true))
+	}
+	if len(c.early) != MaxEarlyAnswers {
+		t.Errorf("%d early answers kept, want %d", len(c.early), MaxEarlyAnswers)
+	}
+	// A channel that is full drops, never blocks the reading goroutine.
+	o4 := c.track("4")
+	for range 2 * offerEvents {
+		c.route(answer("4", true))
+	}
+	if len(o4.Events) != offerEvents {
+		t.Errorf("%d events queued, want %d", len(o4.Events), offerEvents)
 	}
 }
 

@@ -21,10 +21,6 @@ const (
 	OfferFinished                  // the receiver of our accepted offer says the push ended (Offer.Reason: why it failed, "" if it succeeded)
 )
 
-// verbDone is the receiver's report that an accepted push ended, which the
-// master relays to the sender: DONE offer=ID [error=TEXT].
-const verbDone = "DONE"
-
 func (k EventKind) String() string {
 	switch k {
 	case Connected:
@@ -70,27 +66,28 @@ type Offer struct {
 }
 
 // pushEvent turns a line the master sent unasked into an event. Malformed
-// offers are dropped: they cannot be answered safely.
-func pushEvent(cfg *Config, m line.Msg) {
+// offers are dropped (ok false): they cannot be answered safely.
+func pushEvent(m line.Msg) (ev Event, ok bool) {
 	o := &Offer{ID: m.Value("offer")}
 	switch m.Verb {
 	case line.VerbOffer:
 		o.Name, o.Hash, o.From, o.By = m.Value("name"), m.Value("hash"), m.Value("from"), m.Value("by")
 		size, err := m.Int("size")
 		if err != nil || size < 0 || o.ID == "" || line.CheckName(o.Name, 0) != nil || line.CheckHash(o.Hash) != nil {
-			return
+			return Event{}, false
 		}
 		o.Size = size
-		cfg.event(Event{Kind: Offered, Offer: o})
+		return Event{Kind: Offered, Offer: o}, true
 	case line.VerbAccept:
 		o.Accepted = true
-		cfg.event(Event{Kind: OfferAnswered, Offer: o})
+		return Event{Kind: OfferAnswered, Offer: o}, true
 	case line.VerbRefuse:
 		o.Reason = m.Value("reason")
-		cfg.event(Event{Kind: OfferAnswered, Offer: o})
-	case verbDone:
+		return Event{Kind: OfferAnswered, Offer: o}, true
+	case line.VerbDone:
 		o.Accepted = true
 		o.Reason = m.Value("error")
-		cfg.event(Event{Kind: OfferFinished, Offer: o})
+		return Event{Kind: OfferFinished, Offer: o}, true
 	}
+	return Event{}, false
 }

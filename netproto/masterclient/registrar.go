@@ -147,7 +147,7 @@ func (r *Registrar) Refuse(ctx context.Context, id, reason string) error {
 // Finish tells the sender of an accepted offer that the push ended: failure
 // is "" when the file was received and verified, else why it failed.
 func (r *Registrar) Finish(ctx context.Context, id, failure string) error {
-	m := line.NewMsg(verbDone).With("offer", id)
+	m := line.NewMsg(line.VerbDone).With("offer", id)
 	if failure != "" {
 		m = m.With("error", failure)
 	}
@@ -214,7 +214,11 @@ func (r *Registrar) run(ctx context.Context) {
 		r.mu.Lock()
 		role := r.reg.Role
 		r.mu.Unlock()
-		s, i, err := connect(ctx, &r.cfg, idx, role, func(m line.Msg) { pushEvent(&r.cfg, m) })
+		s, i, err := connect(ctx, &r.cfg, idx, role, func(m line.Msg) {
+			if ev, ok := pushEvent(m); ok {
+				r.cfg.event(ev)
+			}
+		})
 		if err == nil {
 			idx = i
 			r.cfg.event(Event{Kind: Connected, Master: s.master})

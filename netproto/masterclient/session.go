@@ -178,7 +178,7 @@ func (s *session) readLoop() {
 			return
 		}
 		switch m.Verb {
-		case line.VerbOffer, line.VerbAccept, line.VerbRefuse, verbDone:
+		case line.VerbOffer, line.VerbAccept, line.VerbRefuse, line.VerbDone:
 			if s.onPush != nil {
 				s.onPush(m)
 			}

@@ -164,7 +164,7 @@ S: BYE
 	}
 }
 
-func waitEvent(t *testing.T, evs chan Event, kind EventKind, ok func(Event) bool) Event {
+func waitEvent(t *testing.T, evs <-chan Event, kind EventKind, ok func(Event) bool) Event {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {

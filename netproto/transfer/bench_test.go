@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,14 +22,6 @@ var benchSize = func() int {
 	}
 	return 256 << 20
 }()
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // report adds MB/s and CPU-seconds per GiB (both sides: they share this
 // process) to a benchmark.
