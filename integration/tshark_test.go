@@ -48,6 +48,7 @@ func cmdLinecheck(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
 	if maxLines > 0 && len(lines) > maxLines {
+		ts.Logf("%s", text)
 		ts.Fatalf("%d lines, at most %d wanted", len(lines), maxLines)
 	}
 	for _, l := range lines {
