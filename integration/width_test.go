@@ -269,3 +269,29 @@ func TestTerminalQuitWait(t *testing.T) {
 		t.Errorf("the live block was left on screen:\n%s", s)
 	}
 }
+
+// TestTerminalRemoteCompletion: remote names complete on Tab from the
+// master before any list, and inside an open quote to a quoted word that
+// works.
+func TestTerminalRemoteCompletion(t *testing.T) {
+	f := newWidthFixture(t)
+	tm := f.shell(t, 140, 24)
+	tm.text("get f3")
+	tm.keys("Tab")
+	tm.waitScreen("remote completion before any list", func(s string) bool {
+		return strings.HasSuffix(lastLine(s), "fxsh> get f3.bin")
+	})
+	tm.keys("C-c")
+	tm.text("get 'a-very-long")
+	tm.keys("Tab")
+	tm.waitScreen("completion inside quotes", func(s string) bool {
+		return strings.HasSuffix(lastLine(s), "fxsh> get '"+longName+"'")
+	})
+	tm.text(" -o cq")
+	tm.keys("Enter")
+	tm.waitScreen("the download of the quoted completion", func(s string) bool {
+		return strings.Contains(s, "job 1 done: a-very-long")
+	})
+	tm.text("quit")
+	tm.keys("Enter")
+}

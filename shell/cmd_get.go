@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/transfer"
@@ -23,8 +25,9 @@ func getCommands() []*cmdSpec {
 			name: "get", group: "Transfers", usage: "get NAME... [-o DIR] [-f]", minArgs: 1, maxArgs: -1,
 			summary: "download files as background jobs (globs allowed); returns at once with the job ids",
 			detail: "Each file is a job (see jobs, wait, cancel); `set parallel N` run at once, the rest queue.\n" +
-				"A name offered with different contents must be chosen: NAME@HASH (a hash prefix from list)\n" +
-				"or NAME@HOST:PORT. Files land in the download folder (--dir, or -o DIR) and never outside it;\n" +
+				"A name offered with different contents: get takes the content offered by the most hosts (distinct IPs;\n" +
+				"ties: the one registered first) and says so on stderr; NAME@HASH (a hash prefix from list)\n" +
+				"or NAME@HOST:PORT chooses. Files land in the download folder (--dir, or -o DIR) and never outside it;\n" +
 				"an existing file is kept unless -f. A cancelled download resumes where it stopped.",
 			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads",
 			run:     cmdGet,
@@ -54,6 +57,21 @@ func getCommands() []*cmdSpec {
 // isGlob reports whether a name has path.Match metacharacters.
 func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 
+// escapeGlob returns the pattern that matches exactly the name s.
+func escapeGlob(s string) string {
+	if !strings.ContainsAny(s, `*?[\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // resolve turns one get argument into catalog entries: one per distinct
 // name, each with every server offering that content.
 func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) {
@@ -66,9 +84,26 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		return entries, err
 	}
 	name, choose := arg, ""
-	entries, err := query(arg)
+	// A glob fetches what it matches, and a file whose name has glob
+	// characters ("[draft] notes?.txt") is fetched by its name too: the
+	// exact name is looked up as well (a name registered as "*.txt"
+	// cannot narrow `get *.txt` to itself).
+	var entries []store.Entry
+	if isGlob(arg) {
+		if es, err := query(arg); err == nil {
+			entries = es
+		} else if !strings.Contains(err.Error(), "bad glob") {
+			return nil, err
+		}
+	}
+	exact, err := query(escapeGlob(arg))
 	if err != nil {
 		return nil, err
+	}
+	for _, e := range exact {
+		if !slices.ContainsFunc(entries, func(o store.Entry) bool { return o.Name == e.Name && o.Hash == e.Hash }) {
+			entries = append(entries, e)
+		}
 	}
 	if len(entries) == 0 {
 		if i := strings.LastIndexByte(arg, '@'); i > 0 {
@@ -93,28 +128,80 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		byName[e.Name] = append(byName[e.Name], e)
 	}
 	var out []store.Entry
-	var ambiguous []string
 	names := make([]string, 0, len(byName))
 	for n := range byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var since map[string]time.Time // server address -> registered at, fetched once if needed
 	for _, n := range names {
 		es := byName[n]
 		if len(es) > 1 {
-			var opts []string
-			for _, e := range es {
-				opts = append(opts, fmt.Sprintf("%s@%s (%s, %s)", n, shortHash(e.Hash), humanBytes(e.Size), serverList(e.Servers)))
+			if since == nil {
+				since = map[string]time.Time{}
+				if peers, err := cl.Peers(ctx); err == nil {
+					for _, p := range peers {
+						since[p.Addr] = p.Registered
+					}
+				}
 			}
-			ambiguous = append(ambiguous, fmt.Sprintf("%q has %d different contents; choose one: %s", n, len(es), strings.Join(opts, " or ")))
+			pick, rest := pickContent(es, since)
+			var others []string
+			for _, e := range rest {
+				others = append(others, fmt.Sprintf("%s@%s (%s)", n, shortHash(e.Hash), plural(hosts(e.Servers), "host", "hosts")))
+			}
+			s.warn("%q has %d different contents: taking %s@%s, offered by the most hosts (%d; ties: the one registered first); not %s\n",
+				n, len(es), n, shortHash(pick.Hash), hosts(pick.Servers), strings.Join(others, ", "))
+			out = append(out, pick)
 			continue
 		}
 		out = append(out, es[0])
 	}
-	if len(ambiguous) > 0 {
-		return nil, errors.New(strings.Join(ambiguous, "; "))
-	}
 	return out, nil
+}
+
+// pickContent chooses among the contents offered under one name, by a rule
+// a newcomer cannot game cheaply: the content offered by the most hosts
+// (distinct IPs: a peer registering from many ports of one machine counts
+// once), then the one whose first server registered earliest (since:
+// PEERS' since=), then the lowest hash. It returns the pick and the others.
+func pickContent(es []store.Entry, since map[string]time.Time) (store.Entry, []store.Entry) {
+	first := func(e store.Entry) time.Time {
+		var t time.Time
+		for _, a := range e.Servers {
+			if r, ok := since[a]; ok && (t.IsZero() || r.Before(t)) {
+				t = r
+			}
+		}
+		if t.IsZero() {
+			return time.Unix(1<<40, 0) // unknown: last
+		}
+		return t
+	}
+	es = slices.Clone(es)
+	slices.SortStableFunc(es, func(a, b store.Entry) int {
+		if ha, hb := hosts(a.Servers), hosts(b.Servers); ha != hb {
+			return hb - ha
+		}
+		if c := first(a).Compare(first(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Hash, b.Hash)
+	})
+	return es[0], es[1:]
+}
+
+// hosts counts the distinct IPs among server addresses.
+func hosts(addrs []string) int {
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil {
+			h = a
+		}
+		seen[h] = true
+	}
+	return len(seen)
 }
 
 // filterChoice keeps the entries a NAME@CHOICE picks: a server address or a
@@ -224,9 +311,17 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		j.SetDone(p.Have)
 		jc.progress(p)
 	}
+	req.Suspects = s.suspects
 	res, err := get(ctx, req)
 	if err == nil {
 		j.SetDone(e.Size)
+	}
+	if res.Restarted {
+		s.notify(fmt.Sprintf("job %d: %s: the resumed part failed the whole-file check; started over", j.ID, e.Name))
+	}
+	if len(res.Suspects) > 0 {
+		s.notifyErr(fmt.Sprintf("job %d: %s: suspect %s: bytes from it failed the whole-file check; fetched without it",
+			j.ID, e.Name, strings.Join(res.Suspects, ", ")))
 	}
 	jc.setSources(res.Fetch.Sources) // jobs -v shows each source's final share, not the last sample's
 	return err

@@ -1,10 +1,12 @@
 package shell
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // compCtx is what a command's completer sees.
@@ -28,18 +30,21 @@ func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
 	if s == nil || pos > len(line) {
 		return nil, 0
 	}
-	cands, cur := s.completions(string(line[:pos]))
+	cands, raw := s.completions(string(line[:pos]))
 	out := make([][]rune, 0, len(cands))
 	for _, cand := range cands {
-		out = append(out, []rune(cand[len(cur):]))
+		out = append(out, []rune(cand[len(raw):]))
 	}
-	return out, len([]rune(cur))
+	return out, len([]rune(raw))
 }
 
-// completions returns full candidates (escaped for the line) for the text
-// before the cursor, and the partial word they complete.
+// completions returns the candidates for the word before the cursor, each
+// as the whole word would stand on the line (the text typed, then the rest
+// quoted the way the typed part is: escaped outside quotes, inside an open
+// quote kept inside it and the quote closed), and the word as typed.
+// readline appends what follows the typed text.
 func (s *Shell) completions(before string) ([]string, string) {
-	done, cur := partialWords(before)
+	done, cur, raw, quote := partialWords(before)
 	var cands []string
 	if len(done) == 0 {
 		dash := strings.HasPrefix(cur, "-")
@@ -63,17 +68,34 @@ func (s *Shell) completions(before string) ([]string, string) {
 		if !strings.HasPrefix(cand, cur) || seen[cand] {
 			continue
 		}
+		if quote == '\'' && strings.ContainsRune(cand[len(cur):], '\'') {
+			continue // no way to write ' inside '…'
+		}
 		seen[cand] = true
-		w := escapeWord(cand)
-		if !strings.HasSuffix(cand, "/") {
+		w := raw + quoteRest(cand[len(cur):], quote)
+		if !strings.HasSuffix(cand, "/") { // a folder: the word goes on
+			if quote != 0 {
+				w += string(quote)
+			}
 			w += " "
 		}
 		out = append(out, w)
 	}
 	sort.Strings(out)
-	// The partial word as typed is compared unescaped; candidates carry the
-	// escaped form of what follows.
-	return out, escapeWord(cur)
+	return out, raw
+}
+
+// quoteRest writes the rest of a completed word so that the parser reads
+// it back: inside "…" with \ and \" escaped, inside '…' as it is, outside
+// quotes with special characters escaped.
+func quoteRest(rest string, quote byte) string {
+	switch quote {
+	case '"':
+		return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(rest)
+	case '\'':
+		return rest
+	}
+	return escapeWord(rest)
 }
 
 // escapeWord escapes characters the parser treats specially.
@@ -129,15 +151,61 @@ func localPaths(cur string) []string {
 	return out
 }
 
-// remoteNames completes names from the last catalog answer.
+// Remote name completion asks the master for the whole list (one LIST, at
+// most the master's cap of names) and keeps it remoteNamesTTL, so Tab works
+// before any list and a burst of Tabs costs one query. A master slower than
+// remoteNamesTimeout, or gone, leaves the names already known.
+const (
+	remoteNamesTTL     = 5 * time.Second
+	remoteNamesTimeout = 1500 * time.Millisecond
+)
+
+// remoteNames completes names from the master (cached) and from the last
+// list or search answer.
 func (s *Shell) remoteNames(cur string) []string {
+	s.refreshRemoteNames()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for _, n := range s.lastNames {
-		if strings.HasPrefix(n, cur) {
-			out = append(out, n)
+	for _, names := range [][]string{s.remoteCache, s.lastNames} {
+		for _, n := range names {
+			if strings.HasPrefix(n, cur) {
+				out = append(out, n)
+			}
 		}
 	}
 	return out
+}
+
+// refreshRemoteNames fetches every name from the master if the cache is
+// older than remoteNamesTTL.
+func (s *Shell) refreshRemoteNames() {
+	s.mu.Lock()
+	fresh := time.Since(s.remoteAt) < remoteNamesTTL
+	if !fresh {
+		s.remoteAt = time.Now() // one query at a time, even if it fails
+	}
+	s.mu.Unlock()
+	if fresh {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, remoteNamesTimeout)
+	defer cancel()
+	cl, err := s.client(ctx)
+	if err != nil {
+		return
+	}
+	entries, _, err := cl.List(ctx, "", 0)
+	if err != nil {
+		return
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name)
+	}
+	sort.Strings(names)
+	s.mu.Lock()
+	s.remoteCache = names
+	s.remoteAt = time.Now()
+	s.mu.Unlock()
 }

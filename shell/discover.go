@@ -34,6 +34,7 @@ type discoveryState struct {
 
 	// Protected by mu:
 	done    bool                                              // browsed since the master was last left to discovery
+	own     bool                                              // no browse: this shell serves the master it uses
 	found   []discovery.Master                                // the masters that answered
 	chosen  *discovery.Master                                 // the one in use, if any
 	elapsed time.Duration                                     // how long the browse took
@@ -91,7 +92,7 @@ func (s *Shell) browseLocked(ctx context.Context) error {
 		return nil
 	case 1:
 		m := found[0]
-		s.ui.PrintErr(s.epal.dim.Sprint(fmt.Sprintf("fxsh: using master %s found on mDNS in %v: %q (%s)", m.Addr, roundMS(m.After), m.Instance, m.Info)) + "\n")
+		s.ui.PrintErr(s.epal.dim.Sprint(fmt.Sprintf("fxsh: using master %s found on mDNS in %s: %q (%s)", m.Addr, roundMS(m.After), m.Instance, m.Info)) + "\n")
 		s.warnKeyMismatch(m)
 		s.useDiscovered(&m, []string{m.Addr.String()})
 		return nil
@@ -151,7 +152,7 @@ func (s *Shell) warnKeyMismatch(m discovery.Master) {
 // useDiscovered records the browse's outcome and makes list the masters.
 func (s *Shell) useDiscovered(m *discovery.Master, list []string) {
 	s.disc.chosen = m
-	s.disc.done = true
+	s.disc.done, s.disc.own = true, false
 	s.mu.Lock()
 	s.opts.Masters = list
 	s.mu.Unlock()
@@ -162,12 +163,19 @@ func (s *Shell) useDiscovered(m *discovery.Master, list []string) {
 func listMasters(found []discovery.Master) string {
 	var b strings.Builder
 	for i, m := range found {
-		fmt.Fprintf(&b, "  %d. %s  %q (%s; answered in %v)\n", i+1, m.Addr, m.Instance, m.Info, roundMS(m.After))
+		fmt.Fprintf(&b, "  %d. %s  %q (%s; answered in %s)\n", i+1, m.Addr, m.Instance, m.Info, roundMS(m.After))
 	}
 	return b.String()
 }
 
-func roundMS(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+// roundMS shows a discovery time in milliseconds: a tenth under 10 ms (an
+// answer on one link takes well under one), whole ones above.
+func roundMS(d time.Duration) string {
+	if d < 10*time.Millisecond {
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}
 
 // cmdMasterShow is `master` with no argument: the masters in use and, when
 // they were left to discovery, what it found (browsing now if it has not).
@@ -196,10 +204,12 @@ func (s *Shell) cmdMasterShow(ctx context.Context) error {
 		return nil
 	}
 	switch {
+	case d.own:
+		s.out("discovery: not needed, this shell serves the master it uses\n")
 	case len(d.found) == 0:
 		s.out("discovery: no master answered on mDNS within %v; %s is the fallback\n", discovery.DefaultTimeout, DefaultMaster)
 	default:
-		s.out("discovery: %d master(s) answered on mDNS (browsing took %v):\n%s", len(d.found), roundMS(d.elapsed), listMasters(d.found))
+		s.out("discovery: %d master(s) answered on mDNS (browsing took %s):\n%s", len(d.found), roundMS(d.elapsed), listMasters(d.found))
 	}
 	return nil
 }
@@ -217,6 +227,8 @@ func (s *Shell) masterStatus() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
+	case d.own:
+		return list + " (this shell's own)"
 	case !d.done:
 		return "not chosen yet: looked for on the LAN (mDNS) when first needed"
 	case d.chosen != nil:
@@ -235,7 +247,7 @@ func (s *Shell) cmdMasterAuto(ctx context.Context) error {
 	s.opts.Discover, s.opts.MasterGiven = true, false
 	s.mu.Unlock()
 	s.disc.mu.Lock()
-	s.disc.done = false
+	s.disc.done, s.disc.own = false, false
 	s.disc.mu.Unlock()
 	return s.cmdMasterShow(ctx)
 }

@@ -142,13 +142,14 @@ func Quote(w string) string {
 }
 
 // partialWords splits the text before the cursor into words for completion:
-// it returns the finished words and the word being typed (unquoted), and
-// whether the current command starts at a fresh word.
-func partialWords(line string) (done []string, cur string) {
+// it returns the finished words, the word being typed (unquoted), that word
+// as typed (raw, quotes and escapes included), and the quote left open in
+// it (0 if none).
+func partialWords(line string) (done []string, cur, raw string, quote byte) {
 	var (
 		word  strings.Builder
 		inW   bool
-		quote byte
+		start int // where the current word begins in line
 	)
 	for i := 0; i < len(line); i++ {
 		ch := line[i]
@@ -163,6 +164,9 @@ func partialWords(line string) (done []string, cur string) {
 			}
 			word.WriteByte(ch)
 			continue
+		}
+		if !inW {
+			start = i
 		}
 		switch ch {
 		case ' ', '\t':
@@ -191,5 +195,8 @@ func partialWords(line string) (done []string, cur string) {
 			word.WriteByte(ch)
 		}
 	}
-	return done, word.String()
+	if !inW {
+		start = len(line)
+	}
+	return done, word.String(), line[start:], quote
 }

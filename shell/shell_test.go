@@ -337,7 +337,8 @@ func TestCompletion(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "file.txt"), nil, 0o644)
 	ui := newFakeUI(true)
 	s := testShell(t, ui)
-	s.setLastNames([]string{"alpha.txt", "beta file.bin", "alps.jpg"})
+	s.setLastNames([]string{"alpha.txt", "beta file.bin", "alps.jpg", `say "hi".txt`, "it's.txt"})
+	s.remoteAt = time.Now() // no master: the names above are all there is
 	tests := []struct {
 		line string
 		want []string
@@ -361,12 +362,56 @@ func TestCompletion(t *testing.T) {
 				line string
 				want []string
 			}{"get b", []string{`beta\ file.bin `}},
+			// Inside quotes: the word stays quoted and is closed.
+			struct {
+				line string
+				want []string
+			}{"get 'beta f", []string{`'beta file.bin' `}},
+			struct {
+				line string
+				want []string
+			}{`get "beta f`, []string{`"beta file.bin" `}},
+			struct {
+				line string
+				want []string
+			}{`get beta\ f`, []string{`beta\ file.bin `}},
+			struct {
+				line string
+				want []string
+			}{`get "say`, []string{`"say \"hi\".txt" `}},
+			struct {
+				line string
+				want []string
+			}{`get 'say`, []string{`'say "hi".txt' `}},
+			struct {
+				line string
+				want []string
+			}{`get 'it`, nil}, // a ' cannot be written inside '…'
+			struct {
+				line string
+				want []string
+			}{`get it`, []string{`it\'s.txt `}},
+			struct {
+				line string
+				want []string
+			}{`source "` + dir + "/s", []string{`"` + dir + "/sub dir/"}}, // a folder: still open
 		)
 	}
 	for _, tt := range tests {
-		got, _ := s.completions(tt.line)
+		got, raw := s.completions(tt.line)
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("completions(%q) = %q, want %q", tt.line, got, tt.want)
+		}
+		// Each completed line parses, its last word being the candidate.
+		for _, g := range got {
+			if strings.HasSuffix(g, "/") {
+				continue
+			}
+			line := strings.TrimSuffix(tt.line, raw) + g
+			cmds, err := ParseLine(line)
+			if err != nil || len(cmds) == 0 {
+				t.Errorf("completed line %q: %v", line, err)
+			}
 		}
 	}
 	// Through the readline interface: suffixes after the partial word.
