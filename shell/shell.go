@@ -61,6 +61,9 @@ type Options struct {
 	// LiveOut: standard output is a terminal, so `wait` draws live
 	// progress even for a script (fxsh -c 'get big; wait').
 	LiveOut bool
+	// DemoPause is the pause between the demo's steps at the prompt
+	// (0: DefaultDemoPause; negative: none).
+	DemoPause time.Duration
 }
 
 // role is a network role running in this process (master, share, receive).

@@ -3,8 +3,9 @@
 // servers and receivers in a store.Catalog and answers LIST, SEARCH and
 // PEERS.
 //
-// Server runs the accept loop and owns the set of open connections
-// (server.go). Each connection is served by one goroutine (session.go):
+// Start (start.go) listens on Config.Addr and serves until Running.Close:
+// what serve master and the demo run. Server runs the accept loop and owns
+// the set of open connections (server.go). Each connection is served by one goroutine (session.go):
 // handshake and optional key check, then one request at a time, with the
 // registration it holds removed when it says BYE or goes away. Connections
 // are counted apart before and after the handshake (MaxHandshakes,
@@ -96,6 +97,7 @@ const (
 
 // Config configures a Server. Zero values mean the defaults.
 type Config struct {
+	Addr      string        // Start: the TCP address to listen on (HOST:PORT; port 0 picks one)
 	Catalog   store.Catalog // required; the caller closes it after Shutdown
 	Heartbeat time.Duration // announced PING interval (line.DefaultHeartbeat)
 	TTL       time.Duration // silence after which a connection is dropped (line.DefaultTTL)

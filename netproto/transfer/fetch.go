@@ -285,6 +285,7 @@ type fetcher struct {
 	stats     *Counters
 	window    int
 	ackEvery  int
+	coalesce  bool // small chunks: let datagrams gather between reads (RxCoalesce)
 	spanLen   int
 	epoch     time.Time
 	srcs      []*source
@@ -415,16 +416,18 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 
 	dg := chunk.HeaderLen + f.chunkSize + chunk.TagLen
 	f.window = cfg.Window
+	rcvbuf := f.link.receiveBuffer()
 	if f.window <= 0 {
-		f.window = f.link.receiveBuffer() / (dg + 1024) // + kernel bookkeeping per datagram
-	} else {
-		f.link.receiveBuffer()
+		f.window = rcvbuf / (dg + 1024) // + kernel bookkeeping per datagram
 	}
 	f.window = max(MinWindow, min(f.window, chunk.MaxWindow))
 	if rs, ok := sink.(RunSink); ok && f.chunkSize <= MaxRunChunk {
 		f.runSink = rs
 		f.runBuf = make([]byte, 0, RunBytes)
 	}
+	// Gathering datagrams between reads needs batched reads and a socket
+	// buffer that holds a few milliseconds of them.
+	f.coalesce = f.chunkSize <= maxCoalesceChunk && f.link.off != nil && rcvbuf >= minCoalesceBuffer
 	f.ackEvery = max(2, min(f.window/16, MaxAckEvery))
 
 	for _, addr := range req.Sources {
@@ -703,6 +706,12 @@ func (f *fetcher) readLoop() {
 		}
 		fails = 0
 		f.flushAcks()
+		if f.coalesce && f.link.rxMsgs > 0 && f.link.rxMsgs < coalesceBelow {
+			// Datagrams trickle in one or two per wake-up: let them
+			// gather for a moment instead of paying a wake-up, a read and
+			// an ACK decision per datagram (see RxCoalesce).
+			time.Sleep(RxCoalesce)
+		}
 	}
 }
 
