@@ -138,7 +138,7 @@ func newSettings() *Settings {
 		{name: "timeout", help: "how long a silent file server is retried before a download fails", def: "15s", values: []string{"5s", "15s", "1m"}, parse: durationRange(time.Second, time.Hour)},
 		{name: "verify", help: "check downloads per 64 KiB group as they land (groups) or whole at the end (whole)", def: "groups", values: []string{"groups", "whole"}, parse: oneOf("groups", "whole")},
 		{name: "seed", help: "offer the parts of downloads checked so far, and finished downloads, to other downloaders", def: "on", values: []string{"on", "off"}, parse: onOff},
-		{name: "autoaccept", help: "accept pushed files without asking", def: "on", values: []string{"on", "off"}, parse: onOff},
+		{name: "autoaccept", help: "accept pushed files without asking (off: each offer waits for accept)", def: "off", values: []string{"on", "off"}, parse: onOff},
 	}
 	s := &Settings{defs: map[string]*setting{}, vals: map[string]string{}}
 	for _, d := range defs {
