@@ -136,7 +136,7 @@ func newSettings() *Settings {
 		{name: "delay", help: "add this one-way delay to every datagram (demo)", def: "0s", values: []string{"0", "10ms", "50ms"}, parse: durationMax(10 * time.Second)},
 		{name: "rate", help: "cap this process's UDP sending rate (e.g. 20MB/s)", def: "unlimited", values: []string{"unlimited", "1MB/s", "20MB/s"}, parse: rateValue},
 		{name: "timeout", help: "how long a silent file server is retried before a download fails", def: "15s", values: []string{"5s", "15s", "1m"}, parse: durationRange(time.Second, time.Hour)},
-		{name: "autoaccept", help: "accept pushed files without asking", def: "on", values: []string{"on", "off"}, parse: onOff},
+		{name: "autoaccept", help: "accept pushed files without asking (off: each offer waits for accept)", def: "off", values: []string{"on", "off"}, parse: onOff},
 	}
 	s := &Settings{defs: map[string]*setting{}, vals: map[string]string{}}
 	for _, d := range defs {
