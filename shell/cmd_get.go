@@ -60,7 +60,12 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		return nil, err
 	}
 	query := func(glob string) ([]store.Entry, error) {
-		entries, _, err := cl.List(ctx, glob, 0)
+		entries, more, err := cl.List(ctx, glob, 0)
+		err = s.masterQueryError(err)
+		if err == nil && more {
+			// Never download a silent part of what was asked for.
+			return nil, fmt.Errorf("%q matches more files than the master sends at once (%d); narrow it", glob, len(entries))
+		}
 		return entries, err
 	}
 	name, choose := arg, ""
@@ -102,7 +107,8 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		if len(es) > 1 {
 			var opts []string
 			for _, e := range es {
-				opts = append(opts, fmt.Sprintf("%s@%s (%s, %s)", n, shortHash(e.Hash), humanBytes(e.Size), serverList(e.Servers)))
+				// Quoted as it must be typed: get 'notes one.txt@3fa2…'.
+				opts = append(opts, fmt.Sprintf("%s (%s, %s)", Quote(n+"@"+shortHash(e.Hash)), humanBytes(e.Size), serverList(e.Servers)))
 			}
 			ambiguous = append(ambiguous, fmt.Sprintf("%q has %d different contents; choose one: %s", n, len(es), strings.Join(opts, " or ")))
 			continue
@@ -213,7 +219,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 	req.Trace = s.traceUDP(role)
 	req.Capture = s.captureUDP
 	req.Started = func(resumed int64, _ int) {
-		j.SetDone(resumed)
+		j.SetResumed(resumed)
 		if resumed > 0 {
 			s.notify(fmt.Sprintf("job %d: resuming %s: %s already here", j.ID, e.Name, humanBytes(resumed)))
 		}
@@ -226,8 +232,26 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 	if err == nil {
 		j.SetDone(e.Size)
 	}
-	jc.setSources(res.Fetch.Sources) // jobs -v shows each source's final share, not the last sample's
+	jc.setSources(endedSources(res.Fetch.Sources, err == nil)) // jobs -v shows each source's final share, not the last sample's
 	return err
+}
+
+// endedSources marks the sources of a download that has ended: one the
+// fetch left "active" (or idle, requesting) is "done" after a success and
+// "stopped" otherwise, never "active" beside a finished job.
+func endedSources(src []transfer.SourceStats, ok bool) []transfer.SourceStats {
+	out := append([]transfer.SourceStats(nil), src...)
+	for i := range out {
+		if out[i].State == "failed" {
+			continue
+		}
+		if ok {
+			out[i].State = "done"
+		} else {
+			out[i].State = "stopped"
+		}
+	}
+	return out
 }
 
 // downloadError makes a download failure read well in a job line.

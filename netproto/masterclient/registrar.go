@@ -336,14 +336,16 @@ func (r *Registrar) register(ctx context.Context, s *session) error {
 	msgs = append(msgs, line.NewMsg(line.VerbEnd))
 	rctx, cancel := context.WithTimeout(ctx, s.ttl)
 	defer cancel()
+	var listed string
 	err := s.roundTrip(rctx, msgs, func(next func() (line.Msg, error)) error {
-		_, err := expect(next, line.VerbOK)
+		ok, err := expect(next, line.VerbOK)
+		listed = ok.Value("addr")
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	r.cfg.event(Event{Kind: Registered, Master: s.master, Files: len(reg.Files)})
+	r.cfg.event(Event{Kind: Registered, Master: s.master, Files: len(reg.Files), Addr: listed})
 	r.setReady(nil)
 	return nil
 }
