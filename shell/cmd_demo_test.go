@@ -1,10 +1,12 @@
 package shell
 
 import (
+	"context"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDemoAtThePrompt checks that at the prompt the demo's master and
@@ -14,6 +16,7 @@ func TestDemoAtThePrompt(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	ui := newFakeUI(true)
 	s := testShell(t, ui)
+	s.opts.DemoPause = 10 * time.Millisecond
 	t.Cleanup(s.closeRoles)
 	before := s.masters()
 	if !runLines(t, s, "demo", "status", "list") {
@@ -30,6 +33,15 @@ func TestDemoAtThePrompt(t *testing.T) {
 	}
 	if !strings.Contains(out, "readme.txt") || !strings.Contains(out, "Your turn") {
 		t.Errorf("list after the demo does not show its files:\n%s", out)
+	}
+	// Servers are labelled by what they share, whatever order the
+	// master lists them in.
+	for _, x := range []string{"A", "B"} {
+		started := regexp.MustCompile(`Server ` + x + ` shares \w+/ on UDP (\S+):`).FindStringSubmatch(out)
+		delivered := regexp.MustCompile(`server ` + x + ` \((\S+)\) delivered`).FindStringSubmatch(out)
+		if started == nil || delivered == nil || started[1] != delivered[1] {
+			t.Errorf("server %s: started as %v, delivered as %v", x, started, delivered)
+		}
 	}
 	if s.set.Get("loss") != "0" || s.set.Get("rate") != "unlimited" {
 		t.Errorf("settings not restored: loss %s rate %s", s.set.Get("loss"), s.set.Get("rate"))
@@ -48,5 +60,35 @@ func TestDemoAtThePrompt(t *testing.T) {
 	}
 	if runLines(t, s, "demo now") || !strings.Contains(ui.stderr(), "usage: demo") {
 		t.Errorf("demo now: %s", ui.stderr())
+	}
+}
+
+// TestNarratorPause: at the prompt the demo pauses between steps (not
+// before the first), in a script it does not, and an interrupt ends the
+// pause.
+func TestNarratorPause(t *testing.T) {
+	const pause = 50 * time.Millisecond
+	n := &narrator{s: testShell(t, newFakeUI(true)), pause: pause}
+	start := time.Now()
+	if !n.wait(context.Background()) || time.Since(start) >= pause {
+		t.Errorf("paused before the first step")
+	}
+	n.step("one")
+	start = time.Now()
+	if !n.wait(context.Background()) || time.Since(start) < pause {
+		t.Errorf("did not pause between steps (%v)", time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n.wait(ctx) {
+		t.Error("an interrupted pause reported true")
+	}
+	n.pause = 0
+	start = time.Now()
+	if !n.wait(context.Background()) || time.Since(start) >= pause {
+		t.Error("paused without a pause (a script)")
+	}
+	if !strings.Contains(n.s.ui.(*fakeUI).stdout(), "1. one") {
+		t.Errorf("step not printed")
 	}
 }

@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/transfer"
@@ -20,16 +25,19 @@ func init() { areaCommands = append(areaCommands, getCommands) }
 func getCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
-			name: "get", group: "Transfers", usage: "get NAME... [-o DIR] [-f]", minArgs: 1, maxArgs: -1,
+			name: "get", group: "Transfers", usage: "get NAME... [-o DIR] [-f] [--as NEWNAME]", minArgs: 1, maxArgs: -1,
 			summary: "download files as background jobs (globs allowed); returns at once with the job ids",
 			detail: "Each file is a job (see jobs, wait, cancel); `set parallel N` run at once, the rest queue.\n" +
-				"A name offered with different contents must be chosen: NAME@HASH (a hash prefix from list)\n" +
-				"or NAME@HOST:PORT. Files land in the download folder (--dir, or -o DIR) and never outside it;\n" +
-				"an existing file is kept unless -f. A cancelled download resumes where it stopped.",
+				"A name offered with different contents: get takes the content offered by the most hosts (distinct IPs;\n" +
+				"ties: the one registered first) and says so on stderr; NAME@HASH (a hash prefix from list)\n" +
+				"or NAME@HOST:PORT chooses. Files land in the download folder (--dir, or -o DIR) and never outside it;\n" +
+				"an existing file is kept unless -f. A cancelled download resumes where it stopped.\n" +
+				"--as NEWNAME saves one file under another name: for a name this system cannot hold\n" +
+				"(CON, aux.c, a:b, trailing dot on Windows), or one already taken.",
 			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads",
 			run:     cmdGet,
 			complete: func(s *Shell, c *compCtx) []string {
-				if len(c.prev) > 0 && c.prev[len(c.prev)-1] == "-o" {
+				if len(c.prev) > 0 && (c.prev[len(c.prev)-1] == "-o" || c.prev[len(c.prev)-1] == "--as") {
 					return localPaths(c.cur)
 				}
 				return s.remoteNames(c.cur)
@@ -52,6 +60,21 @@ func getCommands() []*cmdSpec {
 // isGlob reports whether a name has path.Match metacharacters.
 func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 
+// escapeGlob returns the pattern that matches exactly the name s.
+func escapeGlob(s string) string {
+	if !strings.ContainsAny(s, `*?[\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // resolve turns one get argument into catalog entries: one per distinct
 // name, each with every server offering that content.
 func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) {
@@ -69,9 +92,26 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		return entries, err
 	}
 	name, choose := arg, ""
-	entries, err := query(arg)
+	// A glob fetches what it matches, and a file whose name has glob
+	// characters ("[draft] notes?.txt") is fetched by its name too: the
+	// exact name is looked up as well (a name registered as "*.txt"
+	// cannot narrow `get *.txt` to itself).
+	var entries []store.Entry
+	if isGlob(arg) {
+		if es, err := query(arg); err == nil {
+			entries = es
+		} else if !strings.Contains(err.Error(), "bad glob") {
+			return nil, err
+		}
+	}
+	exact, err := query(escapeGlob(arg))
 	if err != nil {
 		return nil, err
+	}
+	for _, e := range exact {
+		if !slices.ContainsFunc(entries, func(o store.Entry) bool { return o.Name == e.Name && o.Hash == e.Hash }) {
+			entries = append(entries, e)
+		}
 	}
 	if len(entries) == 0 {
 		if i := strings.LastIndexByte(arg, '@'); i > 0 {
@@ -96,29 +136,81 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		byName[e.Name] = append(byName[e.Name], e)
 	}
 	var out []store.Entry
-	var ambiguous []string
 	names := make([]string, 0, len(byName))
 	for n := range byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var since map[string]time.Time // server address -> registered at, fetched once if needed
 	for _, n := range names {
 		es := byName[n]
 		if len(es) > 1 {
-			var opts []string
-			for _, e := range es {
-				// Quoted as it must be typed: get 'notes one.txt@3fa2…'.
-				opts = append(opts, fmt.Sprintf("%s (%s, %s)", Quote(n+"@"+shortHash(e.Hash)), humanBytes(e.Size), serverList(e.Servers)))
+			if since == nil {
+				since = map[string]time.Time{}
+				if peers, err := cl.Peers(ctx); err == nil {
+					for _, p := range peers {
+						since[p.Addr] = p.Registered
+					}
+				}
 			}
-			ambiguous = append(ambiguous, fmt.Sprintf("%q has %d different contents; choose one: %s", n, len(es), strings.Join(opts, " or ")))
+			pick, rest := pickContent(es, since)
+			var others []string
+			for _, e := range rest {
+				// Quoted as it must be typed: get 'notes one.txt@3fa2…'.
+				others = append(others, fmt.Sprintf("%s (%s)", Quote(n+"@"+shortHash(e.Hash)), plural(hosts(e.Servers), "host", "hosts")))
+			}
+			s.warn("%q has %d different contents: taking %s, offered by the most hosts (%d; ties: the one registered first); not %s",
+				n, len(es), Quote(n+"@"+shortHash(pick.Hash)), hosts(pick.Servers), strings.Join(others, ", "))
+			out = append(out, pick)
 			continue
 		}
 		out = append(out, es[0])
 	}
-	if len(ambiguous) > 0 {
-		return nil, errors.New(strings.Join(ambiguous, "; "))
-	}
 	return out, nil
+}
+
+// pickContent chooses among the contents offered under one name, by a rule
+// a newcomer cannot game cheaply: the content offered by the most hosts
+// (distinct IPs: a peer registering from many ports of one machine counts
+// once), then the one whose first server registered earliest (since:
+// PEERS' since=), then the lowest hash. It returns the pick and the others.
+func pickContent(es []store.Entry, since map[string]time.Time) (store.Entry, []store.Entry) {
+	first := func(e store.Entry) time.Time {
+		var t time.Time
+		for _, a := range e.Servers {
+			if r, ok := since[a]; ok && (t.IsZero() || r.Before(t)) {
+				t = r
+			}
+		}
+		if t.IsZero() {
+			return time.Unix(1<<40, 0) // unknown: last
+		}
+		return t
+	}
+	es = slices.Clone(es)
+	slices.SortStableFunc(es, func(a, b store.Entry) int {
+		if ha, hb := hosts(a.Servers), hosts(b.Servers); ha != hb {
+			return hb - ha
+		}
+		if c := first(a).Compare(first(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Hash, b.Hash)
+	})
+	return es[0], es[1:]
+}
+
+// hosts counts the distinct IPs among server addresses.
+func hosts(addrs []string) int {
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil {
+			h = a
+		}
+		seen[h] = true
+	}
+	return len(seen)
 }
 
 // filterChoice keeps the entries a NAME@CHOICE picks: a server address or a
@@ -150,12 +242,12 @@ func filterChoice(entries []store.Entry, choose string) []store.Entry {
 }
 
 func cmdGet(ctx context.Context, s *Shell, c *call) error {
-	names, f, err := c.flags(map[string]bool{"-o": true, "-f": false})
+	names, f, err := c.flags(map[string]bool{"-o": true, "-f": false, "--as": true})
 	if err != nil {
 		return err
 	}
 	if len(names) == 0 {
-		return errors.New("usage: get NAME... [-o DIR] [-f]")
+		return errors.New("usage: get NAME... [-o DIR] [-f] [--as NEWNAME]")
 	}
 	dir := s.opts.Dir
 	if o, ok := f["-o"]; ok {
@@ -164,6 +256,12 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 		}
 	}
 	_, overwrite := f["-f"]
+	as, hasAs := f["--as"]
+	if hasAs {
+		if err := checkLocalName(as); err != nil {
+			return fmt.Errorf("--as: %w", err)
+		}
+	}
 	// Resolve every name first: a typo fails the command before any job starts.
 	var wanted []store.Entry
 	seen := map[string]bool{}
@@ -179,21 +277,106 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 			}
 		}
 	}
-	var ids []string
+	if hasAs && len(wanted) != 1 {
+		return fmt.Errorf("--as names one file, and %d match", len(wanted))
+	}
+	// A name this system cannot hold fails the command before any job
+	// starts, naming the file and the way out.
+	if !hasAs {
+		var bad, badName []string
+		for _, e := range wanted {
+			if err := checkLocalName(e.Name); err != nil {
+				bad = append(bad, err.Error())
+				badName = append(badName, e.Name)
+			}
+		}
+		switch {
+		case len(bad) == 1:
+			return fmt.Errorf("%s; save it under another name: get %s --as NEWNAME [-o DIR]", bad[0], quoteArg(badName[0]))
+		case len(bad) > 1:
+			return fmt.Errorf("%s; get each under another name: get NAME --as NEWNAME [-o DIR]", strings.Join(bad, "; "))
+		}
+	}
+	if len(wanted) > 1 {
+		locals := make([]string, len(wanted))
+		for i, e := range wanted {
+			locals[i] = e.Name
+		}
+		if a, b := caseTwins(dir, locals); a != "" {
+			return fmt.Errorf("%q and %q are one file name in %s (its file system ignores case): get one of them with --as NEWNAME, or each with -o into its own folder", a, b, dir)
+		}
+	}
 	for _, e := range wanted {
-		j := s.startDownload(e, dir, overwrite, c.cmd.MayFail)
+		local := e.Name
+		if hasAs {
+			local = as
+		}
+		j := s.startDownload(e, dir, local, overwrite, c.cmd.MayFail)
 		j.SetTotal(e.Size)
-		ids = append(ids, strconv.Itoa(j.ID))
+		if local != e.Name {
+			s.out("job %d: %s as %s (%s) from %s\n", j.ID, e.Name, local, humanBytes(e.Size), serverList(e.Servers))
+			continue
+		}
 		s.out("job %d: %s (%s) from %s\n", j.ID, e.Name, humanBytes(e.Size), serverList(e.Servers))
 	}
-	_ = ids
 	return nil
 }
 
+// checkLocalName checks that this system can hold a file under name inside
+// a download folder (partfile.CheckName): an error is ErrUnsafeName (no
+// system should write it) or ErrNotValidHere (a Windows device name, ...).
+func checkLocalName(name string) error { return partfile.CheckName(name) }
+
+// caseTwins returns the first two local names that are one file in dir
+// because its file system ignores case, or "", "".
+func caseTwins(dir string, local []string) (string, string) {
+	byFold := map[string]string{}
+	for _, n := range local {
+		k := strings.ToLower(n)
+		if other, ok := byFold[k]; ok && other != n && foldsCase(dir) {
+			return other, n
+		}
+		byFold[k] = n
+	}
+	return "", ""
+}
+
+// foldsCase reports whether dir's file system ignores case: it creates a
+// probe file and looks it up in another case. A folder that does not exist
+// yet is judged by the system (Windows and macOS fold case by default).
+func foldsCase(dir string) bool {
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, ".fxsh-case-probe-*")
+	if err != nil {
+		return runtime.GOOS == "windows" || runtime.GOOS == "darwin"
+	}
+	name := f.Name()
+	f.Close()
+	defer os.Remove(name)
+	_, err = os.Stat(filepath.Join(filepath.Dir(name), strings.ToUpper(filepath.Base(name))))
+	return err == nil
+}
+
+// quoteArg quotes a name for a command line when it would not read back as
+// one argument.
+func quoteArg(n string) string {
+	if n != "" && !strings.ContainsAny(n, " \t'\"#;\\") {
+		return n
+	}
+	return strconv.Quote(n)
+}
+
 // startDownload queues a download job.
-func (s *Shell) startDownload(e store.Entry, dir string, overwrite, mayFail bool) *Job {
+// local is the name it is saved under (e.Name unless get --as).
+func (s *Shell) startDownload(e store.Entry, dir, local string, overwrite, mayFail bool) *Job {
+	as := ""
+	if local != e.Name {
+		as = local
+	}
 	return s.jobs.Start("get", e.Name, mayFail, func(ctx context.Context, j *Job) error {
-		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, Overwrite: overwrite}, download.Get))
+		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, As: as, Overwrite: overwrite}, download.Get))
 	})
 }
 
@@ -228,9 +411,17 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		j.SetDone(p.Have)
 		jc.progress(p)
 	}
+	req.Suspects = s.suspects
 	res, err := get(ctx, req)
 	if err == nil {
 		j.SetDone(e.Size)
+	}
+	if res.Restarted {
+		s.notify(fmt.Sprintf("job %d: %s: the resumed part failed the whole-file check; started over", j.ID, e.Name))
+	}
+	if len(res.Suspects) > 0 {
+		s.notifyErr(fmt.Sprintf("job %d: %s: suspect %s: bytes from it failed the whole-file check; fetched without it",
+			j.ID, e.Name, strings.Join(res.Suspects, ", ")))
 	}
 	jc.setSources(endedSources(res.Fetch.Sources, err == nil)) // jobs -v shows each source's final share, not the last sample's
 	return err
@@ -260,7 +451,7 @@ func downloadError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, partfile.ErrExists):
-		return fmt.Errorf("%w (use get -f to replace it)", err)
+		return fmt.Errorf("%w (use get -f to replace it, or get NAME --as NEWNAME)", err)
 	case errors.Is(err, partfile.ErrNoSpace):
 		return fmt.Errorf("%w; the partial file is kept: free space and get it again to resume", err)
 	case errors.Is(err, transfer.ErrSourcesFailed):

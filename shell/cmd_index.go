@@ -9,9 +9,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/fxshell/fxsh/internal/syserr"
 	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/store"
@@ -101,9 +101,11 @@ func (s *Shell) masterQueryError(err error) error {
 	if err == nil || errors.As(err, &refusal) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	// A *net.OpError covers a reset, a broken pipe and a refused dial on
+	// every platform.
 	var op *net.OpError
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || errors.As(err, &op) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || syserr.ConnRefused(err) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &op) {
 		s.dropClient()
 		return fmt.Errorf("the master at %s no longer answers (stopped, or the network is down); the next command tries again",
 			strings.Join(s.masters(), ", "))
@@ -114,7 +116,7 @@ func (s *Shell) masterQueryError(err error) error {
 // masterError explains a failure to reach the master.
 func masterError(masters []string, err error) error {
 	where := strings.Join(masters, ", ")
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	if syserr.ConnRefused(err) {
 		return fmt.Errorf("no master at %s (start one with `serve master`, or give --master HOST:PORT)", where)
 	}
 	if strings.HasPrefix(err.Error(), "master ") {

@@ -46,7 +46,8 @@ func masterCommands() []*cmdSpec {
 			summary: "show or set the master(s) this shell talks to (tried in order)",
 			detail: "With no --master, the shell finds the master on the LAN (mDNS, _fxsh._tcp) the first\n" +
 				"time it needs one; master shows what was found, and master auto browses again.\n" +
-				"Nothing found within 1s: 127.0.0.1:1234. FXSH_DISCOVERY=off turns discovery off.",
+				"Nothing found within 1s: 127.0.0.1:1234. FXSH_DISCOVERY=off turns discovery off;\n" +
+				"FXSH_DISCOVERY=IFACE[,IFACE] keeps it (and serve master's announcement) to those interfaces.",
 			example: "master 192.0.2.10:1234",
 			run:     cmdMaster,
 		},
@@ -55,14 +56,13 @@ func masterCommands() []*cmdSpec {
 
 // masterRole is a master running in this process.
 type masterRole struct {
-	srv      *master.Server
+	run      *master.Running
 	announce *discovery.Announcer // nil when not announced on the LAN
 	annNote  string
 	cat      store.Catalog
 	addr     string
 	store    string
 	keyed    bool
-	done     chan error
 }
 
 func (r *masterRole) Describe() string {
@@ -77,8 +77,7 @@ func (r *masterRole) Close(ctx context.Context) error {
 	if r.announce != nil {
 		r.announce.Close() // stop answering before the master goes
 	}
-	err := r.srv.Shutdown(ctx)
-	<-r.done
+	err := r.run.Close(ctx)
 	if cerr := r.cat.Close(); err == nil {
 		err = cerr
 	}
@@ -205,16 +204,12 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		cat.Close()
-		return err
-	}
 	var key []byte
 	if s.opts.Key != "" {
 		key = []byte(s.opts.Key)
 	}
-	srv := master.New(master.Config{
+	run, err := master.Start(ctx, master.Config{
+		Addr:      addr,
 		Catalog:   cat,
 		Key:       key,
 		TTL:       ttl,
@@ -222,9 +217,14 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 		Trace:     s.traceTCP("master"),
 		OnEvent:   s.masterEvent,
 	})
-	r := &masterRole{srv: srv, cat: cat, addr: ln.Addr().String(), store: storeName, keyed: key != nil, done: make(chan error, 1)}
-	go func() { r.done <- srv.Serve(ln) }()
-	r.announce, r.annNote = s.announceMaster(ln.Addr(), key != nil, storeName)
+	if err != nil {
+		cat.Close()
+		return err
+	}
+	r := &masterRole{run: run, cat: cat, addr: run.Addr, store: storeName, keyed: key != nil}
+	if la, err := net.ResolveTCPAddr("tcp", run.Addr); err == nil { // a literal address: no lookup
+		r.announce, r.annNote = s.announceMaster(la, key != nil, storeName)
+	}
 	s.addRole("master", r)
 	note := "no key: open network, anyone may join"
 	if key != nil {
@@ -238,14 +238,10 @@ func cmdServe(ctx context.Context, s *Shell, c *call) error {
 	if !given {
 		// Without --master, this shell's own master is the one to use:
 		// no need to look for one.
-		own := dialable(ln.Addr())
 		s.disc.mu.Lock()
-		s.disc.done, s.disc.chosen = true, nil
+		s.disc.done, s.disc.own, s.disc.chosen, s.disc.found = true, true, nil, nil
 		s.disc.mu.Unlock()
-		s.mu.Lock()
-		s.opts.Masters = []string{own}
-		s.mu.Unlock()
-		s.dropClient()
+		s.useMasters([]string{dialable(run.Addr)}, false)
 	}
 	return nil
 }
@@ -301,10 +297,10 @@ func cmdMaster(ctx context.Context, s *Shell, c *call) error {
 
 // dialable turns a listening address into one a local client can dial:
 // an unspecified host becomes loopback.
-func dialable(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
+func dialable(a string) string {
+	host, port, err := net.SplitHostPort(a)
 	if err != nil {
-		return a.String()
+		return a
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		if ip != nil && ip.To4() == nil {
@@ -314,6 +310,18 @@ func dialable(a net.Addr) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// useMasters points the shell at masters (given: as if --master had named
+// them, so that serve master leaves them alone) and returns what it used
+// before.
+func (s *Shell) useMasters(masters []string, given bool) (prev []string, prevGiven bool) {
+	s.mu.Lock()
+	prev, prevGiven = s.opts.Masters, s.opts.MasterGiven
+	s.opts.Masters, s.opts.MasterGiven = masters, given
+	s.mu.Unlock()
+	s.dropClient()
+	return prev, prevGiven
 }
 
 // masters returns the masters in use.

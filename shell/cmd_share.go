@@ -8,9 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/fxshell/fxsh/internal/syserr"
 	"github.com/fxshell/fxsh/netproto/fileserver"
 	"github.com/fxshell/fxsh/store/shareindex"
 )
@@ -62,15 +62,13 @@ func (r *shareRole) Describe() string {
 
 func (r *shareRole) Close(ctx context.Context) error { return r.srv.Close(ctx) }
 
-// cachePath is where shared files' hashes are cached between runs.
+// cachePath is where shared files' hashes are cached between runs: the
+// system's cache folder (os.UserCacheDir: $XDG_CACHE_HOME or ~/.cache on
+// Linux, ~/Library/Caches on macOS, %LocalAppData% on Windows) + fxsh/hashes.
 func cachePath() string {
-	dir := os.Getenv("XDG_CACHE_HOME")
-	if dir == "" {
-		h, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(h, ".cache")
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
 	}
 	dir = filepath.Join(dir, "fxsh")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -153,6 +151,9 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 	return nil
 }
 
+// errShareRefused marks a master's refusal for shareOutcome.
+var errShareRefused = errors.New("refused by the master")
+
 // shareRegisterWait bounds how long share waits for its first registration.
 const shareRegisterWait = 5 * time.Second
 
@@ -184,7 +185,7 @@ func (s *Shell) shareOutcome(registered bool, listed string, err error) (seen bo
 			s.shareListed = listed
 		}
 	}
-	final := registered || err != nil && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH))
+	final := registered || errors.Is(err, errShareRefused) || syserr.ConnRefused(err)
 	if final && s.shareFirst != nil {
 		close(s.shareFirst)
 		s.shareFirst = nil
@@ -217,7 +218,7 @@ func (s *Shell) shareEvent(ev fileserver.Event) {
 			s.notifyErr(s.epal.warn.Sprint(fmt.Sprintf("share: master lost: %v; retrying in the background", ev.Err)))
 		}
 	case fileserver.Refused:
-		s.shareOutcome(false, "", syscall.ECONNREFUSED) // refused: no point waiting
+		s.shareOutcome(false, "", errShareRefused) // no point waiting
 		s.notifyErr(s.epal.err.Sprint(fmt.Sprintf("share: master %s refused us: %v", ev.Master, ev.Err)))
 	case fileserver.Rescanned:
 		s.notify(fmt.Sprintf("share: rescan found changes; %s registered", plural(ev.Files, "file", "files")))

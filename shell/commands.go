@@ -186,7 +186,8 @@ usage: fxsh [flags]                 interactive prompt (or read commands from a 
 
 flags:
   --master HOST:PORT[,HOST:PORT]  master(s) to use (env FXSH_MASTER); default or "auto": find it on
-                                  the LAN (mDNS), else 127.0.0.1:1234 (FXSH_DISCOVERY=off: no mDNS)
+                                  the LAN (mDNS), else 127.0.0.1:1234 (FXSH_DISCOVERY=off: no mDNS;
+                                  =IFACE[,IFACE]: only there)
   --dir DIR                       download folder (default .)
   --key SECRET                    shared key (env FXSH_KEY); without one the network is open
   --no-color                      no colour (also NO_COLOR=1)

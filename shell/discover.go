@@ -23,7 +23,9 @@ import (
 // list (scripts); none within discovery.DefaultTimeout falls back to
 // DefaultMaster, and says so. FXSH_DISCOVERY=off turns both browsing and
 // announcing off (the test stories set it: they never multicast on the
-// machine's own network).
+// machine's own network); FXSH_DISCOVERY=IFACE[,IFACE...] keeps both to
+// those interfaces (a laptop whose VPN or container bridge is not the
+// classroom).
 
 // discoveryOff is FXSH_DISCOVERY's value that turns discovery off.
 const discoveryOff = "off"
@@ -34,6 +36,8 @@ type discoveryState struct {
 
 	// Protected by mu:
 	done    bool                                              // browsed since the master was last left to discovery
+	own     bool                                              // no browse: this shell serves the master it uses
+	err     error                                             // the browse failed (no socket, a bad FXSH_DISCOVERY)
 	found   []discovery.Master                                // the masters that answered
 	chosen  *discovery.Master                                 // the one in use, if any
 	elapsed time.Duration                                     // how long the browse took
@@ -42,8 +46,30 @@ type discoveryState struct {
 
 func newDiscoveryState() *discoveryState {
 	return &discoveryState{browse: func(ctx context.Context) ([]discovery.Master, error) {
-		return discovery.Browse(ctx, discovery.BrowseConfig{})
+		ifaces, err := discoveryInterfaces()
+		if err != nil {
+			return nil, err
+		}
+		return discovery.Browse(ctx, discovery.BrowseConfig{Interfaces: ifaces})
 	}}
+}
+
+// discoveryInterfaces reads FXSH_DISCOVERY: "" or "on" is every
+// interface (nil), a comma-separated list names them.
+func discoveryInterfaces() ([]net.Interface, error) {
+	v := strings.TrimSpace(os.Getenv("FXSH_DISCOVERY"))
+	if v == "" || v == "on" {
+		return nil, nil
+	}
+	var out []net.Interface
+	for _, name := range strings.Split(v, ",") {
+		ifc, err := net.InterfaceByName(strings.TrimSpace(name))
+		if err != nil {
+			return nil, fmt.Errorf("FXSH_DISCOVERY=%s: no interface named %q (want on, off or interface names)", v, name)
+		}
+		out = append(out, *ifc)
+	}
+	return out, nil
 }
 
 // resolveMasters returns the masters to dial, browsing first when the
@@ -72,7 +98,7 @@ func (s *Shell) browseLocked(ctx context.Context) error {
 	d := s.disc
 	start := time.Now()
 	found, err := d.browse(ctx)
-	d.elapsed = time.Since(start)
+	d.elapsed, d.err = time.Since(start), err
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -91,7 +117,7 @@ func (s *Shell) browseLocked(ctx context.Context) error {
 		return nil
 	case 1:
 		m := found[0]
-		s.ui.PrintErr(s.epal.dim.Sprint(fmt.Sprintf("fxsh: using master %s found on mDNS in %v: %q (%s)", m.Addr, roundMS(m.After), m.Instance, m.Info)) + "\n")
+		s.ui.PrintErr(s.epal.dim.Sprint(fmt.Sprintf("fxsh: using master %s found on mDNS in %s: %q (%s)", m.Addr, roundMS(m.After), m.Instance, m.Info)) + "\n")
 		s.warnKeyMismatch(m)
 		s.useDiscovered(&m, []string{m.Addr.String()})
 		return nil
@@ -151,7 +177,7 @@ func (s *Shell) warnKeyMismatch(m discovery.Master) {
 // useDiscovered records the browse's outcome and makes list the masters.
 func (s *Shell) useDiscovered(m *discovery.Master, list []string) {
 	s.disc.chosen = m
-	s.disc.done = true
+	s.disc.done, s.disc.own = true, false
 	s.mu.Lock()
 	s.opts.Masters = list
 	s.mu.Unlock()
@@ -162,12 +188,19 @@ func (s *Shell) useDiscovered(m *discovery.Master, list []string) {
 func listMasters(found []discovery.Master) string {
 	var b strings.Builder
 	for i, m := range found {
-		fmt.Fprintf(&b, "  %d. %s  %q (%s; answered in %v)\n", i+1, m.Addr, m.Instance, m.Info, roundMS(m.After))
+		fmt.Fprintf(&b, "  %d. %s  %q (%s; answered in %s)\n", i+1, m.Addr, m.Instance, m.Info, roundMS(m.After))
 	}
 	return b.String()
 }
 
-func roundMS(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+// roundMS shows a discovery time in milliseconds: a tenth under 10 ms (an
+// answer on one link takes well under one), whole ones above.
+func roundMS(d time.Duration) string {
+	if d < 10*time.Millisecond {
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}
 
 // cmdMasterShow is `master` with no argument: the masters in use and, when
 // they were left to discovery, what it found (browsing now if it has not).
@@ -196,10 +229,14 @@ func (s *Shell) cmdMasterShow(ctx context.Context) error {
 		return nil
 	}
 	switch {
+	case d.own:
+		s.out("discovery: not needed, this shell serves the master it uses\n")
+	case d.err != nil:
+		s.out("discovery: failed (%v); %s is the fallback\n", d.err, DefaultMaster)
 	case len(d.found) == 0:
 		s.out("discovery: no master answered on mDNS within %v; %s is the fallback\n", discovery.DefaultTimeout, DefaultMaster)
 	default:
-		s.out("discovery: %d master(s) answered on mDNS (browsing took %v):\n%s", len(d.found), roundMS(d.elapsed), listMasters(d.found))
+		s.out("discovery: %d master(s) answered on mDNS (browsing took %s):\n%s", len(d.found), roundMS(d.elapsed), listMasters(d.found))
 	}
 	return nil
 }
@@ -217,6 +254,8 @@ func (s *Shell) masterStatus() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
+	case d.own:
+		return list + " (this shell's own)"
 	case !d.done:
 		return "not chosen yet: looked for on the LAN (mDNS) when first needed"
 	case d.chosen != nil:
@@ -235,7 +274,7 @@ func (s *Shell) cmdMasterAuto(ctx context.Context) error {
 	s.opts.Discover, s.opts.MasterGiven = true, false
 	s.mu.Unlock()
 	s.disc.mu.Lock()
-	s.disc.done = false
+	s.disc.done, s.disc.own = false, false
 	s.disc.mu.Unlock()
 	return s.cmdMasterShow(ctx)
 }
@@ -251,13 +290,18 @@ func (s *Shell) announceMaster(addr net.Addr, keyed bool, catalog string) (*disc
 	if err != nil {
 		return nil, fmt.Sprintf("not announced: %v", err)
 	}
+	ifaces, err := discoveryInterfaces()
+	if err != nil {
+		return nil, fmt.Sprintf("not announced on the LAN: %v", err)
+	}
 	kind := discovery.CatalogMemory
 	if strings.HasPrefix(catalog, "etcd") {
 		kind = discovery.CatalogEtcd
 	}
 	a, err := discovery.Announce(discovery.AnnounceConfig{
-		Addr: ap,
-		Info: discovery.Info{Version: Version, KeyRequired: keyed, Catalog: kind},
+		Addr:       ap,
+		Info:       discovery.Info{Version: Version, KeyRequired: keyed, Catalog: kind},
+		Interfaces: ifaces,
 	})
 	switch {
 	case errors.Is(err, discovery.ErrLoopback):

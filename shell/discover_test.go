@@ -48,7 +48,7 @@ func TestDiscoveryChoosesMaster(t *testing.T) {
 		if *calls != 1 {
 			t.Errorf("browsed %d times, want 1", *calls)
 		}
-		if e := ui.stderr(); !strings.Contains(e, `using master 192.0.2.1:1234 found on mDNS in 3ms: "fxsh master on lab1 port 1234 [aaaa]" (fxsh 0.1.0, open network, catalog memory)`) {
+		if e := ui.stderr(); !strings.Contains(e, `using master 192.0.2.1:1234 found on mDNS in 3.0ms: "fxsh master on lab1 port 1234 [aaaa]" (fxsh 0.1.0, open network, catalog memory)`) {
 			t.Errorf("stderr = %q", e)
 		}
 	})
@@ -81,7 +81,7 @@ func TestDiscoveryChoosesMaster(t *testing.T) {
 			t.Fatal("script went on")
 		}
 		out, e := ui.stdout(), ui.stderr()
-		for _, want := range []string{"1. 192.0.2.1:1234", "2. 192.0.2.2:1234  \"fxsh master on lab2 port 1234 [bbbb]\" (fxsh 0.1.0, key required, catalog etcd; answered in 5ms)"} {
+		for _, want := range []string{"1. 192.0.2.1:1234", "2. 192.0.2.2:1234  \"fxsh master on lab2 port 1234 [bbbb]\" (fxsh 0.1.0, key required, catalog etcd; answered in 5.0ms)"} {
 			if !strings.Contains(out, want) || !strings.Contains(e, want) {
 				t.Errorf("%q missing from stdout %q or stderr %q", want, out, e)
 			}
@@ -118,7 +118,21 @@ func TestDiscoveryChoosesMaster(t *testing.T) {
 			t.Errorf("no key warning for a keyed master: %q", e)
 		}
 	})
-	t.Run("a master given, or our own, is never browsed for", func(t *testing.T) {
+	t.Run("our own master is used without browsing", func(t *testing.T) {
+		t.Setenv("FXSH_DISCOVERY", "") // a loopback master is not announced: nothing is sent
+		ui := newFakeUI(false)
+		s, calls := discoveryShell(t, ui, fakeMasters, nil)
+		if !runLines(t, s, "serve master 127.0.0.1:0", "master", "status") {
+			t.Fatalf("script failed: %s", ui.stderr())
+		}
+		out := ui.stdout()
+		if *calls != 0 || !strings.Contains(out, "discovery: not needed, this shell serves the master it uses") ||
+			!strings.Contains(out, "(this shell's own)") || !strings.Contains(out, "not announced on the LAN: it listens on loopback only") {
+			t.Errorf("browsed %d times; stdout %q", *calls, out)
+		}
+		s.closeRoles()
+	})
+	t.Run("a master given is never browsed for", func(t *testing.T) {
 		ui := newFakeUI(false)
 		s, calls := discoveryShell(t, ui, fakeMasters, nil)
 		if !runLines(t, s, "master 198.51.100.1:1234", "master") {
@@ -252,3 +266,17 @@ type fakeRole struct{}
 
 func (fakeRole) Describe() string                { return "fake" }
 func (fakeRole) Close(ctx context.Context) error { return nil }
+
+// TestMain keeps every test of this package off the machine's network: a
+// test that starts a master on a non-loopback address must not announce
+// it over mDNS, and none may read the developer's own start-up file.
+func TestMain(m *testing.M) {
+	os.Setenv("FXSH_DISCOVERY", discoveryOff)
+	if dir, err := os.MkdirTemp("", "fxsh-shell-test-config"); err == nil {
+		os.Setenv("XDG_CONFIG_HOME", dir)
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/netproto/push"
 	"github.com/fxshell/fxsh/netproto/transfer"
@@ -60,6 +61,9 @@ type Options struct {
 	// LiveOut: standard output is a terminal, so `wait` draws live
 	// progress even for a script (fxsh -c 'get big; wait').
 	LiveOut bool
+	// DemoPause is the pause between the demo's steps at the prompt
+	// (0: DefaultDemoPause; negative: none).
+	DemoPause time.Duration
 }
 
 // role is a network role running in this process (master, share, receive).
@@ -115,6 +119,7 @@ type Shell struct {
 
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
+	suspects *download.Suspects // sources whose bytes failed a whole-file check, left out of later downloads
 
 	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
 
@@ -150,6 +155,7 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 
 		impair:   &transfer.Impair{},
 		counters: transfer.NewCounters(nil),
+		suspects: download.NewSuspects(),
 		disc:     newDiscoveryState(),
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)

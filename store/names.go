@@ -12,10 +12,11 @@ import (
 // shares: a relative, '/'-separated name of valid UTF-8, at most max bytes,
 // with no control characters (C0, DEL, C1), no bidirectional controls (they
 // make a name display as another), no line separators and no empty, "." or
-// ".." component. The protocol carries any other name (a backslash is an
-// ordinary character on Linux); the shared-folder index and the download
-// side add the rules of the file systems they read and write (no
-// backslash, the Windows device names, ...).
+// ".." component, and nothing a person could not type or fetch safely
+// (fetchProblem: a leading '-', a backslash or drive prefix, invisible
+// characters, lookalike spaces and scripts). The shared-folder index and
+// the download side add the rules of the file systems they read and write
+// (the Windows device names on Windows, ...).
 func NameProblem(name string, max int) string {
 	switch {
 	case name == "":
@@ -45,5 +46,5 @@ func NameProblem(name string, max int) string {
 			return fmt.Sprintf("%q component", c)
 		}
 	}
-	return ""
+	return fetchProblem(name)
 }

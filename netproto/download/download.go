@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/fxshell/fxsh/netproto/transfer"
@@ -23,6 +26,7 @@ import (
 type Request struct {
 	Entry     store.Entry // name, size, hash and the servers holding it
 	Dir       string      // download folder; the file never lands outside it
+	As        string      // the name to save under ("" = Entry.Name), e.g. where Entry.Name is not valid on this system
 	Overwrite bool        // replace an existing file of that name
 	ChunkSize int         // 0: chosen from the sources (transfer.ChooseChunkSize)
 	Key       string      // shared secret ("" = open network)
@@ -44,6 +48,10 @@ type Request struct {
 	// before any chunk is fetched: a seeding server reads checked groups
 	// from it.
 	Opened func(part *partfile.Part, tr *tree.Tree)
+	// Suspects, if set, remembers the sources whose bytes failed the
+	// whole-file check: later downloads of the same content leave them
+	// out while other servers offer it (the shell keeps one per process).
+	Suspects *Suspects
 }
 
 // Result says what a download did.
@@ -53,16 +61,195 @@ type Result struct {
 	Resumed int64  // bytes that were already there
 	Elapsed time.Duration
 	Fetch   transfer.Result
+	// Suspects are the sources whose bytes failed the whole-file check
+	// (then the download was retried once without them), or that an
+	// earlier download remembered and this one left out.
+	Suspects []string
+	// Restarted: the whole-file check failed after a resume with no
+	// other server to turn to, so the download started over once.
+	Restarted bool
+}
+
+// SuspectError is a download whose whole-file check failed: the bytes of
+// Suspects (the sources that delivered any) are not the file. Nothing is
+// left under the final name and the partial file is gone.
+type SuspectError struct {
+	Suspects []string
+	Err      error // wraps partfile.ErrHashMismatch
+}
+
+func (e *SuspectError) Error() string {
+	return fmt.Sprintf("%v; suspect: %s (get NAME@HOST:PORT from another server)", e.Err, strings.Join(e.Suspects, ", "))
+}
+
+func (e *SuspectError) Unwrap() error { return e.Err }
+
+// MaxSuspectHashes bounds what a Suspects remembers: the contents whose
+// check failed, each with at most MaxSuspectsPerHash sources (a lying peer
+// cannot make a client hold more than this).
+const (
+	MaxSuspectHashes   = 1024
+	MaxSuspectsPerHash = 64
+)
+
+// Suspects remembers, per content hash, the sources whose bytes failed the
+// whole-file check. The zero value is not usable: use NewSuspects. It is
+// safe for concurrent use.
+type Suspects struct {
+	mu sync.Mutex
+	m  map[string]map[string]bool
+}
+
+// NewSuspects returns an empty Suspects.
+func NewSuspects() *Suspects { return &Suspects{m: map[string]map[string]bool{}} }
+
+// Add records addrs as suspects for hash.
+func (s *Suspects) Add(hash string, addrs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.m[hash]
+	if set == nil {
+		if len(s.m) >= MaxSuspectHashes {
+			for h := range s.m { // forget one: the cap matters, not which
+				delete(s.m, h)
+				break
+			}
+		}
+		set = map[string]bool{}
+		s.m[hash] = set
+	}
+	for _, a := range addrs {
+		if len(set) < MaxSuspectsPerHash {
+			set[a] = true
+		}
+	}
+}
+
+// Filter returns servers without the suspects of hash, and the suspects
+// left out; when every server is a suspect it returns them all (a suspect
+// is better than nothing; the check still guards the file).
+func (s *Suspects) Filter(hash string, servers []string) (keep, avoided []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.m[hash]
+	for _, a := range servers {
+		if set[a] {
+			avoided = append(avoided, a)
+		} else {
+			keep = append(keep, a)
+		}
+	}
+	if len(keep) == 0 {
+		return servers, nil
+	}
+	return keep, avoided
 }
 
 // Get runs a download to the end. On failure or cancellation the partial
-// file stays for a later resume, except after a hash mismatch, when it is
-// removed so that a retry starts clean.
+// file stays for a later resume, except after a failed whole-file check:
+// then the partial state is discarded, the sources that delivered bytes
+// are remembered as suspects (req.Suspects) and the download is retried
+// once, from scratch, without them — or, when there is no other server
+// and the failed run had resumed bytes from an earlier one (which may be
+// what was wrong), once with the same servers. A second failure is a
+// *SuspectError naming the sources.
 func Get(ctx context.Context, req Request) (Result, error) {
 	e := req.Entry
 	if len(e.Servers) == 0 {
 		return Result{}, errors.New("no server offers it")
 	}
+	servers, avoided := e.Servers, []string(nil)
+	if req.Suspects != nil {
+		servers, avoided = req.Suspects.Filter(e.Hash, e.Servers)
+	}
+	res, err := get(ctx, req, servers)
+	res.Suspects = avoided
+	if !errors.Is(err, partfile.ErrHashMismatch) {
+		return res, err
+	}
+	took := contributors(res.Fetch)
+	// Which servers to try again, once each set: those that gave no
+	// bytes; else, after a resume (the resumed bytes may be what was
+	// wrong), the same ones from scratch; else, when several mixed their
+	// bytes, each alone (at most MaxSoloRetries), so that the one whose
+	// file checks out is told from the liars.
+	var tries [][]string
+	solo, restarted := false, false
+	switch retry := without(servers, took); {
+	case len(retry) > 0:
+		tries = [][]string{retry}
+		if req.Suspects != nil && res.Resumed == 0 {
+			req.Suspects.Add(e.Hash, took...)
+		}
+	case res.Resumed > 0:
+		tries, restarted = [][]string{servers}, true
+	case len(took) > 1:
+		solo = true
+		for _, a := range took[:min(len(took), MaxSoloRetries)] {
+			tries = append(tries, []string{a})
+		}
+	}
+	failed := took
+	for _, t := range tries {
+		if ctx.Err() != nil {
+			break
+		}
+		res2, err2 := get(ctx, req, t)
+		res2.Resumed = res.Resumed
+		res2.Restarted = restarted
+		if !errors.Is(err2, partfile.ErrHashMismatch) {
+			switch {
+			case solo && err2 == nil:
+				res2.Suspects = append(avoided, without(took, t)...)
+				if req.Suspects != nil {
+					req.Suspects.Add(e.Hash, without(took, t)...)
+				}
+			case !restarted:
+				res2.Suspects = append(avoided, took...)
+			}
+			return res2, err2
+		}
+		res, err = res2, err2
+		c := contributors(res2.Fetch)
+		if solo && req.Suspects != nil {
+			req.Suspects.Add(e.Hash, c...) // it failed alone: its bytes are not the file
+		}
+		failed = append(failed, without(c, failed)...)
+	}
+	return res, &SuspectError{Suspects: failed, Err: err}
+}
+
+// MaxSoloRetries bounds the sources tried alone after a failed whole-file
+// check of bytes mixed from several (each try is a whole download).
+const MaxSoloRetries = 3
+
+// contributors are the sources that delivered bytes in a fetch.
+func contributors(fr transfer.Result) []string {
+	var out []string
+	for _, s := range fr.Sources {
+		if s.Bytes > 0 {
+			out = append(out, s.Addr)
+		}
+	}
+	return out
+}
+
+// without returns the servers not in drop.
+func without(servers, drop []string) []string {
+	var out []string
+	for _, s := range servers {
+		if !slices.Contains(drop, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// get is one attempt of Get from servers.
+func get(ctx context.Context, req Request, servers []string) (Result, error) {
+	e := req.Entry
+	e.Servers = servers
+	req.Entry = e
 	chunk := req.ChunkSize
 	if chunk == 0 {
 		chunk = transfer.ChooseChunkSize(e.Servers)
@@ -81,7 +268,11 @@ func Get(ctx context.Context, req Request) (Result, error) {
 			tr = nil
 		}
 	}
-	part, err := partfile.Open(req.Dir, e.Name, e.Size, e.Hash, chunk, req.Overwrite)
+	local := e.Name
+	if req.As != "" {
+		local = req.As
+	}
+	part, err := partfile.Open(req.Dir, local, e.Size, e.Hash, chunk, req.Overwrite)
 	if err != nil {
 		return Result{}, err
 	}
@@ -95,7 +286,7 @@ func Get(ctx context.Context, req Request) (Result, error) {
 	if req.Started != nil {
 		req.Started(resumed, part.ChunkSize())
 	}
-	res := Result{Path: e.Name, Resumed: resumed}
+	res := Result{Path: local, Resumed: resumed}
 	conn, err := net.ListenPacket("udp", ":0")
 	if err != nil {
 		part.Close()

@@ -118,9 +118,10 @@ type Server struct {
 	wg     sync.WaitGroup
 	kick   chan struct{} // asks the rescan loop to rescan now
 
-	mu       sync.Mutex // protects the fields below
-	files    []store.File
-	modified error // the modification behind the pending Kick, reported by rescanLoop
+	mu         sync.Mutex // protects the fields below
+	earlyProof string     // an ownership token that arrived before reg was set
+	files      []store.File
+	modified   error // the modification behind the pending Kick, reported by rescanLoop
 }
 
 // Start indexes cfg.Paths, opens the UDP socket, starts serving and starts
@@ -158,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 		Impair:   cfg.Impair,
 		Counters: cfg.Counters,
 		Trace:    cfg.Trace,
+		OnProof:  s.proof,
 		Capture:  cfg.Capture,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -186,10 +188,30 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 		idx.Close()
 		return nil, warns, fmt.Errorf("registering: %w", err)
 	}
+	s.mu.Lock()
 	s.reg = reg
+	early := s.earlyProof
+	s.mu.Unlock()
+	if early != "" {
+		reg.Proof(early) // a challenge that came before s.reg was set
+	}
 	s.wg.Add(1)
 	go s.rescanLoop(runCtx)
 	return s, warns, nil
+}
+
+// proof hands the registrar a master's ownership challenge that reached
+// the UDP socket (the registrar may not exist yet: nothing asked then).
+func (s *Server) proof(token string) {
+	s.mu.Lock()
+	reg := s.reg
+	if reg == nil {
+		s.earlyProof = token
+	}
+	s.mu.Unlock()
+	if reg != nil {
+		reg.Proof(token)
+	}
 }
 
 // open serves the UDP server's requests; a modified file asks for a rescan.

@@ -53,6 +53,7 @@ const (
 	CodeAuth        = 401 // missing or wrong key
 	CodeState       = 403 // message not allowed now or for this role
 	CodeNotFound    = 404 // unknown peer or registration
+	CodeConflict    = 409 // the address is registered by another connection: prove it (REGISTER proof=)
 	CodeTooLong     = 413 // line over MaxLine; the connection is closed
 	CodeTooMany     = 414 // registration over MaxFiles; the connection is closed
 	CodeSlowDown    = 429 // rate limit exceeded; the connection is closed

@@ -16,6 +16,11 @@ const (
 	// A reply lists the first MaxServers servers of an entry.
 	MaxServers = 32
 	HashPrefix = store.HashPrefix
+	// MaxSize bounds a file's size in a record: 2^50 bytes (1 PiB), the
+	// chunk protocol's limit (chunk.MaxFileSize), so that a catalog never
+	// lists a file no client could fetch, and size arithmetic stays far
+	// from overflow.
+	MaxSize = 1 << 50
 )
 
 // FileMsg returns the F record of e: name, size, type, mtime (Unix
@@ -118,13 +123,17 @@ func ParsePeer(m Msg) (store.Server, error) {
 }
 
 // CheckFile checks what a registration may carry for one file: a safe name
-// (CheckName), a size >= 0, a short type word and a content hash.
+// (CheckName), a size from 0 to MaxSize, a short type word and a content
+// hash.
 func CheckFile(f store.File, maxName int) error {
 	if err := CheckName(f.Name, maxName); err != nil {
 		return err
 	}
 	if f.Size < 0 {
 		return &ProtocolError{Reason: "negative size", Input: strconv.FormatInt(f.Size, 10)}
+	}
+	if f.Size > MaxSize {
+		return &ProtocolError{Reason: "size over 2^50", Input: strconv.FormatInt(f.Size, 10)}
 	}
 	if err := CheckType(f.Type); err != nil {
 		return err

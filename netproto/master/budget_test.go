@@ -240,7 +240,7 @@ func BenchmarkCatalogFull(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s := New(Config{Catalog: cat, TTL: time.Hour})
+		s := New(Config{Catalog: cat, TTL: time.Hour, MaxConnsPerIP: -1, MaxFilesPerIP: -1})
 		go s.Serve(ln)
 		addr := ln.Addr().String()
 		heap0, rss0 := heapInuse(), procStatus("VmRSS")

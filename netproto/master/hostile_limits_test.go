@@ -93,7 +93,9 @@ func TestHandshakeFlood(t *testing.T) {
 		perConn = 32 << 10 // heap per handshaking connection, both ends
 	)
 	var evictions atomic.Int64
-	s, addr := startMaster(t, Config{OnEvent: func(e Event) {
+	// The flood comes from 127.0.0.1 like the honest peers: the per-IP
+	// cap is off here (TestHandshakesPerIP tests it).
+	s, addr := startMaster(t, Config{MaxHandshakesPerIP: -1, OnEvent: func(e Event) {
 		if e.Kind == ConnRefused && e.Reason == "too many connections handshaking" {
 			evictions.Add(1)
 		}
@@ -209,6 +211,7 @@ func TestCatalogFull(t *testing.T) {
 	const files, names = 1000, 50_000
 	s, addr := startMaster(t, Config{MaxCatalogFiles: files, MaxCatalogNameBytes: names})
 	h := startHonest(t, addr, nil) // 1 file, 22 bytes of name
+	u := newUDPPeer(t)             // the address a and x compete for
 	c := hello(t, addr, "client")
 
 	reg := func(p *tconn, addr string, n, nameLen int, prefix, want string) {
@@ -232,15 +235,20 @@ func TestCatalogFull(t *testing.T) {
 		{"full: shrinking is taken", func() { reg(a, ":5001", 500, 10, "a3", "OK addr=127.0.0.1:5001 files=500") }},
 		{"growing into the room made", func() { reg(b, ":5002", 499, 10, "b2", "OK addr=127.0.0.1:5002 files=499") }},
 		{"growing past it", func() { reg(a, ":5001", 501, 10, "a4", full(1000)) }},
-		{"full: moving to another address is taken", func() { reg(a, ":5011", 500, 10, "a5", "OK addr=127.0.0.1:5011 files=500") }},
-		{"full: taking an address over is taken", func() { reg(x, ":5011", 500, 10, "x2", "OK addr=127.0.0.1:5011 files=500") }},
+		{"full: moving to another address is taken", func() { reg(a, u.addr(), 500, 10, "a5", "OK addr="+u.addr()+" files=500") }},
+		{"full: taking an address over is taken", func() {
+			reg(x, u.addr(), 500, 10, "x2", "ERR 409 *") // with the proof that it is x's (hostile_owner_test.go)
+			reg(x, u.addr()+" proof="+u.token(), 500, 10, "x2", "OK addr="+u.addr()+" files=500")
+		}},
 		{"the refused are still served", func() {
-			for _, p := range []*tconn{a, b, x, h.reg} {
+			for _, p := range []*tconn{b, x, h.reg} {
 				p.send("PING")
 				p.expectLike("PONG")
 			}
+			a.send("PING") // its address was taken over: it is told
+			a.expectLike("ERR 404 not registered")
 			c.send("SEARCH q=x2-499", "SEARCH q=b2-1 max=1", "SEARCH q=a5")
-			c.expectLike("FOUND n=1", "F name=x2-499* servers=127.0.0.1:5011", "END",
+			c.expectLike("FOUND n=1", "F name=x2-499* servers="+u.addr(), "END",
 				"FOUND n=1 more=1", "F name=b2-1*", "END", "NOT FOUND")
 		}},
 		{"leaving makes room", func() {

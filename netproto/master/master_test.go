@@ -372,12 +372,17 @@ func TestSilentConnectionDropped(t *testing.T) {
 }
 
 func TestTakeover(t *testing.T) {
+	// Another connection takes an address over only with the token the
+	// master sent to it (hostile_owner_test.go has the attacks).
 	_, addr := startMaster(t, Config{})
+	u := newUDPPeer(t)
 	old := hello(t, addr, "server")
-	old.send("REGISTER addr=10.0.0.1:9 n=1", fline("old.txt", "o"), "END")
+	old.send("REGISTER addr="+u.addr()+" n=1", fline("old.txt", "o"), "END")
 	old.expect("OK *")
 	nu := hello(t, addr, "server")
-	nu.send("REGISTER addr=10.0.0.1:9 n=1", fline("new.txt", "n"), "END")
+	nu.send("REGISTER addr="+u.addr()+" n=1", fline("new.txt", "n"), "END")
+	nu.expect("ERR 409 *")
+	nu.send("REGISTER addr="+u.addr()+" n=1 proof="+u.token(), fline("new.txt", "n"), "END")
 	nu.expect("OK *")
 	old.nc.Close() // the stale connection goes: the registration stays
 	c := hello(t, addr, "client")

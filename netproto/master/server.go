@@ -3,8 +3,9 @@
 // servers and receivers in a store.Catalog and answers LIST, SEARCH and
 // PEERS.
 //
-// Server runs the accept loop and owns the set of open connections
-// (server.go). Each connection is served by one goroutine (session.go):
+// Start (start.go) listens on Config.Addr and serves until Running.Close:
+// what serve master and the demo run. Server runs the accept loop and owns
+// the set of open connections (server.go). Each connection is served by one goroutine (session.go):
 // handshake and optional key check, then one request at a time, with the
 // registration it holds removed when it says BYE or goes away. Connections
 // are counted apart before and after the handshake (MaxHandshakes,
@@ -68,10 +69,35 @@ const (
 	// what a peer still sends after a reply that ends its connection, so
 	// that the reply is not destroyed by a reset (see lingerClose).
 	CloseLinger = time.Second
+
+	// Per-address limits: what the connections from one IP may hold
+	// together, so that one machine cannot take what the master shares
+	// between all of them by opening many connections. The defaults leave
+	// room for a classroom behind one NAT (80 students with a shell, a
+	// share and a receiver each); a master whose peers all come through
+	// one address should raise them.
+	//
+	// MaxConnsPerIP bounds the sessions (connections past the handshake)
+	// from one IP: beyond it, ERR 503 and close.
+	MaxConnsPerIP = 250
+	// MaxHandshakesPerIP bounds the connections from one IP still
+	// handshaking; a new one from that IP evicts its own oldest, so a
+	// flood from one address crowds out only itself. When all
+	// MaxHandshakes are taken, the oldest of the address holding the most
+	// goes first.
+	MaxHandshakesPerIP = 32
+	// MaxFilesPerIP bounds the files the registrations made from one IP
+	// hold together: an eighth of MaxCatalogFiles, 50 full registrations
+	// (without it, 401 connections from one IP fill the catalog).
+	MaxFilesPerIP = MaxCatalogFiles / 8
+	// ProofLifetime is how long the token a master sends to a contested
+	// address (see register) may be echoed.
+	ProofLifetime = 30 * time.Second
 )
 
 // Config configures a Server. Zero values mean the defaults.
 type Config struct {
+	Addr      string        // Start: the TCP address to listen on (HOST:PORT; port 0 picks one)
 	Catalog   store.Catalog // required; the caller closes it after Shutdown
 	Heartbeat time.Duration // announced PING interval (line.DefaultHeartbeat)
 	TTL       time.Duration // silence after which a connection is dropped (line.DefaultTTL)
@@ -90,6 +116,11 @@ type Config struct {
 	RegisterBurst       int           // RegisterBurst files
 	MaxCatalogFiles     int64         // MaxCatalogFiles
 	MaxCatalogNameBytes int64         // MaxCatalogNameBytes
+	// Per-IP limits; 0 takes the default, a negative value turns the
+	// limit off (tests that open thousands of connections from 127.0.0.1).
+	MaxConnsPerIP      int   // MaxConnsPerIP
+	MaxHandshakesPerIP int   // MaxHandshakesPerIP
+	MaxFilesPerIP      int64 // MaxFilesPerIP
 
 	// Trace, if set, sees every line in and out. It is called from the
 	// connections' goroutines and must not block.
@@ -127,6 +158,15 @@ func (c *Config) setDefaults() {
 		c.MaxCatalogNameBytes = MaxCatalogNameBytes
 	}
 	def(&c.MaxLine, line.MaxLine)
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = MaxConnsPerIP
+	}
+	if c.MaxHandshakesPerIP == 0 {
+		c.MaxHandshakesPerIP = MaxHandshakesPerIP
+	}
+	if c.MaxFilesPerIP == 0 {
+		c.MaxFilesPerIP = MaxFilesPerIP
+	}
 	def(&c.MaxName, line.MaxName)
 	def(&c.MaxFiles, line.MaxFiles)
 	def(&c.Burst, DefaultBurst)
@@ -195,6 +235,44 @@ type Server struct {
 	owners      map[string]*session // registration address -> the session holding it
 	budget      catalogBudget
 	offers      offerTable
+	// byIP counts what the connections from one IP hold (per-IP limits).
+	byIP map[string]*ipUse
+	// names holds the peer names in use by their lookalike key
+	// (nameKey): first come, first served, checked and taken in one hold
+	// of mu.
+	names map[string]*session
+	udp   net.PacketConn // sends ownership challenges; opened when first needed
+}
+
+// ipUse is what the connections from one IP hold. Guarded by Server.mu.
+type ipUse struct {
+	handshaking int
+	sessions    int
+	files       int64 // registered, committed or reserved
+}
+
+// ipOf returns the IP of a connection's remote address (the whole string
+// if it has no port).
+func ipOf(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
+}
+
+func (s *Server) ipUseLocked(ip string) *ipUse {
+	u := s.byIP[ip]
+	if u == nil {
+		u = &ipUse{}
+		s.byIP[ip] = u
+	}
+	return u
+}
+
+func (s *Server) ipTidyLocked(ip string) {
+	if u := s.byIP[ip]; u != nil && *u == (ipUse{}) {
+		delete(s.byIP, ip)
+	}
 }
 
 // New returns a Server for cfg.
@@ -207,6 +285,8 @@ func New(cfg Config) *Server {
 		owners:   map[string]*session{},
 		budget:   newCatalogBudget(load{cfg.MaxCatalogFiles, cfg.MaxCatalogNameBytes}),
 		offers:   offerTable{byID: map[string]*offer{}},
+		byIP:     map[string]*ipUse{},
+		names:    map[string]*session{},
 	}
 }
 
@@ -268,12 +348,18 @@ func (s *Server) startSession(nc net.Conn) {
 	full := s.established >= s.cfg.MaxConns
 	var ss *session
 	if !full {
-		if s.handshaking.Len() >= s.cfg.MaxHandshakes {
-			s.evictLocked(s.handshaking.Front().Value.(*session))
+		ip := ipOf(nc.RemoteAddr().String())
+		u := s.ipUseLocked(ip)
+		switch {
+		case s.cfg.MaxHandshakesPerIP > 0 && u.handshaking >= s.cfg.MaxHandshakesPerIP:
+			s.evictLocked(s.oldestHandshakeLocked(ip))
+		case s.handshaking.Len() >= s.cfg.MaxHandshakes:
+			s.evictLocked(s.oldestHandshakeLocked(s.busiestHandshakerLocked()))
 		}
 		ss = newSession(s, nc)
 		s.sessions[ss] = struct{}{}
 		ss.hsElem = s.handshaking.PushBack(ss)
+		u.handshaking++
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -305,10 +391,13 @@ func (s *Server) startSession(nc net.Conn) {
 		if ss.hsElem != nil {
 			s.handshaking.Remove(ss.hsElem)
 			ss.hsElem = nil
+			s.ipUseLocked(ss.ip).handshaking--
 		}
 		if ss.established {
 			s.established--
+			s.ipUseLocked(ss.ip).sessions--
 		}
+		s.ipTidyLocked(ss.ip)
 		s.mu.Unlock()
 	}()
 }
@@ -321,12 +410,41 @@ var errTooManyConns = line.Errorf(line.CodeUnavailable, "too many connections, t
 func (s *Server) evictLocked(ss *session) {
 	s.handshaking.Remove(ss.hsElem)
 	ss.hsElem = nil
+	s.ipUseLocked(ss.ip).handshaking--
 	ss.evicted = true
 	ss.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
+// oldestHandshakeLocked returns the oldest connection from ip still
+// handshaking (there is one: the caller counted it). s.mu is held.
+func (s *Server) oldestHandshakeLocked(ip string) *session {
+	for e := s.handshaking.Front(); e != nil; e = e.Next() {
+		if ss := e.Value.(*session); ss.ip == ip {
+			return ss
+		}
+	}
+	return s.handshaking.Front().Value.(*session)
+}
+
+// busiestHandshakerLocked returns the IP with the most connections
+// handshaking (at most MaxHandshakes to look at). s.mu is held.
+func (s *Server) busiestHandshakerLocked() string {
+	best, n := "", 0
+	for e := s.handshaking.Front(); e != nil; e = e.Next() {
+		ip := e.Value.(*session).ip
+		if c := s.byIP[ip].handshaking; c > n {
+			best, n = ip, c
+		}
+	}
+	return best
+}
+
 // errSessionsFull: the handshake is done but MaxConns sessions are open.
 var errSessionsFull = errors.New("too many connections")
+
+// errIPFull: the handshake is done but MaxConnsPerIP sessions from that
+// IP are open.
+var errIPFull = errors.New("too many connections from one address")
 
 // establish moves ss from the handshaking connections to the sessions. It
 // fails with errEvicted if ss was crowded out meanwhile (after its last
@@ -337,14 +455,20 @@ func (s *Server) establish(ss *session) error {
 	if ss.evicted {
 		return errEvicted
 	}
+	u := s.ipUseLocked(ss.ip)
 	if ss.hsElem != nil {
 		s.handshaking.Remove(ss.hsElem)
 		ss.hsElem = nil
+		u.handshaking--
 	}
 	if s.established >= s.cfg.MaxConns {
 		return errSessionsFull
 	}
+	if s.cfg.MaxConnsPerIP > 0 && u.sessions >= s.cfg.MaxConnsPerIP {
+		return errIPFull
+	}
 	s.established++
+	u.sessions++
 	ss.established = true
 	return nil
 }
@@ -358,6 +482,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.udp != nil {
+		s.udp.Close()
 	}
 	past := time.Unix(1, 0)
 	for ss := range s.sessions {

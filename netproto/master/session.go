@@ -3,6 +3,7 @@ package master
 import (
 	"container/list"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fxshell/fxsh/netproto/chunk"
 	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/store"
 )
@@ -30,6 +32,7 @@ type session struct {
 	nc     net.Conn
 	r      *line.Reader
 	remote string
+	ip     string // the IP of remote: the per-IP limits count by it
 
 	wmu sync.Mutex // guards w and the connection's write side
 	w   *line.Writer
@@ -40,10 +43,16 @@ type session struct {
 	last      time.Time
 	regTokens float64 // registered-files bucket (Config.RegisterRate, RegisterBurst)
 	regLast   time.Time
+	// The ownership challenge sent for a contested address (register).
+	proofAddr  string
+	proofToken string
+	proofAt    time.Time
 
 	// Guarded by Server.mu, since other sessions read them to route offers.
-	addr string // address of the registration made on this connection, or ""
-	name string // its display name, or ""
+	addr     string // address of the registration made on this connection, or ""
+	name     string // its display name, or ""
+	nameKey  string // nameKey(name), its key in Server.names, or ""
+	regFiles int64  // files of its registration, counted in byIP[ip].files
 
 	// Guarded by Server.mu: where the connection is counted.
 	hsElem      *list.Element // in Server.handshaking until the handshake is done
@@ -53,7 +62,7 @@ type session struct {
 
 func newSession(s *Server, nc net.Conn) *session {
 	remote := nc.RemoteAddr().String()
-	ss := &session{s: s, nc: nc, remote: remote, tokens: float64(s.cfg.Burst), regTokens: float64(s.cfg.RegisterBurst)}
+	ss := &session{s: s, nc: nc, remote: remote, ip: ipOf(remote), tokens: float64(s.cfg.Burst), regTokens: float64(s.cfg.RegisterBurst)}
 	ss.r = line.NewReader(nc, s.cfg.MaxLine)
 	ss.w = line.NewWriter(nc, s.cfg.MaxLine)
 	ss.r.Trace, ss.w.Trace = line.TraceHooks(s.cfg.Trace, nc.LocalAddr().String(), remote)
@@ -249,6 +258,10 @@ func (ss *session) handshake() error {
 		ss.s.event(Event{Kind: ConnRefused, Remote: ss.remote, Reason: "too many connections"})
 		ss.sendErr(errTooManyConns)
 		return errClose
+	case errIPFull:
+		ss.s.event(Event{Kind: ConnRefused, Remote: ss.remote, Reason: "too many connections from " + ss.ip})
+		ss.sendErr(line.Errorf(line.CodeUnavailable, "too many connections from %s: at most %d, try later", ss.ip, cfg.MaxConnsPerIP))
+		return errClose
 	}
 	ss.role = role
 	return ss.send(hi)
@@ -332,7 +345,20 @@ func (ss *session) held() string {
 	return ""
 }
 
+// displaced reports whether this session registered an address that
+// another connection has taken over since.
+func (ss *session) displaced() bool {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	return ss.addr != "" && ss.s.owners[ss.addr] != ss
+}
+
 func (ss *session) ping() error {
+	if ss.displaced() {
+		// Another connection proved the address is its own (or holds
+		// the key): this one is told at once, and registers again.
+		return ss.sendErr(line.Errorf(line.CodeNotFound, "not registered"))
+	}
 	if addr := ss.held(); addr != "" {
 		ctx, cancel := ss.catalogCtx()
 		err := ss.s.cfg.Catalog.Heartbeat(ctx, addr)
@@ -436,24 +462,55 @@ func (ss *session) register(m line.Msg) error {
 	}
 
 	s := ss.s
-	s.mu.Lock()
+	proof := m.Value("proof")
+	key := ""
 	if name != "" {
-		for other := range s.sessions {
-			if other != ss && other.name == name && s.owners[other.addr] == other && other.addr != addr {
-				s.mu.Unlock()
-				return ss.sendErr(line.Errorf(line.CodeState, "name %q is taken by %s", name, other.addr))
+		key = nameKey(name)
+	}
+	s.mu.Lock()
+	// An address belongs to the connection that registered it: another
+	// one takes it over only by proving it is that address (or with the
+	// key, which every peer of a keyed master holds).
+	if o := s.owners[addr]; o != nil && o != ss && !ss.proves(addr, proof) {
+		s.mu.Unlock()
+		return ss.challenge(addr)
+	}
+	// Names are first come, first served, and checked and taken in this
+	// one hold of the lock: two registrations racing for one name cannot
+	// both pass. A name that looks like one in use (case, 0/o, 1/l ...)
+	// is refused too. The holder of the address being taken over gives
+	// up its name with it.
+	if key != "" {
+		if o := s.names[key]; o != nil && o != ss && s.owners[addr] != o {
+			s.mu.Unlock()
+			if o.name == name {
+				return ss.sendErr(line.Errorf(line.CodeState, "name %q is taken by %s", name, o.addr))
 			}
+			return ss.sendErr(line.Errorf(line.CodeState, "name %q looks like %q, taken by %s", name, o.name, o.addr))
 		}
 	}
 	prev := ""
 	if ss.addr != "" && ss.addr != addr && s.owners[ss.addr] == ss {
 		prev = ss.addr
 	}
+	nf := int64(len(files))
+	u := s.ipUseLocked(ss.ip)
+	ipGrowth := max(0, nf-ss.regFiles)
+	if s.cfg.MaxFilesPerIP > 0 && ipGrowth > 0 && u.files+ipGrowth > s.cfg.MaxFilesPerIP {
+		s.mu.Unlock()
+		return ss.sendErr(line.Errorf(line.CodeFull, "too many files from %s: %d registered from this address, at most %d",
+			ss.ip, u.files, s.cfg.MaxFilesPerIP))
+	}
 	l := loadOf(files)
 	growth, full := s.budget.reserve(addr, prev, l)
 	if full != nil {
 		s.mu.Unlock()
 		return ss.sendErr(full)
+	}
+	u.files += ipGrowth
+	reservedName := false
+	if key != "" && s.names[key] == nil {
+		s.names[key], reservedName = ss, true
 	}
 	if prev != "" {
 		delete(s.owners, prev)
@@ -468,19 +525,107 @@ func (ss *session) register(m line.Msg) error {
 	if err := s.cfg.Catalog.Register(ctx, srv, files); err != nil {
 		s.mu.Lock()
 		s.budget.cancel(growth)
+		u.files -= ipGrowth
+		if reservedName && s.names[key] == ss {
+			delete(s.names, key)
+		}
 		s.mu.Unlock()
 		return ss.sendErr(catalogError(err))
 	}
 	s.mu.Lock()
 	s.budget.commit(addr, l, growth)
-	// The newest registration of an address owns it: a peer that
-	// reconnected before its old connection was noticed dead takes over.
+	if o := s.owners[addr]; o != nil && o != ss {
+		// Taken over: o keeps its addr, so that its next PING is told
+		// (ERR 404) and it registers again.
+		s.dropRegistrationLocked(o)
+	}
+	u.files += nf - ss.regFiles - ipGrowth
+	ss.regFiles = nf
+	if ss.nameKey != "" && ss.nameKey != key && s.names[ss.nameKey] == ss {
+		delete(s.names, ss.nameKey)
+	}
+	if key != "" {
+		s.names[key] = ss
+	}
 	s.owners[addr] = ss
-	ss.addr, ss.name = addr, name
+	ss.addr, ss.name, ss.nameKey = addr, name, key
 	s.mu.Unlock()
 	s.event(Event{Kind: PeerRegistered, Addr: addr, Role: ss.role, Name: name, Files: len(files), Remote: ss.remote})
 	return ss.send(line.NewMsg(line.VerbOK).With("addr", addr).WithInt("files", int64(len(files))))
 }
+
+// dropRegistrationLocked forgets what o's registration counted (its files
+// in its IP's total, its name) when o loses its address or leaves. s.mu is
+// held.
+func (s *Server) dropRegistrationLocked(o *session) {
+	if u := s.byIP[o.ip]; u != nil {
+		u.files -= o.regFiles
+	}
+	o.regFiles = 0
+	if o.nameKey != "" && s.names[o.nameKey] == o {
+		delete(s.names, o.nameKey)
+	}
+	o.nameKey = ""
+}
+
+// proves reports whether this session may take addr over from the
+// connection holding it: the master has a key (every peer proved it holds
+// it), or proof is the token the master sent to addr for this session
+// within ProofLifetime. Called from the session's goroutine.
+func (ss *session) proves(addr, proof string) bool {
+	if ss.s.cfg.Key != nil {
+		return true
+	}
+	return proof != "" && addr == ss.proofAddr && time.Since(ss.proofAt) < ProofLifetime &&
+		subtle.ConstantTimeCompare([]byte(proof), []byte(ss.proofToken)) == 1
+}
+
+// challenge answers a REGISTER of an address another connection holds: a
+// fresh token goes to that address over UDP (chunk.AppendProof), and only a
+// peer that receives datagrams there can echo it in REGISTER proof=. The
+// datagram (40 bytes) is smaller than the REGISTER that asked for it, so
+// the challenge cannot be used to amplify traffic towards a victim, and a
+// REGISTER costs the registration budget.
+func (ss *session) challenge(addr string) error {
+	ss.proofAddr, ss.proofToken, ss.proofAt = addr, chunk.NewProofToken(), time.Now()
+	if err := ss.s.sendProof(addr, ss.proofToken); err != nil {
+		return ss.sendErr(line.Errorf(CodeTaken, "address %s is registered by another connection, and no challenge could be sent to it (%v)", addr, err))
+	}
+	return ss.sendErr(line.Errorf(CodeTaken, "address %s is registered by another connection: prove it is yours with REGISTER proof=TOKEN, TOKEN from the datagram just sent to it over UDP", addr))
+}
+
+// CodeTaken is the ERR code of a REGISTER of an address another
+// connection holds (line.CodeConflict).
+const CodeTaken = line.CodeConflict
+
+// sendProof sends the ownership token tok to the UDP address addr.
+func (s *Server) sendProof(addr, tok string) error {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return fmt.Errorf("resolving: %w", err)
+	}
+	s.mu.Lock()
+	if s.udp == nil && !s.closing {
+		s.udp, err = net.ListenUDP("udp", nil)
+	}
+	pc := s.udp
+	s.mu.Unlock()
+	if err != nil || pc == nil {
+		return fmt.Errorf("opening a udp socket: %w", err)
+	}
+	_, err = pc.WriteTo(chunk.AppendProof(nil, tok), ua)
+	return err
+}
+
+// nameKey folds a peer name to what it looks like: case, and the
+// characters a reader takes for one another in a terminal font (0 and o;
+// 1, l and i; rn and m; vv and w; _ and -). Two names with one key are one
+// name as far as the master is concerned.
+func nameKey(n string) string {
+	return nameFolds.Replace(strings.ToLower(n))
+}
+
+var nameFolds = strings.NewReplacer("rn", "m", "vv", "w", "0", "o", "1", "l", "i", "l", "_", "-")
 
 // registrationAddr checks HOST:PORT and puts the connection's IP in place
 // of an empty or unspecified host, so "addr=:5000" means "my address".
@@ -630,8 +775,9 @@ func (ss *session) leave() {
 		delete(s.owners, addr)
 		s.budget.release(addr)
 	}
+	s.dropRegistrationLocked(ss)
 	closing := s.closing
-	ss.addr = ""
+	ss.addr, ss.name = "", ""
 	s.mu.Unlock()
 	ss.dropOffers()
 	if addr == "" || closing {

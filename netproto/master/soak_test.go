@@ -63,7 +63,7 @@ func BenchmarkSoak(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := New(Config{Catalog: cat, MaxConns: conns + soakHeadroom})
+	s := New(Config{Catalog: cat, MaxConns: conns + soakHeadroom, MaxConnsPerIP: -1})
 	go s.Serve(ln)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -61,6 +61,7 @@ func checkFiles(role string, files []store.File) error {
 type Registrar struct {
 	cfg    Config
 	update chan struct{} // a new file list is waiting (capacity 1)
+	proofs chan string   // the latest ownership token from the UDP socket (capacity 1)
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when the loop ends
 
@@ -85,7 +86,7 @@ func StartRegistrar(ctx context.Context, cfg Config, reg Registration) (*Registr
 	if len(cfg.Masters) == 0 {
 		return nil, ErrNoMasters
 	}
-	r := &Registrar{cfg: cfg, reg: reg, update: make(chan struct{}, 1), stop: make(chan struct{}),
+	r := &Registrar{cfg: cfg, reg: reg, update: make(chan struct{}, 1), proofs: make(chan string, 1), stop: make(chan struct{}),
 		done: make(chan struct{}), ready: make(chan struct{})}
 	go r.run(ctx)
 	return r, nil
@@ -106,6 +107,29 @@ func (r *Registrar) Update(files []store.File) error {
 	default:
 	}
 	return nil
+}
+
+// ProofWait bounds how long a registration refused with ERR 409 (the
+// address is held by another connection) waits for the master's token to
+// reach the UDP socket before it gives up until the next attempt.
+const ProofWait = 3 * time.Second
+
+// Proof passes on a master's ownership token that reached the peer's UDP
+// socket (transfer.ServerConfig.OnProof): a registration refused because
+// another connection holds the address is sent again with proof=TOKEN.
+// It never blocks; a newer token replaces an unused one.
+func (r *Registrar) Proof(token string) {
+	for {
+		select {
+		case r.proofs <- token:
+			return
+		default:
+		}
+		select {
+		case <-r.proofs:
+		default:
+		}
+	}
 }
 
 // WaitRegistered waits until the registration is first recorded (nil),
@@ -240,7 +264,10 @@ func (r *Registrar) run(ctx context.Context) {
 			return
 		}
 		var refusal *line.Error
-		if errors.As(err, &refusal) || errors.Is(err, ErrKeyRequired) || errors.Is(err, ErrMasterNotProven) {
+		if errors.As(err, &refusal) && refusal.Code != line.CodeConflict || errors.Is(err, ErrKeyRequired) || errors.Is(err, ErrMasterNotProven) {
+			// (A 409 is not final: the address is held by a connection
+			// the master has not yet noticed dead, or the proof was lost;
+			// the next attempt may succeed.)
 			r.setReady(err)
 		}
 		wait := r.backoff(attempt)
@@ -324,24 +351,49 @@ func (r *Registrar) register(ctx context.Context, s *session) error {
 	if len(reg.Files) > s.maxFiles {
 		return line.Errorf(line.CodeTooMany, "%d files: master %s takes at most %d", len(reg.Files), s.master, s.maxFiles)
 	}
-	msgs := make([]line.Msg, 0, len(reg.Files)+2)
-	head := line.NewMsg(line.VerbRegister).With("addr", reg.Addr).WithInt("n", int64(len(reg.Files)))
-	if reg.Name != "" {
-		head = head.With("name", reg.Name)
+	var listed string // the address the master lists us under (OK addr=)
+	send := func(proof string) error {
+		msgs := make([]line.Msg, 0, len(reg.Files)+2)
+		head := line.NewMsg(line.VerbRegister).With("addr", reg.Addr).WithInt("n", int64(len(reg.Files)))
+		if reg.Name != "" {
+			head = head.With("name", reg.Name)
+		}
+		if proof != "" {
+			head = head.With("proof", proof)
+		}
+		msgs = append(msgs, head)
+		for _, f := range reg.Files {
+			msgs = append(msgs, line.FileMsg(store.Entry{File: f}))
+		}
+		msgs = append(msgs, line.NewMsg(line.VerbEnd))
+		rctx, cancel := context.WithTimeout(ctx, s.ttl)
+		defer cancel()
+		return s.roundTrip(rctx, msgs, func(next func() (line.Msg, error)) error {
+			ok, err := expect(next, line.VerbOK)
+			listed = ok.Value("addr")
+			return err
+		})
 	}
-	msgs = append(msgs, head)
-	for _, f := range reg.Files {
-		msgs = append(msgs, line.FileMsg(store.Entry{File: f}))
+	select { // a token from an earlier challenge is stale
+	case <-r.proofs:
+	default:
 	}
-	msgs = append(msgs, line.NewMsg(line.VerbEnd))
-	rctx, cancel := context.WithTimeout(ctx, s.ttl)
-	defer cancel()
-	var listed string
-	err := s.roundTrip(rctx, msgs, func(next func() (line.Msg, error)) error {
-		ok, err := expect(next, line.VerbOK)
-		listed = ok.Value("addr")
-		return err
-	})
+	err := send("")
+	var refusal *line.Error
+	if errors.As(err, &refusal) && refusal.Code == line.CodeConflict {
+		// Another connection holds the address (our own old one, not yet
+		// noticed dead, or a squatter): the master sent a token to it,
+		// which the UDP socket passes on.
+		t := time.NewTimer(ProofWait)
+		select {
+		case tok := <-r.proofs:
+			t.Stop()
+			err = send(tok)
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -127,7 +127,7 @@ C: HELLO fxsh/1 role=server
 `+hi+`
 C: REGISTER addr=:5000 n=2
 C: F name=a\sb.txt size=1 type=text mtime=1700000000 hash=`+catalogtest.Hash("a")+`
-C: F name=dir/c\\d.txt size=1 type=text mtime=1700000000 hash=`+catalogtest.Hash("c")+`
+C: F name=dir/c=d\se.txt size=1 type=text mtime=1700000000 hash=`+catalogtest.Hash("c")+`
 C: END
 S: OK addr=127.0.0.1:5000 files=2
 C: REGISTER addr=:5000 n=1
@@ -140,7 +140,7 @@ S: BYE
 	ctx := context.Background()
 	evs := make(chan Event, 16)
 	r, err := StartRegistrar(ctx, Config{Masters: []string{"m:1"}, Dial: dial, OnEvent: func(e Event) { evs <- e }},
-		Registration{Addr: ":5000", Files: []store.File{catalogtest.File("a b.txt", "a"), catalogtest.File(`dir/c\d.txt`, "c")}})
+		Registration{Addr: ":5000", Files: []store.File{catalogtest.File("a b.txt", "a"), catalogtest.File("dir/c=d e.txt", "c")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,6 +161,9 @@ func (o *offloadBatch) read(fn func(b []byte, from netip.AddrPort)) error {
 	return nil
 }
 
+// messages is how many messages the last read returned.
+func (o *offloadBatch) messages() int { return o.got }
+
 // groSize finds the UDP_GRO control message: the size of each coalesced
 // datagram (0 if the message is one datagram).
 func groSize(oob []byte) int {

@@ -24,6 +24,8 @@ func newOffload(*net.UDPConn, bool) *offloadBatch { return nil }
 
 func (o *offloadBatch) read(func([]byte, netip.AddrPort)) error { return nil }
 
+func (o *offloadBatch) messages() int { return 0 }
+
 func gsoControl(int) []byte { return nil }
 
 func isGSOError(error) bool { return false }

@@ -28,6 +28,19 @@ const (
 	// MaxLossCorrection caps how much a bandwidth sample is scaled up for
 	// random loss: loss above 50 % is treated as congestion whatever the RTT.
 	MaxLossCorrection = 0.5
+	// A round of ProbeBW overflowed the path when it lost more than twice
+	// the random loss rate plus overflowLoss (BBRv2's loss threshold, 2 %),
+	// counted once the random loss rate rests on lossRoundsKnown rounds:
+	// twice, because a round of a few hundred chunks measures a random
+	// rate of 5 % give or take 1 %.
+	overflowLoss    = 0.02
+	lossRoundsKnown = 4
+	// lossRoundsWindow is how many counted rounds the random loss rate is
+	// the minimum of.
+	lossRoundsWindow = 8
+	// overflowBeta is the most an overflowing round cuts the bandwidth
+	// estimate to.
+	overflowBeta = 0.85
 	// pacingQuantum is how far, in time, a sender may burst ahead of its
 	// pacing rate: Go timers cannot be relied on for shorter sleeps.
 	pacingQuantum = time.Millisecond
@@ -84,8 +97,15 @@ type bbr struct {
 	// rounds paced at no more than the bandwidth estimate (where a
 	// bottleneck queue cannot overflow), smoothed over rounds.
 	randomLoss                float64
-	roundLost, roundDelivered int64 // the current round's, while it counts
+	randomLossRounds          int                       // rounds randomLoss was measured over
+	lossFracs                 [lossRoundsWindow]float64 // the last counted rounds' lost fractions
+	roundLost, roundDelivered int64                     // the current round's, while it counts
 	roundCounts               bool
+
+	// Every round's totals, for the overflow check.
+	allLost, allDelivered int64
+	roundStartAt          time.Duration
+	overflows             int // rounds that overflowed the path (tests)
 }
 
 func newBBR(chunk int) *bbr {
@@ -120,11 +140,13 @@ func (b *bbr) onAck(now time.Duration, rs rateSample, acked, delivered, inflight
 		b.nextRoundDelivered = delivered
 		b.round++
 		b.roundStart = true
+		b.checkOverflow(now)
 		b.endLossRound()
 	}
 	if b.roundCounts {
 		b.roundDelivered += acked
 	}
+	b.allDelivered += acked
 	b.updateBw(rs)
 	b.checkFullPipe()
 	b.updateMinRTT(now, rs.rtt, inflight)
@@ -139,6 +161,40 @@ func (b *bbr) onLoss(n int64) {
 	if b.roundCounts {
 		b.roundLost += n
 	}
+	b.allLost += n
+}
+
+// checkOverflow ends a round of ProbeBW: if it lost clearly more than the
+// random loss rate (see overflowLoss), it overflowed the path, and the bandwidth estimate comes
+// down to what the round delivered (corrected for random loss). A path that
+// bounds the packets it holds rather than its rate (a router's buffer in
+// front of a fast link; the bench's forwarder with its limit) passes a
+// probe's first round trip at the probing rate before it drops anything,
+// with no queueing delay to warn; the max filter would keep that rate for
+// ten rounds, and every cruising round would overflow the path again.
+func (b *bbr) checkOverflow(now time.Duration) {
+	lost, delivered, dur := b.allLost, b.allDelivered, now-b.roundStartAt
+	b.allLost, b.allDelivered, b.roundStartAt = 0, 0, now
+	if b.mode != modeProbeBW || b.randomLossRounds < lossRoundsKnown || dur <= 0 || lost < 4*b.chunk || delivered <= 0 {
+		return
+	}
+	if float64(lost)/float64(lost+delivered) <= 2*b.randomLoss+overflowLoss {
+		return
+	}
+	b.overflows++
+	rate := int64(float64(delivered) / dur.Seconds() / (1 - min(b.randomLoss, MaxLossCorrection)))
+	if rate >= b.btlBw {
+		return
+	}
+	// One round's delivery is a noisy measure (ACKs come in batches):
+	// come down by at most overflowBeta a round, as BBRv2 does.
+	rate = max(rate, int64(overflowBeta*float64(b.btlBw)))
+	for i := range b.bw {
+		b.bw[i].v = 0
+	}
+	slot := &b.bw[b.round%bwWindowRounds]
+	slot.round, slot.v = b.round, rate
+	b.btlBw = rate
 }
 
 // endLossRound folds the round that ended into the random loss rate, and
@@ -147,8 +203,20 @@ func (b *bbr) onLoss(n int64) {
 // overflowed by probing or by startup are not taken for random ones.
 func (b *bbr) endLossRound() {
 	if b.roundCounts && b.roundDelivered+b.roundLost >= 16*b.chunk {
+		// The least any of the last rounds lost: a round that overflowed
+		// the path (its estimate too high, the path bounding what it holds
+		// rather than its rate, so no delay gives it away) loses more
+		// than random loss, a round that did not loses just that; a mean
+		// would let overflow pass for random loss, correct the rate up
+		// by it, and overflow more (the bench's forwarder with a limit of
+		// 200 packets settled at 47 % loss that way).
 		frac := float64(b.roundLost) / float64(b.roundLost+b.roundDelivered)
-		b.randomLoss += (frac - b.randomLoss) / 4
+		b.lossFracs[b.randomLossRounds%lossRoundsWindow] = frac
+		b.randomLossRounds++
+		b.randomLoss = frac
+		for i := range min(b.randomLossRounds, lossRoundsWindow) {
+			b.randomLoss = min(b.randomLoss, b.lossFracs[i])
+		}
 	}
 	b.roundLost, b.roundDelivered = 0, 0
 	b.roundCounts = b.mode == modeProbeBW && b.pacingGain <= 1

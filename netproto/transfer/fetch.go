@@ -220,6 +220,14 @@ type source struct {
 	busyUntil  time.Duration
 	contacted  bool
 
+	// What the source said instead of data, for backoff and for the
+	// error that names why it gave nothing (silentError).
+	cookieSent bool // the last REQUEST echoed a cookie
+	retries    int  // RETRYs in a row answering an echoed cookie, since the last DATA
+	busy       int  // ERROR busy since the last DATA
+	lastBusy   bool // the last thing it sent was ERROR busy
+	malformed  int  // DATA of the wrong length or past the end
+
 	largestPn uint64
 	largestAt time.Duration
 	hasPn     bool
@@ -234,6 +242,29 @@ type source struct {
 }
 
 func (s *source) nextPn() uint64 { s.pn++; return s.pn }
+
+// Backoff against a source that answers with something other than data.
+const (
+	// MaxRetryReplies bounds the RETRYs in a row a source may answer an
+	// echoed cookie with: a server refusing every cookie it made (or one
+	// that is hostile) would otherwise get a REQUEST per RETRY as fast as
+	// the network goes (237,000 REQUESTs in 4 s before issue 18).
+	MaxRetryReplies = 8
+	// maxBusyBackoff caps the wait after repeated ERROR busy.
+	maxBusyBackoff = 4 * time.Second
+)
+
+// silentError says why a source with work gave no data for timeout: it
+// was busy, it sent malformed DATA, or it said nothing.
+func (s *source) silentError(timeout time.Duration) error {
+	switch {
+	case s.lastBusy:
+		return fmt.Errorf("busy: the server is at its limit (%d busy replies, no data for %v)", s.busy, timeout)
+	case s.malformed > 0:
+		return fmt.Errorf("malformed DATA: %d datagrams of the wrong length or past the end, no good data for %v", s.malformed, timeout)
+	}
+	return fmt.Errorf("no data for %v", timeout)
+}
 
 func (s *source) requestTimeout() time.Duration {
 	d := initialRequestTimeout
@@ -254,6 +285,7 @@ type fetcher struct {
 	stats     *Counters
 	window    int
 	ackEvery  int
+	coalesce  bool // small chunks: let datagrams gather between reads (RxCoalesce)
 	spanLen   int
 	epoch     time.Time
 	srcs      []*source
@@ -384,16 +416,18 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 
 	dg := chunk.HeaderLen + f.chunkSize + chunk.TagLen
 	f.window = cfg.Window
+	rcvbuf := f.link.receiveBuffer()
 	if f.window <= 0 {
-		f.window = f.link.receiveBuffer() / (dg + 1024) // + kernel bookkeeping per datagram
-	} else {
-		f.link.receiveBuffer()
+		f.window = rcvbuf / (dg + 1024) // + kernel bookkeeping per datagram
 	}
 	f.window = max(MinWindow, min(f.window, chunk.MaxWindow))
 	if rs, ok := sink.(RunSink); ok && f.chunkSize <= MaxRunChunk {
 		f.runSink = rs
 		f.runBuf = make([]byte, 0, RunBytes)
 	}
+	// Gathering datagrams between reads needs batched reads and a socket
+	// buffer that holds a few milliseconds of them.
+	f.coalesce = f.chunkSize <= maxCoalesceChunk && f.link.off != nil && rcvbuf >= minCoalesceBuffer
 	f.ackEvery = max(2, min(f.window/16, MaxAckEvery))
 
 	for _, addr := range req.Sources {
@@ -531,7 +565,7 @@ func (f *fetcher) tick() {
 			s.needUpdate = true
 		}
 		if now-max(s.lastData, s.started) > f.cfg.SourceTimeout {
-			f.fail(s, fmt.Errorf("no data for %v", f.cfg.SourceTimeout))
+			f.fail(s, s.silentError(f.cfg.SourceTimeout))
 			live--
 			continue
 		}
@@ -606,6 +640,7 @@ func (f *fetcher) sendRequest(s *source, now time.Duration) {
 	r := chunk.Request{Hash: f.hash, Size: f.req.Size, ChunkSize: uint32(f.chunkSize), Window: uint32(f.window), Cookie: s.cookie, Ranges: f.sw.ranges(&s.worker)}
 	f.payBuf = chunk.AppendRequest(f.payBuf[:0], &r)
 	f.sendPacket(s, chunk.KindRequest, f.payBuf)
+	s.cookieSent = len(s.cookie) > 0
 	if s.state != srcActive {
 		// Until data flows the handshake is all there is: a second copy
 		// halves the chance that loss costs a whole request timeout.
@@ -671,6 +706,12 @@ func (f *fetcher) readLoop() {
 		}
 		fails = 0
 		f.flushAcks()
+		if f.coalesce && f.link.rxMsgs > 0 && f.link.rxMsgs < coalesceBelow {
+			// Datagrams trickle in one or two per wake-up: let them
+			// gather for a moment instead of paying a wake-up, a read and
+			// an ACK decision per datagram (see RxCoalesce).
+			time.Sleep(RxCoalesce)
+		}
 	}
 }
 
@@ -773,9 +814,24 @@ func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 			f.fail(s, fmt.Errorf("source takes chunks of at most %d bytes, not %d", r.MaxChunkSize, f.chunkSize))
 			return
 		}
+		s.lastBusy = false
+		if s.cookieSent {
+			// A fresh RETRY for a cookie we echoed: the server refused
+			// it. Once is a restarted server or an expired cookie; again
+			// and again, back off, then give the source up.
+			s.retries++
+			if s.retries >= MaxRetryReplies {
+				f.fail(s, fmt.Errorf("refuses our cookie: %d RETRYs in a row", s.retries))
+				return
+			}
+		}
 		s.cookie = append(s.cookie[:0], r.Cookie...)
+		s.cookieSent = false
 		s.backoff = 0
-		if f.hasWork(s) {
+		if s.retries > 1 {
+			s.busyUntil = now + min(minRequestTimeout<<s.retries, maxRequestTimeout)
+			s.needUpdate = true // sent by tick once busyUntil passes
+		} else if f.hasWork(s) {
 			f.sendRequest(s, now)
 		}
 	case chunk.KindError:
@@ -787,7 +843,14 @@ func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 		switch e.Code {
 		case chunk.CodeBusy:
 			f.stats.add(BusyReplies, 1)
-			s.busyUntil = now + time.Duration(min(e.Value, 10000))*time.Millisecond
+			// The retry-after asked for, doubled for each busy in a row
+			// (up to maxBusyBackoff, or the retry-after if longer).
+			wait := time.Duration(min(e.Value, 10000)) * time.Millisecond
+			wait = max(wait, min(wait<<min(s.busy, 8), maxBusyBackoff))
+			s.busy++
+			s.lastBusy = true
+			s.busyUntil = now + wait
+			s.needUpdate = true
 		case chunk.CodeUnknownTransfer:
 			// The server forgot us: ask again. A source that failed stays
 			// failed (a late ERROR must not bring it back without work).
@@ -812,8 +875,10 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 	i := int(h.Chunk)
 	if i >= f.nchunks || len(data) != f.chunkLen(i) {
 		f.stats.add(Malformed, 1)
+		s.malformed++
 		return
 	}
+	s.retries, s.busy, s.lastBusy = 0, 0, false
 	if s.state == srcFailed {
 		return
 	}

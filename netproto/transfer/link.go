@@ -41,6 +41,7 @@ type link struct {
 	inQ     delayLine    // Impair's delay, receiving side
 
 	// The receiving goroutine's.
+	rxMsgs    int                          // messages the last receive read (a GRO message holds several datagrams)
 	rxBuf     []byte                       // one datagram, without offload
 	rxHandler func([]byte, netip.AddrPort) // the handler of the receive in progress
 	rxDeliver func([]byte, netip.AddrPort) // l.deliver to rxHandler, bound once
@@ -80,7 +81,9 @@ func (l *link) setCapture(fn func(dir Direction, local, peer netip.AddrPort, b [
 func (l *link) receive(h func([]byte, netip.AddrPort)) error {
 	if l.off != nil {
 		l.rxHandler = h
-		return l.off.read(l.rxDeliver)
+		err := l.off.read(l.rxDeliver)
+		l.rxMsgs = l.off.messages()
+		return err
 	}
 	if l.rxBuf == nil {
 		l.rxBuf = make([]byte, maxDatagramBuf)
@@ -89,6 +92,7 @@ func (l *link) receive(h func([]byte, netip.AddrPort)) error {
 	if err != nil {
 		return err
 	}
+	l.rxMsgs = 1
 	l.deliver(l.rxBuf[:n], from, h)
 	return nil
 }

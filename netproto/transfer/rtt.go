@@ -17,6 +17,23 @@ const (
 	// one per 32 (40 KB, ~0.5 ms at 80 MB/s) still gives the sender several
 	// ACKs per round trip, and MaxAckDelay bounds the wait at low rates.
 	MaxAckEvery = 32
+	// RxCoalesce is how long a receiver whose last read found fewer than
+	// coalesceBelow datagrams waits before reading again, when its chunks
+	// are small enough (maxCoalesceChunk) that a fast transfer is tens of
+	// thousands of datagrams a second: on a path without GRO (a TUN
+	// device, a forwarding router, most NICs) each datagram would
+	// otherwise wake the reader on its own, and a wake-up costs more than
+	// handling the datagram. Go's timers round it up to about 1 ms; the
+	// socket buffer (SocketBuffer) holds thousands of datagrams. The wait
+	// adds up to that millisecond to some RTT samples, inside the 2 ms the
+	// controller allows above its min RTT (PROTOCOL.md 2.5); the min RTT
+	// comes from the datagrams read first.
+	RxCoalesce       = 500 * time.Microsecond
+	coalesceBelow    = 4
+	maxCoalesceChunk = 16 << 10
+	// minCoalesceBuffer is the smallest socket receive buffer a receiver
+	// lets datagrams gather in: 2 MiB is 15 ms at 140 MB/s.
+	minCoalesceBuffer = 2 << 20
 	// timerGranularity floors RTTVAR's share of the timeout: Go timers and
 	// schedulers are not finer than this under load.
 	timerGranularity = time.Millisecond

@@ -172,6 +172,14 @@ func (t *transfer) signal() {
 	}
 }
 
+// sinceProgress is how long the transfer has gone without a chunk
+// acknowledged (since it started, if none was).
+func (t *transfer) sinceProgress() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.now() - t.deliveredTime
+}
+
 func (t *transfer) stop() {
 	t.mu.Lock()
 	t.closed = true

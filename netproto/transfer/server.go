@@ -61,11 +61,24 @@ const (
 	// server runs at once: each costs a goroutine, an open file and up to
 	// ~0.5 MiB of sent-chunk records.
 	DefaultMaxTransfers = 256
-	// DefaultMaxTransfersPerAddr caps the transfers one client address
-	// (IP:port, one client socket) may hold, so one client cannot take a
-	// server's every slot. Per IP:port rather than per IP because a
-	// classroom behind one NAT shares an IP.
+	// DefaultMaxTransfersPerAddr caps the transfers one client socket
+	// (IP:port) may hold.
 	DefaultMaxTransfersPerAddr = 16
+	// DefaultMaxTransfersPerIP caps the transfers all the sockets of one
+	// IP may hold together: a quarter of DefaultMaxTransfers, so that one
+	// machine opening many ports (17 ports x 16 took all 256 slots) leaves
+	// three quarters to the others, and a classroom behind one NAT still
+	// runs 64 downloads at once.
+	DefaultMaxTransfersPerIP = DefaultMaxTransfers / 4
+	// DefaultStallEvict: when a cap is reached, a new validated REQUEST
+	// takes the slot of a transfer that has delivered nothing (no chunk
+	// acknowledged) for this long, from the same IP when the per-IP cap is
+	// the one reached. Such a transfer holds a slot without progress — a
+	// client kept alive by a REQUEST every few seconds and never ACKing
+	// held a slot for 5 bytes a second. Its client is told ERROR busy; an
+	// honest one asks again. An honest transfer ACKs every few
+	// milliseconds, and a new one is spared for this long.
+	DefaultStallEvict = 3 * time.Second
 	// DefaultMaxPending caps the validated REQUESTs whose file is still
 	// being opened: Open may touch the disk and runs off the read loop.
 	DefaultMaxPending = 32
@@ -96,17 +109,24 @@ type ServerConfig struct {
 	// sealed with keys derived from it; unsealed ones are refused.
 	Key []byte
 
-	MaxChunkSize        int // largest chunk size accepted; 0: chunk.MaxChunkSize
-	MaxTransfers        int // 0: DefaultMaxTransfers
-	MaxTransfersPerAddr int // 0: DefaultMaxTransfersPerAddr
-	MaxPending          int // 0: DefaultMaxPending
-	MaxInFlight         int // chunks; 0: DefaultMaxInFlight (at most chunk.MaxWindow)
+	MaxChunkSize        int           // largest chunk size accepted; 0: chunk.MaxChunkSize
+	MaxTransfers        int           // 0: DefaultMaxTransfers
+	MaxTransfersPerAddr int           // 0: DefaultMaxTransfersPerAddr
+	MaxTransfersPerIP   int           // 0: DefaultMaxTransfersPerIP
+	StallEvict          time.Duration // 0: DefaultStallEvict
+	MaxPending          int           // 0: DefaultMaxPending
+	MaxInFlight         int           // chunks; 0: DefaultMaxInFlight (at most chunk.MaxWindow)
 	IdleTimeout         time.Duration
 
 	Impair      *Impair     // may be shared with other roles of the process
 	Counters    *Counters   // parent of the server's counters (e.g. the process's); may be nil
 	Trace       func(Event) // called from the server's goroutines; must not block
 	TraceSample int         // DATA events: one in TraceSample (0: DefaultTraceSample)
+	// OnProof, if set, gets the token of each ownership-proof datagram
+	// (chunk.ParseProof) the socket receives: a master challenging a
+	// registration of this address sent it, and the registrar echoes it
+	// over TCP. Called from the read loop; must not block.
+	OnProof func(token string)
 	// Capture, if set, sees every datagram sent and received (see
 	// link.setCapture); it must copy what it keeps and must not block.
 	Capture func(dir Direction, local, peer netip.AddrPort, b []byte)
@@ -131,6 +151,11 @@ func (c *ServerConfig) defaults() error {
 	c.MaxChunkSize = max(c.MaxChunkSize, chunk.MinChunkSize)
 	def(&c.MaxTransfers, DefaultMaxTransfers, 1<<20)
 	def(&c.MaxTransfersPerAddr, DefaultMaxTransfersPerAddr, c.MaxTransfers)
+	def(&c.MaxTransfersPerIP, DefaultMaxTransfersPerIP, c.MaxTransfers)
+	c.MaxTransfersPerAddr = min(c.MaxTransfersPerAddr, c.MaxTransfersPerIP)
+	if c.StallEvict <= 0 {
+		c.StallEvict = DefaultStallEvict
+	}
 	def(&c.MaxPending, DefaultMaxPending, c.MaxTransfers)
 	def(&c.MaxInFlight, DefaultMaxInFlight, chunk.MaxWindow)
 	if c.IdleTimeout <= 0 {
@@ -159,6 +184,8 @@ type Server struct {
 	transfers map[tkey]*transfer
 	pending   map[tkey]bool
 	perAddr   map[netip.AddrPort]int // transfers + pending per client address
+	perIP     map[netip.Addr]int     // transfers + pending per client IP
+	noStalled time.Time              // a scan for a stalled transfer found none: not again before StallEvict/8
 	served    bool
 	closed    bool
 }
@@ -172,6 +199,7 @@ func NewServer(conn net.PacketConn, cfg ServerConfig) *Server {
 		transfers: make(map[tkey]*transfer),
 		pending:   make(map[tkey]bool),
 		perAddr:   make(map[netip.AddrPort]int),
+		perIP:     make(map[netip.Addr]int),
 	}
 	s.cfgErr = cfg.defaults()
 	s.cfg = cfg
@@ -264,6 +292,14 @@ func (s *Server) Close() {
 // handle processes one datagram; it runs on the read loop or, under
 // impairment, on a timer goroutine.
 func (s *Server) handle(b []byte, from netip.AddrPort) {
+	if chunk.IsProof(b) {
+		if tok, ok := chunk.ParseProof(b); ok && s.cfg.OnProof != nil {
+			s.cfg.OnProof(tok)
+		} else {
+			s.stats.add(Malformed, 1)
+		}
+		return
+	}
 	p, n, err := chunk.ParsePacket(b)
 	if err != nil {
 		if err == chunk.ErrChecksum {
@@ -393,9 +429,8 @@ func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byt
 			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeBadRequest, 0, err.Error())
 		}
 		return
-	case len(s.transfers)+len(s.pending) >= s.cfg.MaxTransfers,
-		s.perAddr[key.addr] >= s.cfg.MaxTransfersPerAddr,
-		len(s.pending) >= s.cfg.MaxPending:
+	case len(s.pending) >= s.cfg.MaxPending,
+		s.full(key.addr) && !s.evictStalledLocked(key.addr):
 		s.mu.Unlock()
 		s.stats.add(BusyReplies, 1)
 		s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeBusy, uint32(BusyRetryAfter/time.Millisecond), "")
@@ -403,6 +438,7 @@ func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byt
 	}
 	s.pending[key] = true
 	s.perAddr[key.addr]++
+	s.perIP[key.addr.Addr()]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go s.open(key, c, r, inSize, pn, tree)
@@ -513,6 +549,51 @@ func (s *Server) dropAddr(a netip.AddrPort) {
 	if s.perAddr[a]--; s.perAddr[a] <= 0 {
 		delete(s.perAddr, a)
 	}
+	if s.perIP[a.Addr()]--; s.perIP[a.Addr()] <= 0 {
+		delete(s.perIP, a.Addr())
+	}
+}
+
+// full reports whether a new transfer from a would go over a cap (in all,
+// per IP or per socket). s.mu is held.
+func (s *Server) full(a netip.AddrPort) bool {
+	return len(s.transfers)+len(s.pending) >= s.cfg.MaxTransfers ||
+		s.perIP[a.Addr()] >= s.cfg.MaxTransfersPerIP ||
+		s.perAddr[a] >= s.cfg.MaxTransfersPerAddr
+}
+
+// evictStalledLocked makes room for a new transfer from a, if it can, by
+// ending the transfer that has gone longest without progress, at least
+// StallEvict (see DefaultStallEvict): one of a's socket or IP when that is
+// the cap reached, any otherwise. It reports whether the room is there
+// now. The evicted client is told ERROR busy. s.mu is held.
+func (s *Server) evictStalledLocked(a netip.AddrPort) bool {
+	now := time.Now()
+	if now.Before(s.noStalled) {
+		return false // a scan just found none: a REQUEST flood cannot make us rescan each time
+	}
+	sameAddr := s.perAddr[a] >= s.cfg.MaxTransfersPerAddr
+	sameIP := sameAddr || s.perIP[a.Addr()] >= s.cfg.MaxTransfersPerIP
+	var victim *transfer
+	var longest time.Duration
+	for k, t := range s.transfers {
+		if sameAddr && k.addr != a || sameIP && k.addr.Addr() != a.Addr() {
+			continue
+		}
+		if d := t.sinceProgress(); d >= s.cfg.StallEvict && d > longest {
+			victim, longest = t, d
+		}
+	}
+	if victim == nil {
+		s.noStalled = now.Add(s.cfg.StallEvict / 8)
+		return false
+	}
+	delete(s.transfers, victim.key)
+	s.dropAddr(victim.key.addr)
+	s.stats.add(Evicted, 1)
+	victim.stop()
+	go s.replyStateless(victim.key.addr, 1<<20, victim.key.tid, victim.cipher, chunk.CodeBusy, uint32(BusyRetryAfter/time.Millisecond), "")
+	return !s.full(a)
 }
 
 // remove forgets a transfer whose sender has ended.

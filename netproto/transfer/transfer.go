@@ -44,6 +44,7 @@ const (
 	ImpairDrops                      // datagrams dropped by Impair
 	Retries                          // RETRY datagrams sent (server) or received (client)
 	BusyReplies                      // ERROR busy sent (server) or received (client)
+	Evicted                          // transfers a server ended to give their slot to a new one (no progress for StallEvict)
 	NotYetReplies                    // ERROR not yet sent (a partial source) or received (client)
 	GroupsVerified                   // client: 64 KiB groups checked against the file's tree
 	GroupsFailed                     // client: groups whose bytes were not the file's (refetched)
@@ -101,6 +102,7 @@ type Stats struct {
 	CRCDrops, AuthDrops, Malformed   int64
 	Hostile, AckUnsent, ImpairDrops  int64
 	Retries, BusyReplies             int64
+	Evicted                          int64
 	NotYetReplies                    int64
 	GroupsVerified, GroupsFailed     int64
 	GroupsReadBack, LiarsDropped     int64
@@ -122,7 +124,7 @@ func (c *Counters) Snapshot() Stats {
 		Retransmits: l(Retransmits), Duplicates: l(Duplicates),
 		CRCDrops: l(CRCDrops), AuthDrops: l(AuthDrops), Malformed: l(Malformed),
 		Hostile: l(Hostile), AckUnsent: l(AckUnsent), ImpairDrops: l(ImpairDrops),
-		Retries: l(Retries), BusyReplies: l(BusyReplies),
+		Retries: l(Retries), BusyReplies: l(BusyReplies), Evicted: l(Evicted),
 		NotYetReplies: l(NotYetReplies), GroupsVerified: l(GroupsVerified), GroupsFailed: l(GroupsFailed),
 		GroupsReadBack: l(GroupsReadBack), LiarsDropped: l(LiarsDropped),
 		Losses: l(Losses), Timeouts: l(Timeouts),
