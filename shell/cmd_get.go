@@ -49,10 +49,12 @@ func getCommands() []*cmdSpec {
 			run:     cmdStats,
 		},
 		{
-			name: "trace", group: "Transfers", usage: "trace on|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
-			summary:  "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled), or capture them to a pcap file",
+			name: "trace", group: "Transfers", usage: "trace on|all|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
+			summary:  "show the protocols as they pass (on: what happens, in words; all: every datagram), or capture them to a pcap file",
+			detail:   traceHelp,
+			example:  "trace on; set loss 0.2; get week3/slides.pdf; wait; trace --pcap class.pcap",
 			run:      cmdTrace,
-			complete: func(*Shell, *compCtx) []string { return []string{"on", "off", "--pcap"} },
+			complete: func(*Shell, *compCtx) []string { return []string{"on", "all", "off", "--pcap"} },
 		},
 	}
 }
