@@ -2,14 +2,13 @@ package shell
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/fxshell/fxsh/internal/syserr"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/store"
 )
@@ -92,7 +91,7 @@ func (s *Shell) dropClient() {
 // masterError explains a failure to reach the master.
 func masterError(masters []string, err error) error {
 	where := strings.Join(masters, ", ")
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	if syserr.ConnRefused(err) {
 		return fmt.Errorf("no master at %s (start one with `serve master`, or give --master HOST:PORT)", where)
 	}
 	if strings.HasPrefix(err.Error(), "master ") {

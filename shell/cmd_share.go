@@ -61,15 +61,13 @@ func (r *shareRole) Describe() string {
 
 func (r *shareRole) Close(ctx context.Context) error { return r.srv.Close(ctx) }
 
-// cachePath is where shared files' hashes are cached between runs.
+// cachePath is where shared files' hashes are cached between runs: the
+// system's cache folder (os.UserCacheDir: $XDG_CACHE_HOME or ~/.cache on
+// Linux, ~/Library/Caches on macOS, %LocalAppData% on Windows) + fxsh/hashes.
 func cachePath() string {
-	dir := os.Getenv("XDG_CACHE_HOME")
-	if dir == "" {
-		h, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(h, ".cache")
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
 	}
 	dir = filepath.Join(dir, "fxsh")
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -117,6 +117,7 @@ type Shell struct {
 	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
 
 	capture capture // trace --pcap FILE (capture.go)
+	tr      tracing // trace on|all|off (trace.go)
 
 	disc *discoveryState // what mDNS found (discover.go)
 	rc   rcState         // the start-up file being run (rc.go)
@@ -153,6 +154,7 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)
 	s.set.OnChange(s.applySetting)
+	s.setTraceLevel("off")
 	s.cmds = s.commandTable()
 	s.byName = map[string]*cmdSpec{}
 	for _, c := range s.cmds {
@@ -170,6 +172,8 @@ func (s *Shell) applySetting(key, val string) {
 	switch key {
 	case "parallel":
 		s.jobs.SetParallel(s.set.Int("parallel"))
+	case "trace":
+		s.setTraceLevel(val)
 	case "color":
 		s.pal.set(val == "on" && s.opts.Color)
 		s.epal.set(val == "on" && s.opts.ErrColor)

@@ -26,6 +26,7 @@ import (
 type Request struct {
 	Entry     store.Entry // name, size, hash and the servers holding it
 	Dir       string      // download folder; the file never lands outside it
+	As        string      // the name to save under ("" = Entry.Name), e.g. where Entry.Name is not valid on this system
 	Overwrite bool        // replace an existing file of that name
 	ChunkSize int         // 0: chosen from the sources (transfer.ChooseChunkSize)
 	Key       string      // shared secret ("" = open network)
@@ -267,7 +268,11 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 			tr = nil
 		}
 	}
-	part, err := partfile.Open(req.Dir, e.Name, e.Size, e.Hash, chunk, req.Overwrite)
+	local := e.Name
+	if req.As != "" {
+		local = req.As
+	}
+	part, err := partfile.Open(req.Dir, local, e.Size, e.Hash, chunk, req.Overwrite)
 	if err != nil {
 		return Result{}, err
 	}
@@ -281,7 +286,7 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 	if req.Started != nil {
 		req.Started(resumed, part.ChunkSize())
 	}
-	res := Result{Path: e.Name, Resumed: resumed}
+	res := Result{Path: local, Resumed: resumed}
 	conn, err := net.ListenPacket("udp", ":0")
 	if err != nil {
 		part.Close()
