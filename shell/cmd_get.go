@@ -408,7 +408,10 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		jc.progress(p)
 	}
 	req.Suspects = s.suspects
+	req.WholeFile = s.set.Get("verify") == "whole"
+	finished := s.seeding(&req)
 	res, err := get(ctx, req)
+	finished(err)
 	if err == nil {
 		j.SetDone(e.Size)
 	}

@@ -98,6 +98,9 @@ const sourceCounter = "source"
 // their share of what all sources delivered, RTT, and why it failed.
 func sourceLine(src transfer.SourceStats, total int64) string {
 	v := fmt.Sprintf("%s %s %s", src.Addr, src.State, humanBytes(src.Bytes))
+	if src.Peer {
+		v = fmt.Sprintf("%s peer %s %s", src.Addr, src.State, humanBytes(src.Bytes))
+	}
 	if total > 0 {
 		v += fmt.Sprintf(" (%.0f%%)", 100*float64(src.Bytes)/float64(total))
 	}

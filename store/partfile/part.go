@@ -821,6 +821,23 @@ func (p *Part) ReadAt(b []byte, off int64) (int, error) {
 	return p.f.ReadAt(b, off)
 }
 
+// OpenReader opens the temporary file for reading, apart from the Part:
+// the descriptor stays valid after Finish, since the final name is the same
+// file (a hard link or a rename). A seeding server reads checked groups
+// through it while the download runs and the whole file after.
+func (p *Part) OpenReader() (*os.File, error) {
+	p.opMu.RLock()
+	defer p.opMu.RUnlock()
+	if p.ended {
+		return nil, ErrClosed
+	}
+	f, err := p.root.Open(p.partName)
+	if err != nil {
+		return nil, p.rootErr("opening temporary file", err)
+	}
+	return f, nil
+}
+
 // Forget drops chunk i: its bytes were found wrong, Have(i) turns false and
 // it may be written again. The next checkpoint records it.
 func (p *Part) Forget(i int) {
