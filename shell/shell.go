@@ -108,6 +108,13 @@ type Shell struct {
 	quitForce   bool
 	depth       int  // source nesting
 	shareDown   bool // the share lost its master (reported once until it is back)
+	// shareSeen: the share has registered at least once (so losing the
+	// master is "lost", before that "not reachable"); shareListed: the
+	// address the master lists it under; shareFirst is closed at the
+	// first registration or failure (cmd_share.go).
+	shareSeen   bool
+	shareListed string
+	shareFirst  chan struct{}
 
 	mclient *masterclient.Client // connection for queries, dialled on first use
 	seed    *seed.Seeder         // the seeding role (seed.go), started by the first download

@@ -258,7 +258,7 @@ func (p *Part) checkFinal() error {
 	case fi.IsDir():
 		return fmt.Errorf("%w: %q is a folder", ErrExists, p.name)
 	case !p.overwrite:
-		return fmt.Errorf("%w: %q (use overwrite to replace it)", ErrExists, p.name)
+		return fmt.Errorf("%w: %q", ErrExists, p.name)
 	}
 	return nil
 }
@@ -774,7 +774,7 @@ func (p *Part) rename() error {
 		p.root.Remove(p.partName)
 		return nil
 	case errors.Is(err, fs.ErrExist):
-		return fmt.Errorf("%w: %q (use overwrite to replace it)", ErrExists, p.name)
+		return fmt.Errorf("%w: %q", ErrExists, p.name)
 	case isEscape(err):
 		return p.rootErr("linking", err)
 	}
