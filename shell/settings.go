@@ -136,6 +136,8 @@ func newSettings() *Settings {
 		{name: "delay", help: "add this one-way delay to every datagram (demo)", def: "0s", values: []string{"0", "10ms", "50ms"}, parse: durationMax(10 * time.Second)},
 		{name: "rate", help: "cap this process's UDP sending rate (e.g. 20MB/s)", def: "unlimited", values: []string{"unlimited", "1MB/s", "20MB/s"}, parse: rateValue},
 		{name: "timeout", help: "how long a silent file server is retried before a download fails", def: "15s", values: []string{"5s", "15s", "1m"}, parse: durationRange(time.Second, time.Hour)},
+		{name: "verify", help: "check downloads per 64 KiB group as they land (groups) or whole at the end (whole)", def: "groups", values: []string{"groups", "whole"}, parse: oneOf("groups", "whole")},
+		{name: "seed", help: "offer the parts of downloads checked so far, and finished downloads, to other downloaders", def: "on", values: []string{"on", "off"}, parse: onOff},
 		{name: "autoaccept", help: "accept pushed files without asking (off: each offer waits for accept)", def: "off", values: []string{"on", "off"}, parse: onOff},
 	}
 	s := &Settings{defs: map[string]*setting{}, vals: map[string]string{}}
@@ -233,4 +235,16 @@ func (s *Shell) applyImpair() error {
 		Delay:   s.set.Duration("delay"),
 		Rate:    s.set.Bytes("rate"),
 	})
+}
+
+// oneOf accepts exactly one of the given words.
+func oneOf(words ...string) func(string) (string, error) {
+	return func(v string) (string, error) {
+		for _, w := range words {
+			if strings.EqualFold(v, w) {
+				return w, nil
+			}
+		}
+		return "", fmt.Errorf("want one of %s, not %q", strings.Join(words, ", "), v)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fxshell/fxsh/netproto/seed"
 	"io"
 	"os"
 	"os/signal"
@@ -107,8 +108,17 @@ type Shell struct {
 	quitForce   bool
 	depth       int  // source nesting
 	shareDown   bool // the share lost its master (reported once until it is back)
+	// shareSeen: the share has registered at least once (so losing the
+	// master is "lost", before that "not reachable"); shareListed: the
+	// address the master lists it under; shareFirst is closed at the
+	// first registration or failure (cmd_share.go).
+	shareSeen   bool
+	shareListed string
+	shareFirst  chan struct{}
 
 	mclient *masterclient.Client // connection for queries, dialled on first use
+	seed    *seed.Seeder         // the seeding role (seed.go), started by the first download
+	seedMu  sync.Mutex           // serializes starting it (held without mu)
 
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
@@ -177,6 +187,10 @@ func (s *Shell) applySetting(key, val string) {
 	case "color":
 		s.pal.set(val == "on" && s.opts.Color)
 		s.epal.set(val == "on" && s.opts.ErrColor)
+	case "seed":
+		if val == "off" {
+			s.stopSeeding()
+		}
 	case "loss", "dup", "reorder", "delay", "rate":
 		if err := s.applyImpair(); err != nil {
 			s.warn("%s: %v", key, err)
@@ -808,6 +822,7 @@ func (s *Shell) main(interactive bool, fl flags) int {
 			}
 		}
 	}
+	s.stopSeeding()
 	s.dropClient()
 	s.closeRoles()
 	s.closeCapture()
