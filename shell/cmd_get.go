@@ -49,10 +49,12 @@ func getCommands() []*cmdSpec {
 			run:     cmdStats,
 		},
 		{
-			name: "trace", group: "Transfers", usage: "trace on|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
-			summary:  "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled), or capture them to a pcap file",
+			name: "trace", group: "Transfers", usage: "trace on|all|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
+			summary:  "show the protocols as they pass (on: what happens, in words; all: every datagram), or capture them to a pcap file",
+			detail:   traceHelp,
+			example:  "trace on; set loss 0.2; get week3/slides.pdf; wait; trace --pcap class.pcap",
 			run:      cmdTrace,
-			complete: func(*Shell, *compCtx) []string { return []string{"on", "off", "--pcap"} },
+			complete: func(*Shell, *compCtx) []string { return []string{"on", "all", "off", "--pcap"} },
 		},
 	}
 }
@@ -83,7 +85,12 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		return nil, err
 	}
 	query := func(glob string) ([]store.Entry, error) {
-		entries, _, err := cl.List(ctx, glob, 0)
+		entries, more, err := cl.List(ctx, glob, 0)
+		err = s.masterQueryError(err)
+		if err == nil && more {
+			// Never download a silent part of what was asked for.
+			return nil, fmt.Errorf("%q matches more files than the master sends at once (%d); narrow it", glob, len(entries))
+		}
 		return entries, err
 	}
 	name, choose := arg, ""
@@ -151,10 +158,11 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 			pick, rest := pickContent(es, since)
 			var others []string
 			for _, e := range rest {
-				others = append(others, fmt.Sprintf("%s@%s (%s)", n, shortHash(e.Hash), plural(hosts(e.Servers), "host", "hosts")))
+				// Quoted as it must be typed: get 'notes one.txt@3fa2…'.
+				others = append(others, fmt.Sprintf("%s (%s)", Quote(n+"@"+shortHash(e.Hash)), plural(hosts(e.Servers), "host", "hosts")))
 			}
-			s.warn("%q has %d different contents: taking %s@%s, offered by the most hosts (%d; ties: the one registered first); not %s\n",
-				n, len(es), n, shortHash(pick.Hash), hosts(pick.Servers), strings.Join(others, ", "))
+			s.warn("%q has %d different contents: taking %s, offered by the most hosts (%d; ties: the one registered first); not %s",
+				n, len(es), Quote(n+"@"+shortHash(pick.Hash)), hosts(pick.Servers), strings.Join(others, ", "))
 			out = append(out, pick)
 			continue
 		}
@@ -396,7 +404,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 	req.Trace = s.traceUDP(role)
 	req.Capture = s.captureUDP
 	req.Started = func(resumed int64, _ int) {
-		j.SetDone(resumed)
+		j.SetResumed(resumed)
 		if resumed > 0 {
 			s.notify(fmt.Sprintf("job %d: resuming %s: %s already here", j.ID, e.Name, humanBytes(resumed)))
 		}
@@ -406,7 +414,10 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		jc.progress(p)
 	}
 	req.Suspects = s.suspects
+	req.WholeFile = s.set.Get("verify") == "whole"
+	finished := s.seeding(&req)
 	res, err := get(ctx, req)
+	finished(err)
 	if err == nil {
 		j.SetDone(e.Size)
 	}
@@ -417,8 +428,26 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		s.notifyErr(fmt.Sprintf("job %d: %s: suspect %s: bytes from it failed the whole-file check; fetched without it",
 			j.ID, e.Name, strings.Join(res.Suspects, ", ")))
 	}
-	jc.setSources(res.Fetch.Sources) // jobs -v shows each source's final share, not the last sample's
+	jc.setSources(endedSources(res.Fetch.Sources, err == nil)) // jobs -v shows each source's final share, not the last sample's
 	return err
+}
+
+// endedSources marks the sources of a download that has ended: one the
+// fetch left "active" (or idle, requesting) is "done" after a success and
+// "stopped" otherwise, never "active" beside a finished job.
+func endedSources(src []transfer.SourceStats, ok bool) []transfer.SourceStats {
+	out := append([]transfer.SourceStats(nil), src...)
+	for i := range out {
+		if out[i].State == "failed" {
+			continue
+		}
+		if ok {
+			out[i].State = "done"
+		} else {
+			out[i].State = "stopped"
+		}
+	}
+	return out
 }
 
 // downloadError makes a download failure read well in a job line.

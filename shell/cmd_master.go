@@ -254,7 +254,7 @@ func (s *Shell) masterEvent(ev master.Event) {
 	}
 	switch ev.Kind {
 	case master.PeerRegistered:
-		s.notify(fmt.Sprintf("%s %s %s registered: %d files", s.pal.hi.Sprint("master:"), ev.Role, who, ev.Files))
+		s.notify(fmt.Sprintf("%s %s %s registered: %s", s.pal.hi.Sprint("master:"), ev.Role, who, plural(ev.Files, "file", "files")))
 	case master.PeerLeft:
 		reason := ev.Reason
 		if reason == "" {

@@ -372,6 +372,9 @@ func cmdStatus(_ context.Context, s *Shell, _ *call) error {
 			fmt.Fprintf(&b, "%-10s %s\n", name+":", r.Describe())
 		}
 	}
+	if st := s.seedStatus(); st != "" {
+		fmt.Fprintf(&b, "seeding:   %s\n", st)
+	}
 	active := s.jobs.Active()
 	fmt.Fprintf(&b, "jobs:      %d active, %d in all\n", len(active), len(s.jobs.List()))
 	s.out("%s", b.String())
