@@ -38,7 +38,6 @@ import (
 // stops a finished script's serving is its normal end, not an interruption.
 const ExitInterrupted = 130
 
-
 // MaxSourceDepth bounds `source` nesting, so a script that sources itself
 // fails cleanly instead of recursing forever.
 const MaxSourceDepth = 16
