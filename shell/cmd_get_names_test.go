@@ -21,6 +21,7 @@ func TestGetNames(t *testing.T) {
 	files := map[string][]byte{
 		"aux.c":    bytes.Repeat([]byte("aux "), 3000),
 		"plain.md": []byte("plain\n"),
+		"other.md": []byte("other\n"),
 	}
 	twins := !foldsCase(share)
 	if twins {
