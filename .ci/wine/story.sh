@@ -32,18 +32,18 @@ head -c 300000 /dev/urandom >"$w/linshare/Report.TXT"
 head -c 200000 /dev/urandom >"$w/linshare/report.txt"
 head -c 5000 /dev/urandom >"$w/linshare/aux.c"
 
-(cd "$w" && exec "$WINE" ./fxsh.exe -c "serve master $M" >master.log 2>&1) & pids+=($!)
-for _ in $(seq 100); do "$w/fxsh" --master "$M" -c 'list' >/dev/null 2>&1 && break; sleep 0.3; done
-(cd "$w" && exec "$WINE" ./fxsh.exe --master "$M" -c 'share winshare --udp 127.0.0.1:0' >winshare.log 2>&1) & pids+=($!)
-(cd "$w" && exec ./fxsh --master "$M" -c 'share linshare --udp 127.0.0.1:0' >linshare.log 2>&1) & pids+=($!)
+(cd "$w" && exec "$WINE" ./fxsh.exe --norc -c "serve master $M" >master.log 2>&1) & pids+=($!)
+for _ in $(seq 100); do "$w/fxsh" --norc --master "$M" -c 'list' >/dev/null 2>&1 && break; sleep 0.3; done
+(cd "$w" && exec "$WINE" ./fxsh.exe --norc --master "$M" -c 'share winshare --udp 127.0.0.1:0' >winshare.log 2>&1) & pids+=($!)
+(cd "$w" && exec ./fxsh --norc --master "$M" -c 'share linshare --udp 127.0.0.1:0' >linshare.log 2>&1) & pids+=($!)
 for _ in $(seq 200); do
-	l=$("$w/fxsh" --master "$M" -c 'list' 2>/dev/null || true)
+	l=$("$w/fxsh" --norc --master "$M" -c 'list' 2>/dev/null || true)
 	grep -q big.bin <<<"$l" && grep -q aux.c <<<"$l" && break
 	sleep 0.3
 done
 grep -q big.bin <<<"$l" && grep -q aux.c <<<"$l" || fail "the two file servers did not register"
 
-client() { (cd "$w/client" && "$WINE" ../fxsh.exe --master "$M" -c "$1" >"$w/client.log" 2>&1); }
+client() { (cd "$w/client" && "$WINE" ../fxsh.exe --norc --master "$M" -c "$1" >"$w/client.log" 2>&1); }
 
 # 20 MB, Windows to Windows.
 t0=$SECONDS
