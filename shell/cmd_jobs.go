@@ -25,7 +25,7 @@ func jobCommands() []*cmdSpec {
 			complete: jobIDs,
 		},
 		{
-			name: "jobs", group: "Jobs", usage: "jobs [-v]", maxArgs: 1,
+			name: "jobs", group: "Jobs", usage: "jobs [-v] [--json]", maxArgs: 1, json: true,
 			summary: "list jobs: state, progress, rate, ETA, sources; -v adds protocol counters, the chunk map and rate/RTT sparklines",
 			run:     cmdJobs,
 		},
@@ -68,6 +68,14 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 	}
 	_, verbose := f["-v"]
 	all := s.jobs.List()
+	if c.json {
+		var snaps []JobSnapshot
+		now := time.Now()
+		for _, j := range all {
+			snaps = append(snaps, j.Snapshot(now))
+		}
+		return s.outJSON(jobsJSON(snaps, verbose))
+	}
 	if len(all) == 0 {
 		s.out("no jobs\n")
 		return nil

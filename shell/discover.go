@@ -147,6 +147,9 @@ func (e *severalError) Error() string {
 
 // askMaster asks which of several masters to use.
 func (s *Shell) askMaster(found []discovery.Master) (discovery.Master, error) {
+	// The question is printed as well as prompted: the prompt's job
+	// summary may be redrawn while the user thinks.
+	s.out("which master? type its number (1-%d)\n", len(found))
 	s.ui.SetPrompt(fmt.Sprintf("which master? [1-%d] ", len(found)))
 	defer s.ui.SetPrompt(s.prompt())
 	for tries := 0; tries < 3; tries++ {
