@@ -17,8 +17,6 @@ import (
 	"github.com/fxshell/fxsh/store/partfile"
 )
 
-func init() { areaCommands = append(areaCommands, getCommands) }
-
 func getCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{

@@ -14,8 +14,6 @@ import (
 	"github.com/fxshell/fxsh/store"
 )
 
-func init() { areaCommands = append(areaCommands, indexCommands) }
-
 func indexCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{

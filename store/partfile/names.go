@@ -12,28 +12,16 @@ import (
 
 // Name limits.
 const (
-	// MaxNameLen is the longest name accepted, in bytes (the line
-	// protocol's limit).
-	MaxNameLen = 1024
 	// MaxComponentLen is the longest folder or file name in a name, in
 	// bytes: what common file systems allow.
 	MaxComponentLen = 255
-)
-
-// Suffixes of the files a download keeps beside its final name. Names
-// ending in them are refused, so a peer cannot make one download clobber
-// another's temporary files.
-const (
-	PartSuffix  = ".fxpart"  // the data being downloaded
-	StateSuffix = ".fxstate" // which chunks are on disk
-	tmpSuffix   = ".fxtmp"   // a state file being replaced
 )
 
 // CheckName reports whether name, as reported by a peer, is safe to create
 // inside a download folder on any system: relative, '/'-separated, valid
 // UTF-8, no control characters, no backslash, no empty, "." or ".."
 // component, no Windows device name (CON, NUL, COM1, LPT1, ... with any
-// extension), no reserved suffix, within MaxNameLen and MaxComponentLen. On
+// extension), no reserved suffix, within store.MaxNameLen and MaxComponentLen. On
 // Windows the characters <>:"|?* and components ending in a dot or a space
 // are refused too. The error wraps ErrUnsafeName and quotes the name.
 func CheckName(name string) error {
@@ -44,7 +32,7 @@ func CheckName(name string) error {
 }
 
 func nameProblem(name string) string {
-	if p := store.NameProblem(name, MaxNameLen); p != "" {
+	if p := store.NameProblem(name, store.MaxNameLen); p != "" {
 		return p
 	}
 	if strings.ContainsRune(name, '\\') {
@@ -72,7 +60,7 @@ func nameProblem(name string) string {
 		}
 	}
 	base := path.Base(name)
-	for _, s := range []string{PartSuffix, StateSuffix, tmpSuffix} {
+	for _, s := range []string{store.PartSuffix, store.StateSuffix, store.TmpSuffix} {
 		if strings.HasSuffix(base, s) {
 			return fmt.Sprintf("%q is a reserved suffix", s)
 		}

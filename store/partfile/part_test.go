@@ -465,24 +465,24 @@ func TestRestartOnBadState(t *testing.T) {
 		{"other hash", nil, int64(len(other)), hashOf(other)},
 		{"other size", nil, int64(len(data) - 1), hashOf(data[:len(data)-1])},
 		{"corrupt state", func(t *testing.T, dir string) {
-			p := filepath.Join(dir, ".f"+StateSuffix)
+			p := filepath.Join(dir, ".f"+store.StateSuffix)
 			b, _ := os.ReadFile(p)
 			b[len(b)-8] ^= 0x40
 			os.WriteFile(p, b, 0o644)
 		}, int64(len(data)), hashOf(data)},
 		{"garbage state", func(t *testing.T, dir string) {
-			os.WriteFile(filepath.Join(dir, ".f"+StateSuffix), []byte("FXST not really"), 0o644)
+			os.WriteFile(filepath.Join(dir, ".f"+store.StateSuffix), []byte("FXST not really"), 0o644)
 		}, int64(len(data)), hashOf(data)},
 		{"state with trailing bytes", func(t *testing.T, dir string) {
-			f, _ := os.OpenFile(filepath.Join(dir, ".f"+StateSuffix), os.O_APPEND|os.O_WRONLY, 0)
+			f, _ := os.OpenFile(filepath.Join(dir, ".f"+store.StateSuffix), os.O_APPEND|os.O_WRONLY, 0)
 			f.Write([]byte{0})
 			f.Close()
 		}, int64(len(data)), hashOf(data)},
 		{"truncated part file", func(t *testing.T, dir string) {
-			os.Truncate(filepath.Join(dir, ".f"+PartSuffix), 100)
+			os.Truncate(filepath.Join(dir, ".f"+store.PartSuffix), 100)
 		}, int64(len(data)), hashOf(data)},
 		{"part file gone", func(t *testing.T, dir string) {
-			os.Remove(filepath.Join(dir, ".f"+PartSuffix))
+			os.Remove(filepath.Join(dir, ".f"+store.PartSuffix))
 		}, int64(len(data)), hashOf(data)},
 	}
 	for _, tt := range tests {
@@ -690,7 +690,7 @@ func TestAutoCheckpoint(t *testing.T) {
 	}
 	defer p.Close()
 	writeAll(t, p, data, seq(10))
-	statePath := filepath.Join(dir, ".f"+StateSuffix)
+	statePath := filepath.Join(dir, ".f"+store.StateSuffix)
 	waitFor(t, "an automatic checkpoint", func() bool {
 		b, err := os.ReadFile(statePath)
 		if err != nil {
@@ -709,7 +709,7 @@ func TestAutoCheckpoint(t *testing.T) {
 	defer q.Close()
 	writeAll(t, q, data, []int{3})
 	waitFor(t, "a timed checkpoint", func() bool {
-		_, err := os.Stat(filepath.Join(dir, ".g"+StateSuffix))
+		_, err := os.Stat(filepath.Join(dir, ".g"+store.StateSuffix))
 		return err == nil
 	})
 }
