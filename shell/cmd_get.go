@@ -70,6 +70,9 @@ func escapeGlob(s string) string {
 
 // resolve turns one get argument into catalog entries: one per distinct
 // name, each with every server offering that content.
+//
+// Kept whole: the lookup, the NAME@CHOICE fallback and the report of
+// ambiguous names, in the order a user's argument goes through them.
 func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) {
 	cl, err := s.client(ctx)
 	if err != nil {

@@ -248,25 +248,9 @@ func soakServer(i, n int) (store.Server, []store.File) { return catalogtest.Clas
 // hits: the reply is capped at 100 records), and misses.
 func soakQueries() []string {
 	rng := rand.New(rand.NewPCG(3, 3))
-	v := func() string { return catalogtest.Word(rng) }
 	var qs []string
 	for i := range 700 {
-		switch i % 7 {
-		case 0:
-			qs = append(qs, v())
-		case 1:
-			qs = append(qs, v()+" "+v())
-		case 2:
-			qs = append(qs, strings.ToUpper(v())+" pdf")
-		case 3:
-			qs = append(qs, v()[:2])
-		case 4:
-			qs = append(qs, "photos "+v())
-		case 5:
-			qs = append(qs, "jpg")
-		case 6:
-			qs = append(qs, v()+"zzq")
-		}
+		qs = append(qs, catalogtest.ClassroomQuery(rng, i%catalogtest.ClassroomKinds))
 	}
 	return qs
 }

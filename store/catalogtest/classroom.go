@@ -65,3 +65,29 @@ func ClassroomServer(i, n int) (store.Server, []store.File) {
 	}
 	return store.Server{Addr: fmt.Sprintf("10.%d.%d.%d:5000", i>>16, i>>8&255, i&255), Role: store.RoleServer}, files
 }
+
+// ClassroomKinds is how many kinds of query ClassroomQuery writes.
+const ClassroomKinds = 7
+
+// ClassroomQuery writes a query of the given kind (0 to ClassroomKinds-1)
+// as users type them: one word, two words, a word and an extension, a
+// short prefix, a folder and a word, a bare extension (many hits), and a
+// miss.
+func ClassroomQuery(rng *rand.Rand, kind int) string {
+	v := func() string { return Word(rng) }
+	switch kind {
+	case 0:
+		return v()
+	case 1:
+		return v() + " " + v()
+	case 2:
+		return strings.ToUpper(v()) + " pdf"
+	case 3:
+		return v()[:2]
+	case 4:
+		return "photos " + v()
+	case 5:
+		return "jpg"
+	}
+	return v() + "zzq"
+}

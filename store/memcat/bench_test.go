@@ -83,24 +83,8 @@ func BenchmarkRegister(b *testing.B) {
 func benchQueries() []string {
 	rng := rand.New(rand.NewPCG(3, 3))
 	var qs []string
-	v := func() string { return catalogtest.Word(rng) }
 	for range 200 {
-		switch rng.IntN(7) {
-		case 0:
-			qs = append(qs, v())
-		case 1:
-			qs = append(qs, v()+" "+v())
-		case 2:
-			qs = append(qs, strings.ToUpper(v())+" pdf")
-		case 3:
-			qs = append(qs, v()[:2])
-		case 4:
-			qs = append(qs, "photos "+v())
-		case 5:
-			qs = append(qs, "jpg")
-		case 6:
-			qs = append(qs, v()+"zzq")
-		}
+		qs = append(qs, catalogtest.ClassroomQuery(rng, rng.IntN(catalogtest.ClassroomKinds)))
 	}
 	return qs
 }

@@ -21,8 +21,8 @@ const (
 // inside a download folder on any system: relative, '/'-separated, valid
 // UTF-8, no control characters, no backslash, no empty, "." or ".."
 // component, no Windows device name (CON, NUL, COM1, LPT1, ... with any
-// extension), no reserved suffix, within store.MaxNameLen and MaxComponentLen. On
-// Windows the characters <>:"|?* and components ending in a dot or a space
+// extension), no reserved suffix (store.PartSuffix ...), within
+// store.MaxNameLen and MaxComponentLen. On Windows the characters <>:"|?* and components ending in a dot or a space
 // are refused too. The error wraps ErrUnsafeName and quotes the name.
 func CheckName(name string) error {
 	if reason := nameProblem(name); reason != "" {

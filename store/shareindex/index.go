@@ -422,6 +422,9 @@ func (x *Index) openRoots(warn func(string, error)) []*shareRoot {
 
 // walk lists the files to offer, in path order, with their names checked
 // and collisions and the file cap resolved.
+//
+// Kept whole: one walk whose callback makes every skip decision in one
+// place, in the order the package doc gives.
 func (x *Index) walk(ctx context.Context, roots []*shareRoot, warn func(string, error)) []candidate {
 	var cands []candidate
 	seen := make(map[string]string) // offered name -> OS path
