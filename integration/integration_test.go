@@ -70,6 +70,7 @@ func TestStories(t *testing.T) {
 			"fxstate":    cmdFxstate,
 			"overwrite":  cmdOverwrite,
 			"shorthash":  cmdShorthash,
+			"linecheck":  cmdLinecheck,
 			"discnet":    cmdDiscnet,
 			"rot":        cmdRot,
 		},

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -20,17 +23,19 @@ import (
 func getCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
-			name: "get", group: "Transfers", usage: "get NAME... [-o DIR] [-f]", minArgs: 1, maxArgs: -1,
+			name: "get", group: "Transfers", usage: "get NAME... [-o DIR] [-f] [--as NEWNAME]", minArgs: 1, maxArgs: -1,
 			summary: "download files as background jobs (globs allowed); returns at once with the job ids",
 			detail: "Each file is a job (see jobs, wait, cancel); `set parallel N` run at once, the rest queue.\n" +
 				"A name offered with different contents: get takes the content offered by the most hosts (distinct IPs;\n" +
 				"ties: the one registered first) and says so on stderr; NAME@HASH (a hash prefix from list)\n" +
 				"or NAME@HOST:PORT chooses. Files land in the download folder (--dir, or -o DIR) and never outside it;\n" +
-				"an existing file is kept unless -f. A cancelled download resumes where it stopped.",
+				"an existing file is kept unless -f. A cancelled download resumes where it stopped.\n" +
+				"--as NEWNAME saves one file under another name: for a name this system cannot hold\n" +
+				"(CON, aux.c, a:b, trailing dot on Windows), or one already taken.",
 			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads",
 			run:     cmdGet,
 			complete: func(s *Shell, c *compCtx) []string {
-				if len(c.prev) > 0 && c.prev[len(c.prev)-1] == "-o" {
+				if len(c.prev) > 0 && (c.prev[len(c.prev)-1] == "-o" || c.prev[len(c.prev)-1] == "--as") {
 					return localPaths(c.cur)
 				}
 				return s.remoteNames(c.cur)
@@ -42,10 +47,12 @@ func getCommands() []*cmdSpec {
 			run:     cmdStats,
 		},
 		{
-			name: "trace", group: "Transfers", usage: "trace on|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
-			summary:  "print protocol messages as they pass (TCP lines; UDP datagrams, DATA sampled), or capture them to a pcap file",
+			name: "trace", group: "Transfers", usage: "trace on|all|off | trace --pcap FILE [--max SIZE] [off]", minArgs: 1, maxArgs: 5,
+			summary:  "show the protocols as they pass (on: what happens, in words; all: every datagram), or capture them to a pcap file",
+			detail:   traceHelp,
+			example:  "trace on; set loss 0.2; get week3/slides.pdf; wait; trace --pcap class.pcap",
 			run:      cmdTrace,
-			complete: func(*Shell, *compCtx) []string { return []string{"on", "off", "--pcap"} },
+			complete: func(*Shell, *compCtx) []string { return []string{"on", "all", "off", "--pcap"} },
 		},
 	}
 }
@@ -79,7 +86,12 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		return nil, err
 	}
 	query := func(glob string) ([]store.Entry, error) {
-		entries, _, err := cl.List(ctx, glob, 0)
+		entries, more, err := cl.List(ctx, glob, 0)
+		err = s.masterQueryError(err)
+		if err == nil && more {
+			// Never download a silent part of what was asked for.
+			return nil, fmt.Errorf("%q matches more files than the master sends at once (%d); narrow it", glob, len(entries))
+		}
 		return entries, err
 	}
 	name, choose := arg, ""
@@ -147,10 +159,11 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 			pick, rest := pickContent(es, since)
 			var others []string
 			for _, e := range rest {
-				others = append(others, fmt.Sprintf("%s@%s (%s)", n, shortHash(e.Hash), plural(hosts(e.Servers), "host", "hosts")))
+				// Quoted as it must be typed: get 'notes one.txt@3fa2…'.
+				others = append(others, fmt.Sprintf("%s (%s)", Quote(n+"@"+shortHash(e.Hash)), plural(hosts(e.Servers), "host", "hosts")))
 			}
-			s.warn("%q has %d different contents: taking %s@%s, offered by the most hosts (%d; ties: the one registered first); not %s\n",
-				n, len(es), n, shortHash(pick.Hash), hosts(pick.Servers), strings.Join(others, ", "))
+			s.warn("%q has %d different contents: taking %s, offered by the most hosts (%d; ties: the one registered first); not %s",
+				n, len(es), Quote(n+"@"+shortHash(pick.Hash)), hosts(pick.Servers), strings.Join(others, ", "))
 			out = append(out, pick)
 			continue
 		}
@@ -232,12 +245,12 @@ func filterChoice(entries []store.Entry, choose string) []store.Entry {
 }
 
 func cmdGet(ctx context.Context, s *Shell, c *call) error {
-	names, f, err := c.flags(map[string]bool{"-o": true, "-f": false})
+	names, f, err := c.flags(map[string]bool{"-o": true, "-f": false, "--as": true})
 	if err != nil {
 		return err
 	}
 	if len(names) == 0 {
-		return errors.New("usage: get NAME... [-o DIR] [-f]")
+		return errors.New("usage: get NAME... [-o DIR] [-f] [--as NEWNAME]")
 	}
 	dir := s.opts.Dir
 	if o, ok := f["-o"]; ok {
@@ -246,6 +259,12 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 		}
 	}
 	_, overwrite := f["-f"]
+	as, hasAs := f["--as"]
+	if hasAs {
+		if err := checkLocalName(as); err != nil {
+			return fmt.Errorf("--as: %w", err)
+		}
+	}
 	// Resolve every name first: a typo fails the command before any job starts.
 	var wanted []store.Entry
 	seen := map[string]bool{}
@@ -261,21 +280,106 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 			}
 		}
 	}
-	var ids []string
+	if hasAs && len(wanted) != 1 {
+		return fmt.Errorf("--as names one file, and %d match", len(wanted))
+	}
+	// A name this system cannot hold fails the command before any job
+	// starts, naming the file and the way out.
+	if !hasAs {
+		var bad, badName []string
+		for _, e := range wanted {
+			if err := checkLocalName(e.Name); err != nil {
+				bad = append(bad, err.Error())
+				badName = append(badName, e.Name)
+			}
+		}
+		switch {
+		case len(bad) == 1:
+			return fmt.Errorf("%s; save it under another name: get %s --as NEWNAME [-o DIR]", bad[0], quoteArg(badName[0]))
+		case len(bad) > 1:
+			return fmt.Errorf("%s; get each under another name: get NAME --as NEWNAME [-o DIR]", strings.Join(bad, "; "))
+		}
+	}
+	if len(wanted) > 1 {
+		locals := make([]string, len(wanted))
+		for i, e := range wanted {
+			locals[i] = e.Name
+		}
+		if a, b := caseTwins(dir, locals); a != "" {
+			return fmt.Errorf("%q and %q are one file name in %s (its file system ignores case): get one of them with --as NEWNAME, or each with -o into its own folder", a, b, dir)
+		}
+	}
 	for _, e := range wanted {
-		j := s.startDownload(e, dir, overwrite, c.cmd.MayFail)
+		local := e.Name
+		if hasAs {
+			local = as
+		}
+		j := s.startDownload(e, dir, local, overwrite, c.cmd.MayFail)
 		j.SetTotal(e.Size)
-		ids = append(ids, strconv.Itoa(j.ID))
+		if local != e.Name {
+			s.out("job %d: %s as %s (%s) from %s\n", j.ID, e.Name, local, humanBytes(e.Size), serverList(e.Servers))
+			continue
+		}
 		s.out("job %d: %s (%s) from %s\n", j.ID, e.Name, humanBytes(e.Size), serverList(e.Servers))
 	}
-	_ = ids
 	return nil
 }
 
+// checkLocalName checks that this system can hold a file under name inside
+// a download folder (partfile.CheckName): an error is ErrUnsafeName (no
+// system should write it) or ErrNotValidHere (a Windows device name, ...).
+func checkLocalName(name string) error { return partfile.CheckName(name) }
+
+// caseTwins returns the first two local names that are one file in dir
+// because its file system ignores case, or "", "".
+func caseTwins(dir string, local []string) (string, string) {
+	byFold := map[string]string{}
+	for _, n := range local {
+		k := strings.ToLower(n)
+		if other, ok := byFold[k]; ok && other != n && foldsCase(dir) {
+			return other, n
+		}
+		byFold[k] = n
+	}
+	return "", ""
+}
+
+// foldsCase reports whether dir's file system ignores case: it creates a
+// probe file and looks it up in another case. A folder that does not exist
+// yet is judged by the system (Windows and macOS fold case by default).
+func foldsCase(dir string) bool {
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, ".fxsh-case-probe-*")
+	if err != nil {
+		return runtime.GOOS == "windows" || runtime.GOOS == "darwin"
+	}
+	name := f.Name()
+	f.Close()
+	defer os.Remove(name)
+	_, err = os.Stat(filepath.Join(filepath.Dir(name), strings.ToUpper(filepath.Base(name))))
+	return err == nil
+}
+
+// quoteArg quotes a name for a command line when it would not read back as
+// one argument.
+func quoteArg(n string) string {
+	if n != "" && !strings.ContainsAny(n, " \t'\"#;\\") {
+		return n
+	}
+	return strconv.Quote(n)
+}
+
 // startDownload queues a download job.
-func (s *Shell) startDownload(e store.Entry, dir string, overwrite, mayFail bool) *Job {
+// local is the name it is saved under (e.Name unless get --as).
+func (s *Shell) startDownload(e store.Entry, dir, local string, overwrite, mayFail bool) *Job {
+	as := ""
+	if local != e.Name {
+		as = local
+	}
 	return s.jobs.Start("get", e.Name, mayFail, func(ctx context.Context, j *Job) error {
-		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, Overwrite: overwrite}, download.Get))
+		return downloadError(s.download(ctx, j, "get", download.Request{Entry: e, Dir: dir, As: as, Overwrite: overwrite}, download.Get))
 	})
 }
 
@@ -301,7 +405,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 	req.Trace = s.traceUDP(role)
 	req.Capture = s.captureUDP
 	req.Started = func(resumed int64, _ int) {
-		j.SetDone(resumed)
+		j.SetResumed(resumed)
 		if resumed > 0 {
 			s.notify(fmt.Sprintf("job %d: resuming %s: %s already here", j.ID, e.Name, humanBytes(resumed)))
 		}
@@ -311,7 +415,10 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		jc.progress(p)
 	}
 	req.Suspects = s.suspects
+	req.WholeFile = s.set.Get("verify") == "whole"
+	finished := s.seeding(&req)
 	res, err := get(ctx, req)
+	finished(err)
 	if err == nil {
 		j.SetDone(e.Size)
 	}
@@ -322,8 +429,26 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 		s.notifyErr(fmt.Sprintf("job %d: %s: suspect %s: bytes from it failed the whole-file check; fetched without it",
 			j.ID, e.Name, strings.Join(res.Suspects, ", ")))
 	}
-	jc.setSources(res.Fetch.Sources) // jobs -v shows each source's final share, not the last sample's
+	jc.setSources(endedSources(res.Fetch.Sources, err == nil)) // jobs -v shows each source's final share, not the last sample's
 	return err
+}
+
+// endedSources marks the sources of a download that has ended: one the
+// fetch left "active" (or idle, requesting) is "done" after a success and
+// "stopped" otherwise, never "active" beside a finished job.
+func endedSources(src []transfer.SourceStats, ok bool) []transfer.SourceStats {
+	out := append([]transfer.SourceStats(nil), src...)
+	for i := range out {
+		if out[i].State == "failed" {
+			continue
+		}
+		if ok {
+			out[i].State = "done"
+		} else {
+			out[i].State = "stopped"
+		}
+	}
+	return out
 }
 
 // downloadError makes a download failure read well in a job line.
@@ -332,7 +457,7 @@ func downloadError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, partfile.ErrExists):
-		return fmt.Errorf("%w (use get -f to replace it)", err)
+		return fmt.Errorf("%w (use get -f to replace it, or get NAME --as NEWNAME)", err)
 	case errors.Is(err, partfile.ErrNoSpace):
 		return fmt.Errorf("%w; the partial file is kept: free space and get it again to resume", err)
 	case errors.Is(err, transfer.ErrSourcesFailed):

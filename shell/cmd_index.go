@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/fxshell/fxsh/internal/syserr"
+	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/store"
 )
@@ -87,10 +90,31 @@ func (s *Shell) dropClient() {
 	}
 }
 
+// masterQueryError puts a failed query into words: the master's own
+// refusal (an ERR line) and an interruption stay as they are; a connection
+// that broke and could not be made again (the master died) says so, instead
+// of Go's dial error, and the next command dials afresh.
+func (s *Shell) masterQueryError(err error) error {
+	var refusal *line.Error
+	if err == nil || errors.As(err, &refusal) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// A *net.OpError covers a reset, a broken pipe and a refused dial on
+	// every platform.
+	var op *net.OpError
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || syserr.ConnRefused(err) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &op) {
+		s.dropClient()
+		return fmt.Errorf("the master at %s no longer answers (stopped, or the network is down); the next command tries again",
+			strings.Join(s.masters(), ", "))
+	}
+	return err
+}
+
 // masterError explains a failure to reach the master.
 func masterError(masters []string, err error) error {
 	where := strings.Join(masters, ", ")
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	if syserr.ConnRefused(err) {
 		return fmt.Errorf("no master at %s (start one with `serve master`, or give --master HOST:PORT)", where)
 	}
 	if strings.HasPrefix(err.Error(), "master ") {
@@ -161,7 +185,7 @@ func cmdList(ctx context.Context, s *Shell, c *call) error {
 	}
 	entries, more, err := cl.List(ctx, glob, 0)
 	if err != nil {
-		return err
+		return s.masterQueryError(err)
 	}
 	s.rememberNames(entries)
 	switch {
@@ -187,7 +211,7 @@ func cmdSearch(ctx context.Context, s *Shell, c *call) error {
 	}
 	entries, more, err := cl.Search(ctx, q, 0)
 	if err != nil {
-		return err
+		return s.masterQueryError(err)
 	}
 	if len(entries) == 0 {
 		s.out("NOT FOUND\n")
@@ -216,7 +240,7 @@ func cmdPeers(ctx context.Context, s *Shell, _ *call) error {
 	}
 	peers, err := cl.Peers(ctx)
 	if err != nil {
-		return err
+		return s.masterQueryError(err)
 	}
 	if len(peers) == 0 {
 		s.out("no peers: no file server or receiver is registered\n")

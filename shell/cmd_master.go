@@ -44,7 +44,8 @@ func masterCommands() []*cmdSpec {
 			summary: "show or set the master(s) this shell talks to (tried in order)",
 			detail: "With no --master, the shell finds the master on the LAN (mDNS, _fxsh._tcp) the first\n" +
 				"time it needs one; master shows what was found, and master auto browses again.\n" +
-				"Nothing found within 1s: 127.0.0.1:1234. FXSH_DISCOVERY=off turns discovery off.",
+				"Nothing found within 1s: 127.0.0.1:1234. FXSH_DISCOVERY=off turns discovery off;\n" +
+				"FXSH_DISCOVERY=IFACE[,IFACE] keeps it (and serve master's announcement) to those interfaces.",
 			example: "master 192.0.2.10:1234",
 			run:     cmdMaster,
 		},
@@ -251,7 +252,7 @@ func (s *Shell) masterEvent(ev master.Event) {
 	}
 	switch ev.Kind {
 	case master.PeerRegistered:
-		s.notify(fmt.Sprintf("%s %s %s registered: %d files", s.pal.hi.Sprint("master:"), ev.Role, who, ev.Files))
+		s.notify(fmt.Sprintf("%s %s %s registered: %s", s.pal.hi.Sprint("master:"), ev.Role, who, plural(ev.Files, "file", "files")))
 	case master.PeerLeft:
 		reason := ev.Reason
 		if reason == "" {

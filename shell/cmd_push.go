@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,9 +39,9 @@ func pushCommands() []*cmdSpec {
 			name: "receive", group: "Transfers", usage: "receive [DIR] [--as NAME] | receive off", maxArgs: 3,
 			summary: "accept files that peers push (send) into DIR (default the download folder); off stops",
 			detail: "The master lists this shell as a receiver (see peers), under NAME if given (1-32 letters,\n" +
-				"digits, . _ -). Offers are accepted at once while `set autoaccept` is on; with it off they\n" +
-				"wait for accept ID or refuse ID (offers lists them). A file that already exists in DIR is\n" +
-				"refused; a received file is checked (BLAKE3) before it takes its name.",
+				"digits, . _ -). Each offer (sender, name, size) waits for accept ID or refuse ID (offers lists\n" +
+				"them; `set autoaccept on` accepts at once). A file that exists in DIR, an unsafe name or one\n" +
+				"larger than the free space is refused before a byte moves; a received file is checked (BLAKE3).",
 			example: "receive ~/inbox --as bob",
 			run:     cmdReceive,
 			complete: func(s *Shell, c *compCtx) []string {
@@ -109,6 +110,78 @@ type receiveRole struct {
 	mu     sync.Mutex      // protects the fields below
 	jobs   map[string]*Job // pulls running, by offer id
 	waited int             // offers that offers -w has returned for
+	// noted coalesces the notices of offers from one sender host: at
+	// most offerNoticeBurst lines per offerNoticeGap, then one line
+	// saying how many more came.
+	noted map[string]*offerNotices
+}
+
+// One sender's offers are announced each up to offerNoticeBurst in
+// offerNoticeGap; the rest are counted.
+const (
+	offerNoticeGap   = 3 * time.Second
+	offerNoticeBurst = 3
+)
+
+type offerNotices struct {
+	last  time.Time // start of the current gap
+	shown int       // lines printed in it
+	held  int
+	timer *time.Timer
+}
+
+// noteOffer prints msg for an offer from o's sender, or counts it if that
+// sender's last notice is less than offerNoticeGap old; the count is
+// printed when the gap ends. So a flood of offers is a few lines, not one
+// a offer.
+func (r *receiveRole) noteOffer(o *push.Offer, msg string, toErr bool) {
+	host := o.From
+	if h, _, err := net.SplitHostPort(o.From); err == nil {
+		host = h
+	}
+	now := time.Now()
+	r.mu.Lock()
+	if r.noted == nil {
+		r.noted = map[string]*offerNotices{}
+	}
+	n := r.noted[host]
+	if n != nil && now.Sub(n.last) < offerNoticeGap && n.shown >= offerNoticeBurst {
+		n.held++
+		if n.timer == nil {
+			n.timer = time.AfterFunc(offerNoticeGap-now.Sub(n.last), func() {
+				r.mu.Lock()
+				held := n.held
+				n.held, n.timer, n.last, n.shown = 0, nil, time.Now(), 0
+				r.mu.Unlock()
+				if held > 0 {
+					r.s.notifyErr(fmt.Sprintf("receive: %d more offers from %s (offers lists those waiting)", held, offerBy(o)))
+				}
+			})
+		}
+		r.mu.Unlock()
+		return
+	}
+	if n == nil {
+		if len(r.noted) >= 256 {
+			for h, x := range r.noted {
+				if x.timer == nil && now.Sub(x.last) >= offerNoticeGap {
+					delete(r.noted, h)
+				}
+			}
+		}
+		n = &offerNotices{last: now}
+		r.noted[host] = n
+	}
+	if now.Sub(n.last) >= offerNoticeGap {
+		n.last, n.shown = now, 0
+	}
+	n.shown++
+	r.mu.Unlock()
+	if toErr {
+		r.s.notifyErr(msg)
+	} else {
+		r.s.notify(msg)
+	}
 }
 
 func (r *receiveRole) Describe() string {
@@ -252,16 +325,20 @@ func (r *receiveRole) event(ev push.Event) {
 		s.notifyErr(fmt.Sprintf("receive: %v", ev.Err))
 	case push.OfferRefused:
 		o := ev.Offer
-		s.notifyErr(s.epal.warn.Sprint(fmt.Sprintf("receive: refused %s (%s) from %s: %s",
-			displayName(o.Name), humanBytes(o.Size), offerBy(o), ev.Reason)))
+		r.noteOffer(o, s.epal.warn.Sprint(fmt.Sprintf("receive: refused %s (%s) from %s: %s",
+			displayName(o.Name), humanBytes(o.Size), offerBy(o), ev.Reason)), true)
+	case push.OfferDropped:
+		o := ev.Offer
+		r.noteOffer(o, s.epal.warn.Sprint(fmt.Sprintf("receive: ignored %s (%s) from %s: %s",
+			displayName(o.Name), humanBytes(o.Size), offerBy(o), ev.Reason)), true)
 	case push.OfferAccepted:
 		o := ev.Offer
 		j := r.pull(o)
 		s.notify(fmt.Sprintf("receive: accepted %s (%s) from %s: job %d", displayName(o.Name), humanBytes(o.Size), offerBy(o), j.ID))
 	case push.OfferWaiting:
 		o := ev.Offer
-		s.notify(fmt.Sprintf("%s offer %s from %s: %s (%s); accept %s or refuse %s", s.pal.hi.Sprint("receive:"),
-			o.ID, offerBy(o), displayName(o.Name), humanBytes(o.Size), o.ID, o.ID))
+		r.noteOffer(o, fmt.Sprintf("%s offer %s from %s: %s (%s); accept %s or refuse %s", s.pal.hi.Sprint("receive:"),
+			o.ID, offerBy(o), displayName(o.Name), humanBytes(o.Size), o.ID, o.ID), false)
 	case push.FinishFailed:
 		s.notifyErr(s.epal.warn.Sprint(fmt.Sprintf("receive: %s arrived, but telling the sender failed: %v", displayName(ev.Offer.Name), ev.Err)))
 	}

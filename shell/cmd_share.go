@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fxshell/fxsh/internal/syserr"
 	"github.com/fxshell/fxsh/netproto/fileserver"
 	"github.com/fxshell/fxsh/store/shareindex"
 )
@@ -53,21 +54,19 @@ type shareRole struct {
 }
 
 func (r *shareRole) Describe() string {
-	return fmt.Sprintf("sharing %d files from %s on udp %s (master %s)", len(r.srv.Files()),
+	return fmt.Sprintf("sharing %s from %s on udp %s (master %s)", plural(len(r.srv.Files()), "file", "files"),
 		strings.Join(r.srv.Paths(), ", "), r.srv.Addr(), r.srv.Master())
 }
 
 func (r *shareRole) Close(ctx context.Context) error { return r.srv.Close(ctx) }
 
-// cachePath is where shared files' hashes are cached between runs.
+// cachePath is where shared files' hashes are cached between runs: the
+// system's cache folder (os.UserCacheDir: $XDG_CACHE_HOME or ~/.cache on
+// Linux, ~/Library/Caches on macOS, %LocalAppData% on Windows) + fxsh/hashes.
 func cachePath() string {
-	dir := os.Getenv("XDG_CACHE_HOME")
-	if dir == "" {
-		h, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(h, ".cache")
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
 	}
 	dir = filepath.Join(dir, "fxsh")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -100,6 +99,10 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 	if err != nil {
 		return err
 	}
+	first := make(chan struct{})
+	s.mu.Lock()
+	s.shareSeen, s.shareDown, s.shareListed, s.shareFirst = false, false, "", first
+	s.mu.Unlock()
 	srv, warns, err := fileserver.Start(ctx, fileserver.Config{
 		Paths:     paths,
 		UDPAddr:   udp,
@@ -121,21 +124,71 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 		return err
 	}
 	// Wait (bounded) for the first registration so a script's next command
-	// finds the files; a master that is not up yet is retried in the
+	// finds the files. A master that does not answer ends the wait at its
+	// first failure, not after the whole bound: it is retried in the
 	// background and reported when it answers.
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	werr := srv.WaitRegistered(wctx)
+	wctx, cancel := context.WithTimeout(ctx, shareRegisterWait)
+	werr := srv.WaitRegistered(waitFirst(wctx, first))
 	cancel()
-	if werr != nil && ctx.Err() == nil && !errors.Is(werr, context.DeadlineExceeded) {
+	if werr != nil && ctx.Err() == nil && !errors.Is(werr, context.DeadlineExceeded) && !errors.Is(werr, context.Canceled) {
 		srv.Close(context.Background())
 		return fmt.Errorf("registering with %s: %w", strings.Join(s.masters(), ","), werr)
 	}
 	s.addRole("share", &shareRole{srv: srv})
-	s.out("sharing %d files from %s on udp %s\n", len(srv.Files()), strings.Join(paths, ", "), srv.Addr())
+	s.mu.Lock()
+	listed := s.shareListed
+	s.mu.Unlock()
+	where := srv.Addr()
+	if listed != "" && listed != where {
+		where = listed + " (socket " + srv.Addr() + ")"
+	}
+	s.out("sharing %s from %s on udp %s\n", plural(len(srv.Files()), "file", "files"), strings.Join(paths, ", "), where)
 	if werr != nil {
-		s.warn("master %s not reachable yet; retrying in the background", strings.Join(s.masters(), ","))
+		s.warn("master %s not reachable; retrying in the background (the files are listed once it answers)", strings.Join(s.masters(), ","))
 	}
 	return nil
+}
+
+// errShareRefused marks a master's refusal for shareOutcome.
+var errShareRefused = errors.New("refused by the master")
+
+// shareRegisterWait bounds how long share waits for its first registration.
+const shareRegisterWait = 5 * time.Second
+
+// waitFirst returns a context that ends with ctx or when first is closed.
+func waitFirst(ctx context.Context, first <-chan struct{}) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer cancel()
+		select {
+		case <-first:
+			// Registered: WaitRegistered returns by itself; a failure:
+			// stop waiting now.
+		case <-ctx.Done():
+		}
+	}()
+	return ctx
+}
+
+// shareOutcome records the share's first registration, or a failure that
+// ends share's wait: a refusal, or nothing listening at the master's
+// address (a connection that broke is retried at once, so it does not).
+func (s *Shell) shareOutcome(registered bool, listed string, err error) (seen bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen = s.shareSeen
+	if registered {
+		s.shareSeen = true
+		if listed != "" {
+			s.shareListed = listed
+		}
+	}
+	final := registered || errors.Is(err, errShareRefused) || syserr.ConnRefused(err)
+	if final && s.shareFirst != nil {
+		close(s.shareFirst)
+		s.shareFirst = nil
+	}
+	return seen
 }
 
 // printWarnings shows skipped files, at most a screenful.
@@ -154,28 +207,31 @@ func (s *Shell) printWarnings(warns []shareindex.Warning) {
 func (s *Shell) shareEvent(ev fileserver.Event) {
 	switch ev.Kind {
 	case fileserver.MasterLost:
+		seen := s.shareOutcome(false, "", ev.Err)
 		s.mu.Lock()
 		first := !s.shareDown
 		s.shareDown = true
 		s.mu.Unlock()
-		if first {
+		if first && seen {
 			s.notifyErr(s.epal.warn.Sprint(fmt.Sprintf("share: master lost: %v; retrying in the background", ev.Err)))
 		}
 	case fileserver.Refused:
+		s.shareOutcome(false, "", errShareRefused) // no point waiting
 		s.notifyErr(s.epal.err.Sprint(fmt.Sprintf("share: master %s refused us: %v", ev.Master, ev.Err)))
 	case fileserver.Rescanned:
-		s.notify(fmt.Sprintf("share: rescan found changes; %d files registered", ev.Files))
+		s.notify(fmt.Sprintf("share: rescan found changes; %s registered", plural(ev.Files, "file", "files")))
 	case fileserver.Warning:
 		s.notifyErr(s.epal.warn.Sprint("share: " + ev.Err.Error()))
 	case fileserver.Modified:
 		s.notifyErr(s.epal.warn.Sprint(fmt.Sprintf("share: %v; not served until it is re-indexed (in a moment)", ev.Err)))
 	case fileserver.Registered:
+		s.shareOutcome(true, ev.Addr, nil)
 		s.mu.Lock()
 		back := s.shareDown
 		s.shareDown = false
 		s.mu.Unlock()
 		if back || s.set.On("trace") {
-			s.notify(fmt.Sprintf("share: %d files registered on %s", ev.Files, ev.Master))
+			s.notify(fmt.Sprintf("share: %s registered on %s", plural(ev.Files, "file", "files"), ev.Master))
 		}
 	}
 }
@@ -207,9 +263,9 @@ func cmdRescan(ctx context.Context, s *Shell, _ *call) error {
 		return err
 	}
 	if changed {
-		s.out("rescanned: %d files, changes registered\n", len(r.srv.Files()))
+		s.out("rescanned: %s, changes registered\n", plural(len(r.srv.Files()), "file", "files"))
 	} else {
-		s.out("rescanned: %d files, no change\n", len(r.srv.Files()))
+		s.out("rescanned: %s, no change\n", plural(len(r.srv.Files()), "file", "files"))
 	}
 	return nil
 }

@@ -192,7 +192,8 @@ usage: fxsh [flags]                 interactive prompt (or read commands from a 
 
 flags:
   --master HOST:PORT[,HOST:PORT]  master(s) to use (env FXSH_MASTER); default or "auto": find it on
-                                  the LAN (mDNS), else 127.0.0.1:1234 (FXSH_DISCOVERY=off: no mDNS)
+                                  the LAN (mDNS), else 127.0.0.1:1234 (FXSH_DISCOVERY=off: no mDNS;
+                                  =IFACE[,IFACE]: only there)
   --dir DIR                       download folder (default .)
   --key SECRET                    shared key (env FXSH_KEY); without one the network is open
   --no-color                      no colour (also NO_COLOR=1)
@@ -376,6 +377,9 @@ func cmdStatus(_ context.Context, s *Shell, _ *call) error {
 		if r := s.role(name); r != nil {
 			fmt.Fprintf(&b, "%-10s %s\n", name+":", r.Describe())
 		}
+	}
+	if st := s.seedStatus(); st != "" {
+		fmt.Fprintf(&b, "seeding:   %s\n", st)
 	}
 	active := s.jobs.Active()
 	fmt.Fprintf(&b, "jobs:      %d active, %d in all\n", len(active), len(s.jobs.List()))

@@ -98,6 +98,9 @@ const sourceCounter = "source"
 // their share of what all sources delivered, RTT, and why it failed.
 func sourceLine(src transfer.SourceStats, total int64) string {
 	v := fmt.Sprintf("%s %s %s", src.Addr, src.State, humanBytes(src.Bytes))
+	if src.Peer {
+		v = fmt.Sprintf("%s peer %s %s", src.Addr, src.State, humanBytes(src.Bytes))
+	}
 	if total > 0 {
 		v += fmt.Sprintf(" (%.0f%%)", 100*float64(src.Bytes)/float64(total))
 	}
@@ -124,13 +127,16 @@ func cmdStats(_ context.Context, s *Shell, _ *call) error {
 	add("chunks received", st.ChunksReceived)
 	add("retransmits", st.Retransmits)
 	add("duplicates", st.Duplicates)
-	add("losses detected", st.Losses)
+	// Losses are counted by whoever sends the data: a process that only
+	// downloads sees its peers' losses in its duplicates and retransmits,
+	// never here, even while its own impairment drops data.
+	add("losses detected (our sends)", st.Losses)
 	add("timeouts (PTO)", st.Timeouts)
 	add("CRC drops", st.CRCDrops)
 	add("auth drops", st.AuthDrops)
 	add("malformed", st.Malformed)
 	add("hostile", st.Hostile)
-	add("impairment drops", st.ImpairDrops)
+	add("impairment drops (set loss…, both ways)", st.ImpairDrops)
 	add("cookie retries", st.Retries)
 	add("busy replies", st.BusyReplies)
 	add("not yet replies", st.NotYetReplies)

@@ -23,7 +23,9 @@ import (
 // list (scripts); none within discovery.DefaultTimeout falls back to
 // DefaultMaster, and says so. FXSH_DISCOVERY=off turns both browsing and
 // announcing off (the test stories set it: they never multicast on the
-// machine's own network).
+// machine's own network); FXSH_DISCOVERY=IFACE[,IFACE...] keeps both to
+// those interfaces (a laptop whose VPN or container bridge is not the
+// classroom).
 
 // discoveryOff is FXSH_DISCOVERY's value that turns discovery off.
 const discoveryOff = "off"
@@ -35,6 +37,7 @@ type discoveryState struct {
 	// Protected by mu:
 	done    bool                                              // browsed since the master was last left to discovery
 	own     bool                                              // no browse: this shell serves the master it uses
+	err     error                                             // the browse failed (no socket, a bad FXSH_DISCOVERY)
 	found   []discovery.Master                                // the masters that answered
 	chosen  *discovery.Master                                 // the one in use, if any
 	elapsed time.Duration                                     // how long the browse took
@@ -43,8 +46,30 @@ type discoveryState struct {
 
 func newDiscoveryState() *discoveryState {
 	return &discoveryState{browse: func(ctx context.Context) ([]discovery.Master, error) {
-		return discovery.Browse(ctx, discovery.BrowseConfig{})
+		ifaces, err := discoveryInterfaces()
+		if err != nil {
+			return nil, err
+		}
+		return discovery.Browse(ctx, discovery.BrowseConfig{Interfaces: ifaces})
 	}}
+}
+
+// discoveryInterfaces reads FXSH_DISCOVERY: "" or "on" is every
+// interface (nil), a comma-separated list names them.
+func discoveryInterfaces() ([]net.Interface, error) {
+	v := strings.TrimSpace(os.Getenv("FXSH_DISCOVERY"))
+	if v == "" || v == "on" {
+		return nil, nil
+	}
+	var out []net.Interface
+	for _, name := range strings.Split(v, ",") {
+		ifc, err := net.InterfaceByName(strings.TrimSpace(name))
+		if err != nil {
+			return nil, fmt.Errorf("FXSH_DISCOVERY=%s: no interface named %q (want on, off or interface names)", v, name)
+		}
+		out = append(out, *ifc)
+	}
+	return out, nil
 }
 
 // resolveMasters returns the masters to dial, browsing first when the
@@ -73,7 +98,7 @@ func (s *Shell) browseLocked(ctx context.Context) error {
 	d := s.disc
 	start := time.Now()
 	found, err := d.browse(ctx)
-	d.elapsed = time.Since(start)
+	d.elapsed, d.err = time.Since(start), err
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -122,6 +147,9 @@ func (e *severalError) Error() string {
 
 // askMaster asks which of several masters to use.
 func (s *Shell) askMaster(found []discovery.Master) (discovery.Master, error) {
+	// The question is printed as well as prompted: the prompt's job
+	// summary may be redrawn while the user thinks.
+	s.out("which master? type its number (1-%d)\n", len(found))
 	s.ui.SetPrompt(fmt.Sprintf("which master? [1-%d] ", len(found)))
 	defer s.ui.SetPrompt(s.prompt())
 	for tries := 0; tries < 3; tries++ {
@@ -206,6 +234,8 @@ func (s *Shell) cmdMasterShow(ctx context.Context) error {
 	switch {
 	case d.own:
 		s.out("discovery: not needed, this shell serves the master it uses\n")
+	case d.err != nil:
+		s.out("discovery: failed (%v); %s is the fallback\n", d.err, DefaultMaster)
 	case len(d.found) == 0:
 		s.out("discovery: no master answered on mDNS within %v; %s is the fallback\n", discovery.DefaultTimeout, DefaultMaster)
 	default:
@@ -263,13 +293,18 @@ func (s *Shell) announceMaster(addr net.Addr, keyed bool, catalog string) (*disc
 	if err != nil {
 		return nil, fmt.Sprintf("not announced: %v", err)
 	}
+	ifaces, err := discoveryInterfaces()
+	if err != nil {
+		return nil, fmt.Sprintf("not announced on the LAN: %v", err)
+	}
 	kind := discovery.CatalogMemory
 	if strings.HasPrefix(catalog, "etcd") {
 		kind = discovery.CatalogEtcd
 	}
 	a, err := discovery.Announce(discovery.AnnounceConfig{
-		Addr: ap,
-		Info: discovery.Info{Version: Version, KeyRequired: keyed, Catalog: kind},
+		Addr:       ap,
+		Info:       discovery.Info{Version: Version, KeyRequired: keyed, Catalog: kind},
+		Interfaces: ifaces,
 	})
 	switch {
 	case errors.Is(err, discovery.ErrLoopback):

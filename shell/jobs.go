@@ -58,6 +58,7 @@ type Job struct {
 	sampleT  time.Time // rate sampling: last sample time and bytes
 	sampleB  int64
 	rate     float64 // smoothed bytes per second
+	base     int64   // bytes already there when the job started (a resume): not part of its rate
 	endCh    chan struct{}
 	run      func(ctx context.Context, j *Job) error
 	userStop bool // cancelled by the user (not a failure)
@@ -68,6 +69,16 @@ func (j *Job) SetTotal(n int64) { j.total.Store(n) }
 
 // SetDone records how many bytes are done.
 func (j *Job) SetDone(n int64) { j.done.Store(n) }
+
+// SetResumed records the bytes a resumed job found already on disk: they
+// count as done, but not toward its rate (they were not transferred now).
+func (j *Job) SetResumed(n int64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.done.Store(n)
+	j.base = n
+	j.sampleB = n
+}
 
 // AddDone adds n bytes done.
 func (j *Job) AddDone(n int64) { j.done.Add(n) }
@@ -132,7 +143,7 @@ func (j *Job) Snapshot(now time.Time) JobSnapshot {
 	case j.state.ended() && !j.started.IsZero():
 		s.Elapsed = j.ended.Sub(j.started)
 		if s.Elapsed > 0 {
-			s.Rate = float64(done) / s.Elapsed.Seconds()
+			s.Rate = float64(done-j.base) / s.Elapsed.Seconds()
 		}
 	}
 	if j.counters != nil {

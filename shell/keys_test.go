@@ -80,3 +80,31 @@ func TestCancelledJobFails(t *testing.T) {
 		}
 	}
 }
+
+// TestResumedRate: bytes found on disk at a resume count as done but not
+// toward the rate, while running or at the end.
+func TestResumedRate(t *testing.T) {
+	tab := NewJobTable(context.Background(), 1, nil)
+	release := make(chan struct{})
+	j := tab.Start("get", "x", false, func(ctx context.Context, j *Job) error {
+		j.SetTotal(10 << 20)
+		j.SetResumed(9 << 20)
+		<-release
+		j.SetDone(9<<20 + 100<<10)
+		<-release
+		return nil
+	})
+	waitFor(t, "the resume", func() bool { return j.done.Load() == 9<<20 })
+	time.Sleep(300 * time.Millisecond)
+	release <- struct{}{}
+	waitFor(t, "progress", func() bool { return j.done.Load() > 9<<20 })
+	sn := j.Snapshot(time.Now())
+	if sn.Rate > 1e6 {
+		t.Errorf("running rate %.0f B/s counts the 9 MiB already on disk", sn.Rate)
+	}
+	close(release)
+	<-j.Done()
+	if sn := j.Snapshot(time.Now()); sn.Rate > 1e6 || sn.Rate <= 0 {
+		t.Errorf("final rate %.0f B/s, want about 100 KiB over the job's time", sn.Rate)
+	}
+}

@@ -196,6 +196,7 @@ func (s *Shell) finish(ctx context.Context, sg *signals, ok bool) int {
 			}
 		}
 	}
+	s.stopSeeding()
 	s.dropClient()
 	s.closeRoles()
 	s.closeCapture()

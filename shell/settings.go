@@ -128,7 +128,7 @@ func newSettings() *Settings {
 		{name: "parallel", help: "downloads that run at once (the rest queue)", def: "4", parse: intRange(1, 64)},
 		{name: "errexit", help: "stop a script at the first failed command", def: "on", values: []string{"on", "off"}, parse: onOff},
 		{name: "color", help: "colour on a terminal", def: "on", values: []string{"on", "off"}, parse: onOff},
-		{name: "trace", help: "print protocol messages as they pass (same as `trace on`)", def: "off", values: []string{"on", "off"}, parse: onOff},
+		{name: "trace", help: "print protocol messages as they pass: on (a summary), all (every one), off", def: "off", values: []string{"on", "all", "off"}, parse: traceLevel},
 		{name: "chunk", help: "UDP chunk size for new downloads (auto negotiates)", def: "auto", values: []string{"auto", "1200", "8192", "65000"}, parse: chunkValue},
 		{name: "loss", help: "drop this fraction of datagrams sent and received (demo)", def: "0", values: []string{"0", "0.05", "0.2"}, parse: probability},
 		{name: "dup", help: "duplicate this fraction of datagrams (demo)", def: "0", values: []string{"0", "0.05"}, parse: probability},
@@ -136,7 +136,9 @@ func newSettings() *Settings {
 		{name: "delay", help: "add this one-way delay to every datagram (demo)", def: "0s", values: []string{"0", "10ms", "50ms"}, parse: durationMax(10 * time.Second)},
 		{name: "rate", help: "cap this process's UDP sending rate (e.g. 20MB/s)", def: "unlimited", values: []string{"unlimited", "1MB/s", "20MB/s"}, parse: rateValue},
 		{name: "timeout", help: "how long a silent file server is retried before a download fails", def: "15s", values: []string{"5s", "15s", "1m"}, parse: durationRange(time.Second, time.Hour)},
-		{name: "autoaccept", help: "accept pushed files without asking", def: "on", values: []string{"on", "off"}, parse: onOff},
+		{name: "verify", help: "check downloads per 64 KiB group as they land (groups) or whole at the end (whole)", def: "groups", values: []string{"groups", "whole"}, parse: oneOf("groups", "whole")},
+		{name: "seed", help: "offer the parts of downloads checked so far, and finished downloads, to other downloaders", def: "on", values: []string{"on", "off"}, parse: onOff},
+		{name: "autoaccept", help: "accept pushed files without asking (off: each offer waits for accept)", def: "off", values: []string{"on", "off"}, parse: onOff},
 	}
 	s := &Settings{defs: map[string]*setting{}, vals: map[string]string{}}
 	for _, d := range defs {
@@ -233,4 +235,16 @@ func (s *Shell) applyImpair() error {
 		Delay:   s.set.Duration("delay"),
 		Rate:    s.set.Bytes("rate"),
 	})
+}
+
+// oneOf accepts exactly one of the given words.
+func oneOf(words ...string) func(string) (string, error) {
+	return func(v string) (string, error) {
+		for _, w := range words {
+			if strings.EqualFold(v, w) {
+				return w, nil
+			}
+		}
+		return "", fmt.Errorf("want one of %s, not %q", strings.Join(words, ", "), v)
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/netproto/push"
+	"github.com/fxshell/fxsh/netproto/seed"
 	"github.com/fxshell/fxsh/netproto/transfer"
 )
 
@@ -109,8 +110,17 @@ type Shell struct {
 	quitForce   bool
 	depth       int  // source nesting
 	shareDown   bool // the share lost its master (reported once until it is back)
+	// shareSeen: the share has registered at least once (so losing the
+	// master is "lost", before that "not reachable"); shareListed: the
+	// address the master lists it under; shareFirst is closed at the
+	// first registration or failure (cmd_share.go).
+	shareSeen   bool
+	shareListed string
+	shareFirst  chan struct{}
 
 	mclient *masterclient.Client // connection for queries, dialled on first use
+	seed    *seed.Seeder         // the seeding role (seed.go), started by the first download
+	seedMu  sync.Mutex           // serializes starting it (held without mu)
 
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
@@ -119,6 +129,7 @@ type Shell struct {
 	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
 
 	capture capture // trace --pcap FILE (capture.go)
+	tr      tracing // trace on|all|off (trace.go)
 
 	disc *discoveryState // what mDNS found (discover.go)
 	rc   rcState         // the start-up file being run (rc.go)
@@ -150,6 +161,7 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 	}
 	s.jobs = NewJobTable(ctx, s.set.Int("parallel"), s.jobEnded)
 	s.set.OnChange(s.applySetting)
+	s.setTraceLevel("off")
 	s.cmds = s.commandTable()
 	s.byName = map[string]*cmdSpec{}
 	for _, c := range s.cmds {
@@ -167,9 +179,15 @@ func (s *Shell) applySetting(key, val string) {
 	switch key {
 	case "parallel":
 		s.jobs.SetParallel(s.set.Int("parallel"))
+	case "trace":
+		s.setTraceLevel(val)
 	case "color":
 		s.pal.set(val == "on" && s.opts.Color)
 		s.epal.set(val == "on" && s.opts.ErrColor)
+	case "seed":
+		if val == "off" {
+			s.stopSeeding()
+		}
 	case "loss", "dup", "reorder", "delay", "rate":
 		if err := s.applyImpair(); err != nil {
 			s.warn("%s: %v", key, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"github.com/chzyer/readline"
@@ -138,11 +139,19 @@ type termUI struct {
 	mu    sync.Mutex // one write per message through readline's stdout
 }
 
-// historyPath returns where the history file lives:
-// $XDG_STATE_HOME/fxsh/history, or ~/.fxsh_history.
+// historyPath returns where the history file lives: $XDG_STATE_HOME/fxsh/history
+// where that is set, else ~/.fxsh_history on Unix (where shells keep theirs)
+// and %AppData%\fxsh\history on Windows (os.UserConfigDir: a user's
+// profile folder is not where Windows programs keep their files).
 func historyPath() string {
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "fxsh", "history")
+	}
+	if runtime.GOOS == "windows" {
+		if d, err := os.UserConfigDir(); err == nil {
+			return filepath.Join(d, "fxsh", "history")
+		}
+		return ""
 	}
 	if h, err := os.UserHomeDir(); err == nil {
 		return filepath.Join(h, ".fxsh_history")

@@ -89,7 +89,7 @@ var allCases = []string{"loopback", "concurrency", "lossy", "share", "cost", "ma
 
 // extraCases run only when named: ceiling (the forwarder alone) and soak
 // (10 minutes by default, soak.go).
-var extraCases = []string{"ceiling", "soak"}
+var extraCases = []string{"ceiling", "soak", "classroom"}
 
 // sizeFlag is an int64 flag written as a size ("64MiB").
 type sizeFlag struct{ p *int64 }
@@ -482,6 +482,8 @@ func (b *bench) runCase(ctx context.Context, name string) CaseResult {
 		cr, err = b.caseMaster(ctx)
 	case "soak":
 		cr, err = b.caseSoak(ctx)
+	case "classroom":
+		cr, err = b.caseClassroom(ctx)
 	}
 	cr.Name = name
 	if err != nil {

@@ -145,3 +145,24 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseProof: any datagram parses as a proof or not without panicking;
+// what parses is exactly a proof datagram of its token, and every proof
+// datagram starts with a byte no packet starts with.
+func FuzzParseProof(f *testing.F) {
+	f.Add(AppendProof(nil, NewProofToken()))
+	f.Add([]byte(ProofPrefix))
+	f.Add(AppendPacket(nil, Header{Kind: KindRequest, Transfer: 1, Number: 1}, nil, nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tok, ok := ParseProof(b)
+		if !ok {
+			return
+		}
+		if !IsProof(b) || string(AppendProof(nil, tok)) != string(b) || len(tok) != ProofTokenLen {
+			t.Fatalf("ParseProof(%q) = %q, which does not round-trip", b, tok)
+		}
+		if _, _, err := ParsePacket(b); err == nil {
+			t.Fatalf("%q parses as a proof and as a packet", b)
+		}
+	})
+}

@@ -26,6 +26,7 @@ import (
 type Request struct {
 	Entry     store.Entry // name, size, hash and the servers holding it
 	Dir       string      // download folder; the file never lands outside it
+	As        string      // the name to save under ("" = Entry.Name), e.g. where Entry.Name is not valid on this system
 	Overwrite bool        // replace an existing file of that name
 	ChunkSize int         // 0: chosen from the sources (transfer.ChooseChunkSize)
 	Key       string      // shared secret ("" = open network)
@@ -47,11 +48,22 @@ type Request struct {
 	// before any chunk is fetched: a seeding server reads checked groups
 	// from it.
 	Opened func(part *partfile.Part, tr *tree.Tree)
+	// Peers, if set, returns the partial sources of the file (other
+	// downloaders, from the master); it is asked every PeerPoll while
+	// the file downloads with a tree, and the fetch takes them on.
+	Peers func(ctx context.Context) ([]transfer.Peer, error)
+	// WholeFile checks the file whole at the end instead of group by
+	// group against its tree (as before verified streaming; for
+	// comparison).
+	WholeFile bool
 	// Suspects, if set, remembers the sources whose bytes failed the
 	// whole-file check: later downloads of the same content leave them
 	// out while other servers offer it (the shell keeps one per process).
 	Suspects *Suspects
 }
+
+// PeerPoll is how often a download asks for new partial sources.
+const PeerPoll = 300 * time.Millisecond
 
 // Result says what a download did.
 type Result struct {
@@ -255,7 +267,7 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 	}
 	start := time.Now()
 	var tr *tree.Tree
-	if tree.Checkable(e.Size) {
+	if tree.Checkable(e.Size) && !req.WholeFile {
 		var err error
 		if tr, err = FetchTree(ctx, req, chunk); err != nil {
 			if ctx.Err() != nil {
@@ -267,7 +279,11 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 			tr = nil
 		}
 	}
-	part, err := partfile.Open(req.Dir, e.Name, e.Size, e.Hash, chunk, req.Overwrite)
+	local := e.Name
+	if req.As != "" {
+		local = req.As
+	}
+	part, err := partfile.Open(req.Dir, local, e.Size, e.Hash, chunk, req.Overwrite)
 	if err != nil {
 		return Result{}, err
 	}
@@ -281,11 +297,18 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 	if req.Started != nil {
 		req.Started(resumed, part.ChunkSize())
 	}
-	res := Result{Path: e.Name, Resumed: resumed}
+	res := Result{Path: local, Resumed: resumed}
 	conn, err := net.ListenPacket("udp", ":0")
 	if err != nil {
 		part.Close()
 		return res, fmt.Errorf("opening a udp socket: %w", err)
+	}
+	var peers chan []transfer.Peer
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	if tr != nil && req.Peers != nil {
+		peers = make(chan []transfer.Peer, 1)
+		go pollPeers(pollCtx, req.Peers, peers)
 	}
 	fr, err := transfer.Fetch(ctx, conn, transfer.Request{
 		Hash: e.Hash, Size: e.Size, ChunkSize: part.ChunkSize(), Sources: e.Servers,
@@ -299,7 +322,9 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 		Progress:      req.Progress,
 		Tree:          tr,
 		Groups:        req.Groups,
+		Peers:         peers,
 	})
+	stopPoll()
 	conn.Close()
 	res.Fetch = fr
 	res.Bytes = fr.Bytes
@@ -394,4 +419,25 @@ func (m *memSink) WriteChunk(i int, data []byte) error {
 	copy(m.b[i*m.chunkSize:], data)
 	m.have[i] = true
 	return nil
+}
+
+// pollPeers asks for partial sources every PeerPoll and hands the news to
+// the fetch (the newest list replaces one it has not taken yet).
+func pollPeers(ctx context.Context, ask func(context.Context) ([]transfer.Peer, error), out chan []transfer.Peer) {
+	t := time.NewTicker(PeerPoll)
+	defer t.Stop()
+	for {
+		if ps, err := ask(ctx); err == nil && len(ps) > 0 {
+			select {
+			case <-out:
+			default:
+			}
+			out <- ps
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -82,6 +82,7 @@ type Event struct {
 	Kind   EventKind
 	Master string
 	Files  int
+	Addr   string // Registered: the address the master lists us under
 	Err    error
 	Retry  time.Duration
 }
@@ -273,7 +274,7 @@ func (s *Server) masterEvent(ev masterclient.Event) {
 	}
 	switch ev.Kind {
 	case masterclient.Registered:
-		s.cfg.OnEvent(Event{Kind: Registered, Master: ev.Master, Files: ev.Files})
+		s.cfg.OnEvent(Event{Kind: Registered, Master: ev.Master, Files: ev.Files, Addr: ev.Addr})
 	case masterclient.Lost:
 		s.cfg.OnEvent(Event{Kind: MasterLost, Master: ev.Master, Err: ev.Err, Retry: ev.Retry})
 	case masterclient.Refused:

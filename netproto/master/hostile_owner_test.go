@@ -333,3 +333,81 @@ func TestFLineNamesAndSizes(t *testing.T) {
 	c.send("REGISTER addr=:7 n=5", f("CON", 1), f("aux.txt", 1), f("[draft] notes?.txt", 1), f("*", 1), f("max", 1<<50), "END")
 	c.expect("OK addr=127.0.0.1:7 files=5")
 }
+
+// Finding 6: an OFFER whose from= named a third party's UDP address made
+// the receiver send that victim about 1.2 KB per OFFER line (192 datagrams
+// for 16). Now from= must be the sender's own IP: the offer is refused at
+// the master, the receiver hears nothing, the victim gets nothing.
+// Finding 5/8: sizes past 2^50 are refused too; by= carries the sender's
+// address with its name.
+func TestOfferReflection(t *testing.T) {
+	_, addr := startMaster(t, Config{})
+	victim := newUDPPeer(t) // 127.0.0.1: another host than the sender's
+	rx := helloFrom(t, "127.0.0.2", addr, "receiver")
+	rx.send("REGISTER addr=:6000 n=0 name=bob", "END")
+	rx.expect("OK *")
+	tx := helloFrom(t, "127.0.0.3", addr, "receiver")
+	tx.send("REGISTER addr=:7000 n=0 name=teacher", "END")
+	tx.expect("OK *")
+	h := "blake3:" + strings.Repeat("ab", 32)
+	sent := 0
+	for range 16 {
+		l := "OFFER to=bob name=homework.bin size=1000000 hash=" + h + " from=" + victim.addr()
+		tx.send(l)
+		sent += len(l) + 1
+		tx.expect("ERR 403 OFFER from=" + victim.addr() + ": a push comes from your own address (127.0.0.3), not another host's")
+	}
+	tx.send("OFFER to=bob name=big size=1125899906842625 hash=" + h + " from=:7001")
+	tx.expect("ERR 400 OFFER: size 1125899906842625: want 0 to 2^50")
+	// The honest form: from the sender's own address, named with it.
+	tx.send("OFFER to=bob name=homework.bin size=1000000 hash=" + h + " from=:7001")
+	tx.expect("OK offer=1")
+	rx.expect("OFFER offer=1 name=homework.bin size=1000000 hash=" + h + " from=127.0.0.3:7001 by=teacher@127.0.0.3:7000")
+	victim.pc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 2048)
+	if n, _, err := victim.pc.ReadFrom(buf); err == nil {
+		t.Errorf("the victim got %d bytes", n)
+	}
+	t.Logf("%d bytes of OFFER lines naming a third party: 0 bytes to it, 0 offers relayed", sent)
+}
+
+// Finding 4 (master), with the real limits: 1,000 sessions from one IP
+// filled MaxConns and new peers got ERR 503. Now that IP gets
+// MaxConnsPerIP of them, and a peer from another IP joins and is served
+// at once; the test reports how long its handshake and a SEARCH took.
+func TestConnFloodFromOneIP(t *testing.T) {
+	_, addr := startMaster(t, Config{})
+	honest := helloFrom(t, "127.0.0.3", addr, "server")
+	honest.send("REGISTER addr=:5000 n=1", fline("lecture.pdf", "x"), "END")
+	honest.expect("OK *")
+	refused, served := 0, 0
+	for range 1000 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+		nc, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		c := &tconn{t: t, nc: nc, r: line.NewReader(nc, 1<<20)}
+		c.send("HELLO fxsh/1 role=client")
+		got, _ := c.readLine()
+		switch {
+		case strings.HasPrefix(got, "HI "):
+			served++
+		case strings.HasPrefix(got, "ERR 503 too many connections from 127.0.0.2"):
+			refused++
+		default:
+			t.Fatalf("flood connection got %q", got)
+		}
+	}
+	start := time.Now()
+	c := helloFrom(t, "127.0.0.4", addr, "client")
+	c.send("SEARCH q=lecture")
+	c.expect("FOUND n=1", "F name=lecture.pdf *", "END")
+	took := time.Since(start)
+	t.Logf("1,000 connections from one IP: %d served, %d refused; a peer from another IP: HELLO + SEARCH in %v",
+		served, refused, took.Round(time.Microsecond))
+	if served != MaxConnsPerIP {
+		t.Errorf("%d served from one IP, want MaxConnsPerIP %d", served, MaxConnsPerIP)
+	}
+}

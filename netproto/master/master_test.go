@@ -515,7 +515,7 @@ func TestOffers(t *testing.T) {
 
 	tx.send("OFFER to=bob name=song.mp3 size=1 hash=" + h + " from=:5000")
 	tx.expect("OK offer=1")
-	rx.expect("OFFER offer=1 name=song.mp3 size=1 hash=" + h + " from=127.0.0.1:5000 by=alice")
+	rx.expect("OFFER offer=1 name=song.mp3 size=1 hash=" + h + " from=127.0.0.1:5000 by=alice@127.0.0.1:5000")
 	rx.send("ACCEPT offer=1")
 	rx.expect("OK offer=1")
 	tx.expect("ACCEPT offer=1")

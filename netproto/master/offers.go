@@ -1,6 +1,8 @@
 package master
 
 import (
+	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -52,12 +54,18 @@ func (ss *session) offer(m line.Msg) error {
 	if err != nil {
 		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER: %v", err))
 	}
-	if f.Size < 0 {
-		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER: negative size"))
+	if f.Size < 0 || f.Size > line.MaxSize {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER: size %d: want 0 to 2^50", f.Size))
 	}
 	from, err := ss.registrationAddr(m.Value("from"))
 	if err != nil {
 		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER from=: %v", err))
+	}
+	// The receiver pulls from from=: it must be the sender's own address,
+	// or an OFFER would make receivers send REQUESTs to a third party
+	// that never spoke to anyone (reflection).
+	if h, _, _ := net.SplitHostPort(from); !sameIP(h, ss.ip) {
+		return ss.sendErr(line.Errorf(line.CodeState, "OFFER from=%s: a push comes from your own address (%s), not another host's", from, ss.ip))
 	}
 
 	s.mu.Lock()
@@ -85,12 +93,15 @@ func (ss *session) offer(m line.Msg) error {
 	o := &offer{id: strconv.FormatUint(s.offers.seq, 10), from: ss, to: rx}
 	s.offers.byID[o.id] = o
 	o.timer = time.AfterFunc(OfferTimeout, func() { s.endOffer(o.id, line.ReasonNoAnswer) })
-	by := ss.name
-	if by == "" {
-		by = ss.addr
-	}
+	// by= names the sender as the master knows it: its registered name
+	// with its address (a name is first come, first served, so the
+	// address is what a receiver can trust), else its address.
+	by := ss.addr
 	if by == "" {
 		by = ss.remote
+	}
+	if ss.name != "" && s.owners[ss.addr] == ss {
+		by = ss.name + "@" + by
 	}
 	s.mu.Unlock()
 
@@ -203,4 +214,15 @@ func (ss *session) dropOffers() {
 	for _, id := range refused {
 		s.endOffer(id, line.ReasonReceiverGone)
 	}
+}
+
+// sameIP reports whether two IP strings are one address (an IPv4 address
+// and its IPv6-mapped form are).
+func sameIP(a, b string) bool {
+	x, err1 := netip.ParseAddr(a)
+	y, err2 := netip.ParseAddr(b)
+	if err1 != nil || err2 != nil {
+		return a == b
+	}
+	return x.Unmap() == y.Unmap()
 }

@@ -242,6 +242,7 @@ type Server struct {
 	// of mu.
 	names map[string]*session
 	udp   net.PacketConn // sends ownership challenges; opened when first needed
+	seeds seedTable      // partial sources (seeds.go)
 }
 
 // ipUse is what the connections from one IP hold. Guarded by Server.mu.

@@ -49,10 +49,11 @@ type session struct {
 	proofAt    time.Time
 
 	// Guarded by Server.mu, since other sessions read them to route offers.
-	addr     string // address of the registration made on this connection, or ""
-	name     string // its display name, or ""
-	nameKey  string // nameKey(name), its key in Server.names, or ""
-	regFiles int64  // files of its registration, counted in byIP[ip].files
+	seeded   map[string]bool // hashes this connection offers as a partial source (seeds.go)
+	addr     string          // address of the registration made on this connection, or ""
+	name     string          // its display name, or ""
+	nameKey  string          // nameKey(name), its key in Server.names, or ""
+	regFiles int64           // files of its registration, counted in byIP[ip].files
 
 	// Guarded by Server.mu: where the connection is counted.
 	hsElem      *list.Element // in Server.handshaking until the handshake is done
@@ -312,6 +313,12 @@ func (ss *session) dispatch(m line.Msg) error {
 		return ss.answer(m)
 	case line.VerbDone:
 		return ss.finish(m)
+	case verbSeed:
+		return ss.seed(m)
+	case verbUnseed:
+		return ss.unseed(m)
+	case verbSources:
+		return ss.sources(m)
 	case line.VerbHello, line.VerbAuth:
 		return ss.sendErr(line.Errorf(line.CodeState, "%s: handshake already done", m.Verb))
 	case line.VerbFile, line.VerbEnd:
@@ -784,6 +791,7 @@ func (ss *session) leave() {
 	ss.addr, ss.name = "", ""
 	s.mu.Unlock()
 	ss.dropOffers()
+	ss.dropSeeds()
 	if addr == "" || closing {
 		return
 	}

@@ -199,7 +199,7 @@ func (c *Client) do(ctx context.Context, q func(*session) error) error {
 	}
 	s2, err2 := c.session(ctx)
 	if err2 != nil {
-		return fmt.Errorf("%w (reconnecting: %v)", err, err2)
+		return fmt.Errorf("%w (reconnecting: %w)", err, err2)
 	}
 	return q(s2)
 }

@@ -47,9 +47,12 @@ type Event struct {
 	Kind   EventKind
 	Master string
 	Files  int
-	Err    error
-	Retry  time.Duration
-	Offer  *Offer
+	// Addr is the address the master listed us under (Registered): what
+	// clients will use, e.g. 127.0.0.1:41229 for a socket on [::]:41229.
+	Addr  string
+	Err   error
+	Retry time.Duration
+	Offer *Offer
 }
 
 // Offer is a push offer: sent by a client, relayed by the master to a

@@ -351,6 +351,7 @@ func (r *Registrar) register(ctx context.Context, s *session) error {
 	if len(reg.Files) > s.maxFiles {
 		return line.Errorf(line.CodeTooMany, "%d files: master %s takes at most %d", len(reg.Files), s.master, s.maxFiles)
 	}
+	var listed string // the address the master lists us under (OK addr=)
 	send := func(proof string) error {
 		msgs := make([]line.Msg, 0, len(reg.Files)+2)
 		head := line.NewMsg(line.VerbRegister).With("addr", reg.Addr).WithInt("n", int64(len(reg.Files)))
@@ -368,7 +369,8 @@ func (r *Registrar) register(ctx context.Context, s *session) error {
 		rctx, cancel := context.WithTimeout(ctx, s.ttl)
 		defer cancel()
 		return s.roundTrip(rctx, msgs, func(next func() (line.Msg, error)) error {
-			_, err := expect(next, line.VerbOK)
+			ok, err := expect(next, line.VerbOK)
+			listed = ok.Value("addr")
 			return err
 		})
 	}
@@ -395,7 +397,7 @@ func (r *Registrar) register(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
-	r.cfg.event(Event{Kind: Registered, Master: s.master, Files: len(reg.Files)})
+	r.cfg.event(Event{Kind: Registered, Master: s.master, Files: len(reg.Files), Addr: listed})
 	r.setReady(nil)
 	return nil
 }

@@ -253,15 +253,7 @@ func TestPushWaiting(t *testing.T) {
 // TestPushFailedPull: a pull that fails is reported to the sender with
 // the receiver's reason.
 func TestPushFailedPull(t *testing.T) {
-	m := startMaster(t)
-	rx := startReceiver(t, m, false)
-	tx := newSender(t, m)
-	res := tx.send(t, "gone.bin", Push{})
-	waitFor(t, "the offer", func() bool { return len(rx.Waiting()) == 1 })
-	o, err := rx.Accept(ctxT(t), rx.Waiting()[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rx, o, res := acceptedPush(t, "gone.bin")
 	ctx, cancel := context.WithCancel(ctxT(t))
 	cancel() // the receiver cancels the pull
 	if _, err := rx.Pull(ctx, o, download.Request{}); err == nil || !strings.Contains(err.Error(), "pushed by") {

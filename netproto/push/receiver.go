@@ -16,6 +16,7 @@ import (
 	"github.com/fxshell/fxsh/netproto/master"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/partfile"
 )
 
 // Limits of a receiver.
@@ -24,6 +25,25 @@ const (
 	// Accept or Refuse: the master bounds each sender (master.MaxOffers),
 	// not how many senders there are. Offers past it are refused.
 	MaxWaitingOffers = 64
+	// MaxWaitingPerSender bounds the offers from one sender (by the host
+	// of its from= address, which the master checks is the sender's own
+	// IP) waiting at once: one peer cannot fill MaxWaitingOffers and lock
+	// everyone else out. Past it the offer is refused.
+	MaxWaitingPerSender = 4
+	// SenderOfferRate and SenderOfferBurst shape a token bucket of offers
+	// per sender host. An offer past it is refused ("slow down") while
+	// the receiver's refusal budget (RefuseRate, RefuseBurst) lasts, and
+	// dropped without an answer after that (the master refuses it for the
+	// sender after OfferTimeout): answering every offer of a flood made
+	// the receiver's own connection pass the master's request rate (100 a
+	// second) and be closed with ERR 429, which 1,000 relayed offers did
+	// before issue 18.
+	SenderOfferRate  = 1.0 // offers a second
+	SenderOfferBurst = 8
+	RefuseRate       = 20.0 // refusals a second for offers over their sender's rate
+	RefuseBurst      = 40
+	// MaxSenderBuckets bounds the buckets kept (the oldest is forgotten).
+	MaxSenderBuckets = 1024
 	// AnswerTimeout bounds telling the master an answer or a result.
 	AnswerTimeout = 10 * time.Second
 )
@@ -58,6 +78,7 @@ const (
 	OfferWaiting                   // Offer waits for Accept or Refuse
 	OfferAccepted                  // Offer was accepted automatically: Pull it
 	OfferRefused                   // Offer was refused by the receiver's checks (Reason)
+	OfferDropped                   // Offer came faster than its sender's rate and was dropped unanswered
 	AnswerFailed                   // telling the master about Offer failed (Err)
 	FinishFailed                   // Offer's file arrived, but telling the sender failed (Err)
 )
@@ -88,6 +109,8 @@ type Receiver struct {
 	ready chan struct{}
 
 	mu       sync.Mutex          // protects the fields below
+	buckets  map[string]*bucket  // offer rate per sender host
+	refusals bucket              // answers for offers over their sender's rate
 	waiting  map[string]*Pending // offers waiting for an answer, by id
 	active   map[string]*Offer   // accepted offers not yet pulled to the end, by id
 	seen     int                 // offers handled since the receiver started
@@ -108,7 +131,8 @@ func StartReceiver(ctx context.Context, cfg ReceiverConfig) (*Receiver, error) {
 		return nil, fmt.Errorf("opening a udp socket: %w", err)
 	}
 	r := &Receiver{cfg: cfg, ctx: ctx, sock: sock,
-		waiting: map[string]*Pending{}, active: map[string]*Offer{}, newOffer: make(chan struct{}), ready: make(chan struct{})}
+		waiting: map[string]*Pending{}, active: map[string]*Offer{}, buckets: map[string]*bucket{},
+		refusals: bucket{tokens: RefuseBurst, last: time.Now()}, newOffer: make(chan struct{}), ready: make(chan struct{})}
 	mcfg := masterclient.Config{Masters: cfg.Masters, Trace: cfg.LineTrace, OnEvent: r.event}
 	if cfg.Key != "" {
 		mcfg.Key = []byte(cfg.Key)
@@ -220,6 +244,22 @@ func (r *Receiver) offered(o *Offer) {
 	<-r.ready
 	ctx, cancel := context.WithTimeout(r.ctx, AnswerTimeout)
 	defer cancel()
+	host := senderHost(o)
+	r.mu.Lock()
+	r.pruneLocked(time.Now()) // stale offers do not count against the caps
+	ok := r.allowLocked(host, time.Now())
+	answer := !ok && r.refusals.take(RefuseRate, RefuseBurst, time.Now())
+	r.mu.Unlock()
+	if !ok {
+		why := fmt.Sprintf("more than %d offers from %s at once", SenderOfferBurst, host)
+		if !answer {
+			r.emit(Event{Kind: OfferDropped, Offer: o, Reason: why})
+			return
+		}
+		r.reg.Refuse(ctx, o.ID, "too many offers: slow down")
+		r.emit(Event{Kind: OfferRefused, Offer: o, Reason: why})
+		return
+	}
 	if reason := r.check(o); reason != "" {
 		if err := r.reg.Refuse(ctx, o.ID, reason); err != nil {
 			r.emit(Event{Kind: AnswerFailed, Offer: o, Err: fmt.Errorf("refusing offer %s: %w", o.ID, err)})
@@ -236,10 +276,20 @@ func (r *Receiver) offered(o *Offer) {
 		return
 	}
 	r.mu.Lock()
-	if len(r.waiting) >= MaxWaitingOffers {
+	fromHost := 0
+	for _, p := range r.waiting {
+		if senderHost(p.Offer) == host {
+			fromHost++
+		}
+	}
+	if fromHost >= MaxWaitingPerSender || len(r.waiting) >= MaxWaitingOffers {
 		r.mu.Unlock()
+		why := fmt.Sprintf("%d offers already waiting", MaxWaitingOffers)
+		if fromHost >= MaxWaitingPerSender {
+			why = fmt.Sprintf("%d offers from %s already waiting", fromHost, host)
+		}
 		r.reg.Refuse(ctx, o.ID, "too many offers waiting")
-		r.emit(Event{Kind: OfferRefused, Offer: o, Reason: fmt.Sprintf("%d offers already waiting", MaxWaitingOffers)})
+		r.emit(Event{Kind: OfferRefused, Offer: o, Reason: why})
 		return
 	}
 	r.waiting[o.ID] = &Pending{Offer: o, Arrived: time.Now()}
@@ -247,8 +297,62 @@ func (r *Receiver) offered(o *Offer) {
 	r.emit(Event{Kind: OfferWaiting, Offer: o})
 }
 
-// check returns why an offer cannot be taken, or "".
+// bucket is a token bucket of offers from one sender host.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allowLocked takes an offer from host's bucket. r.mu is held.
+func (r *Receiver) allowLocked(host string, now time.Time) bool {
+	b := r.buckets[host]
+	if b == nil {
+		if len(r.buckets) >= MaxSenderBuckets {
+			var oldest string
+			for h, x := range r.buckets {
+				if oldest == "" || x.last.Before(r.buckets[oldest].last) {
+					oldest = h
+				}
+			}
+			delete(r.buckets, oldest)
+		}
+		b = &bucket{tokens: SenderOfferBurst, last: now}
+		r.buckets[host] = b
+	}
+	return b.take(SenderOfferRate, SenderOfferBurst, now)
+}
+
+// take refills the bucket at rate up to burst and takes one token.
+func (b *bucket) take(rate, burst float64, now time.Time) bool {
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// senderHost is the host an offer comes from: the IP of its from=
+// address, which the master checks is the sender's own.
+func senderHost(o *Offer) string {
+	if h, _, err := net.SplitHostPort(o.From); err == nil {
+		return h
+	}
+	return o.From
+}
+
+// check returns why an offer cannot be taken, or "": a name this machine
+// cannot hold safely, a name already there or being received, or a file
+// larger than the free space of the folder. It runs before any ACCEPT, so
+// nothing is pulled for an offer it refuses.
 func (r *Receiver) check(o *Offer) string {
+	if err := partfile.CheckName(o.Name); err != nil {
+		return fmt.Sprintf("unsafe name: %v", err)
+	}
+	if free, ok := freeSpace(r.cfg.Dir); ok && o.Size > 0 && uint64(o.Size) > free {
+		return fmt.Sprintf("not enough space: %d bytes offered, %d free", o.Size, free)
+	}
 	if _, err := os.Lstat(filepath.Join(r.cfg.Dir, filepath.FromSlash(o.Name))); err == nil {
 		return fmt.Sprintf("%s already exists in the receiver's folder", o.Name)
 	}
@@ -384,6 +488,11 @@ func (r *Receiver) Pull(ctx context.Context, o *Offer, req download.Request) (do
 		r.emit(Event{Kind: FinishFailed, Offer: o, Err: ferr})
 	}
 	if err != nil {
+		// A push is not resumed (a new offer is a new download): a
+		// failed one leaves no hidden partial file behind.
+		if derr := partfile.Discard(r.cfg.Dir, o.Name); derr != nil {
+			err = fmt.Errorf("%w (and removing the partial file: %v)", err, derr)
+		}
 		return res, fmt.Errorf("pushed by %s: %w", offeredBy(o), err)
 	}
 	return res, nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxshell/fxsh/netproto/chunk"
@@ -108,13 +109,26 @@ type ClientConfig struct {
 	// Groups, if set with Tree, records the checked groups as they pass
 	// (a seeding server offers them); nil: private.
 	Groups *tree.Have
+	// Peers, if set (with Tree), brings the partial sources of the file
+	// as the caller learns them (from the master): each is added as a
+	// source or has its groups updated (peers.go). The claims are then
+	// smaller (SwarmSpanBytes) and handed out rarest first, peers first.
+	Peers <-chan []Peer
 
 	noOffload bool // tests: no GSO or GRO
+}
+
+// Peer is a partial source: a UDP address and the 64 KiB groups it holds,
+// as ranges [first, end).
+type Peer struct {
+	Addr   string
+	Groups [][2]int
 }
 
 // SourceStats describe one source of a fetch.
 type SourceStats struct {
 	Addr       string
+	Peer       bool   // a partial source (another downloader), not an origin
 	State      string // "idle", "requesting", "active", "failed"
 	Err        error  // why it failed
 	Bytes      int64  // new chunk bytes it delivered
@@ -289,7 +303,7 @@ type fetcher struct {
 	spanLen   int
 	epoch     time.Time
 	srcs      []*source
-	byTid     map[uint64]*source // read-only after start
+	byTid     atomic.Pointer[map[uint64]*source] // copied on write (a peer joins), read without mu
 	complete  chan struct{}
 	ver       *verifier // nil: no per-group checks
 
@@ -360,7 +374,8 @@ func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg
 // newFetcher: Long because it checks the request and then sets up every part of a
 // fetch, in order; each step is a few lines.
 func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (*fetcher, error) {
-	f := &fetcher{req: req, sink: sink, cfg: cfg, epoch: time.Now(), complete: make(chan struct{}), byTid: map[uint64]*source{}}
+	f := &fetcher{req: req, sink: sink, cfg: cfg, epoch: time.Now(), complete: make(chan struct{})}
+	f.byTid.Store(&map[uint64]*source{})
 	sum, err := store.ParseHash(req.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("transfer: %w", err)
@@ -407,6 +422,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	f.cum = f.have.NextMissing(0)
 	f.spanLen = max(1, min(SpanBytes/f.chunkSize, MaxSpanChunks))
 	f.sw = newSwarm(f.have, f.spanLen)
+	f.sw.geo = geometry{chunkSize: f.chunkSize, size: req.Size}
 	if cfg.Tree != nil {
 		if err := f.newVerifier(cfg.Tree, cfg.Groups); err != nil {
 			return nil, err
@@ -433,27 +449,42 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	f.ackEvery = max(2, min(f.window/16, MaxAckEvery))
 
 	for _, addr := range req.Sources {
-		ua, err := net.ResolveUDPAddr("udp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("transfer: source %q: %w", addr, err)
+		if _, err := f.addSource(addr); err != nil {
+			return nil, err
 		}
-		s := &source{worker: newWorker(), idx: len(f.srcs), addr: ua.AddrPort(), name: addr, lastChunk: -2}
-		for s.tid == 0 || f.byTid[s.tid] != nil {
-			s.tid = randUint64()
-		}
-		s.pn = randUint64() >> 2
-		if cfg.Key != nil {
-			c, err := chunk.NewCipher(cfg.Key, s.tid, chunk.RoleClient)
-			if err != nil {
-				return nil, fmt.Errorf("transfer: %w", err)
-			}
-			s.cipher = c
-		}
-		f.srcs = append(f.srcs, s)
-		f.byTid[s.tid] = s
-		f.sw.add(&s.worker)
 	}
 	return f, nil
+}
+
+// addSource adds a source (at the start, or a peer that joins: then with
+// f.mu held).
+func (f *fetcher) addSource(addr string) (*source, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: source %q: %w", addr, err)
+	}
+	s := &source{worker: newWorker(), idx: len(f.srcs), addr: ua.AddrPort(), name: addr, lastChunk: -2}
+	old := *f.byTid.Load()
+	for s.tid == 0 || old[s.tid] != nil {
+		s.tid = randUint64()
+	}
+	s.pn = randUint64() >> 2
+	if f.cfg.Key != nil {
+		c, err := chunk.NewCipher(f.cfg.Key, s.tid, chunk.RoleClient)
+		if err != nil {
+			return nil, fmt.Errorf("transfer: %w", err)
+		}
+		s.cipher = c
+	}
+	next := make(map[uint64]*source, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[s.tid] = s
+	f.srcs = append(f.srcs, s)
+	f.byTid.Store(&next)
+	f.sw.add(&s.worker)
+	return s, nil
 }
 
 func (f *fetcher) now() time.Duration { return time.Since(f.epoch) }
@@ -471,7 +502,7 @@ func (f *fetcher) result(start time.Time) Result {
 func (f *fetcher) sourceStats() []SourceStats {
 	out := make([]SourceStats, len(f.srcs))
 	for i, s := range f.srcs {
-		out[i] = SourceStats{Addr: s.name, State: s.state.String(), Err: s.err, Bytes: s.bytes, Chunks: s.chunks, Duplicates: s.dups}
+		out[i] = SourceStats{Addr: s.name, Peer: s.peer, State: s.state.String(), Err: s.err, Bytes: s.bytes, Chunks: s.chunks, Duplicates: s.dups}
 		if s.rtt.has {
 			out[i].RTT = s.rtt.srtt()
 		}
@@ -508,6 +539,11 @@ func (f *fetcher) control(ctx context.Context) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			return f.err
+		case ps := <-f.cfg.Peers:
+			f.mu.Lock()
+			f.peersSeen(ps)
+			f.mu.Unlock()
+			continue
 		case <-ticker.C:
 		}
 		f.mu.Lock()
@@ -778,7 +814,7 @@ func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 		}
 		return
 	}
-	s := f.byTid[p.Transfer]
+	s := (*f.byTid.Load())[p.Transfer]
 	if n != len(b) || s == nil || !sameAddr(s.addr, from) {
 		f.stats.add(Hostile, 1)
 		return
@@ -856,6 +892,11 @@ func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 			s.lastBusy = true
 			s.busyUntil = now + wait
 			s.needUpdate = true
+		case chunk.CodeNotYet:
+			f.stats.add(NotYetReplies, 1)
+			if s.peer && int(e.Value) < f.nchunks {
+				f.sw.notYet(&s.worker, int(e.Value))
+			}
 		case chunk.CodeUnknownTransfer:
 			// The server forgot us: ask again. A source that failed stays
 			// failed (a late ERROR must not bring it back without work).
@@ -980,4 +1021,39 @@ func randUint64() uint64 {
 	_, _ = cryptoRead(b[:])
 	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// peersSeen adds the peers not yet among the sources (up to MaxSources)
+// and refreshes the groups of the others. Called with f.mu held.
+func (f *fetcher) peersSeen(ps []Peer) {
+	for _, p := range ps {
+		var s *source
+		for _, o := range f.srcs {
+			if o.name == p.Addr {
+				s = o
+				break
+			}
+		}
+		if s == nil {
+			if len(f.srcs) >= MaxSources || f.ver == nil {
+				continue
+			}
+			var err error
+			if s, err = f.addSource(p.Addr); err != nil {
+				continue
+			}
+			if !f.sw.swarming {
+				f.sw.goSwarm(max(1, min(SwarmSpanBytes/f.chunkSize, MaxSpanChunks)))
+			}
+		}
+		if s.state == srcFailed || !s.peer && s.idx < len(f.req.Sources) {
+			continue // an origin stays one; a liar stays out
+		}
+		f.sw.setHas(&s.worker, p.Groups)
+	}
+	for _, s := range f.srcs {
+		if s.state != srcFailed && !f.hasWork(s) {
+			f.refill(s, f.now())
+		}
+	}
 }

@@ -40,6 +40,12 @@ type worker struct {
 	needUpdate bool // the claims changed since the last REQUEST: send one
 	gone       bool // the source failed: it takes no work and nobody steals from it
 
+	// A peer (a partial source, peers.go) serves only the groups it has
+	// checked; has is their bitmap (a bit per 64 KiB group). An origin
+	// (a file server with the whole file) has has == nil.
+	peer bool
+	has  []uint64
+
 	// For stall detection: a source holding work that has delivered
 	// nothing for max(8*srtt, minStallTime) since max(started, lastData)
 	// loses its claims to an idle source.
@@ -68,10 +74,12 @@ func (w *worker) passedClaim(prev, i int) bool {
 
 // swarm hands the missing chunks of one download out to its sources.
 type swarm struct {
-	have    *chunk.ChunkBitmap // the fetch's: a set bit is a stored chunk
-	spanLen int                // chunks in a span of the pool
-	pool    []claim            // missing chunks nobody is asked for, ascending, at most spanLen each
-	workers []*worker          // every source's, in source order (steal looks at the others)
+	geo      geometry           // chunk and group sizes (peers.go)
+	swarming bool               // peers may join: claims go rarest first, origins take small ones (peers.go)
+	have     *chunk.ChunkBitmap // the fetch's: a set bit is a stored chunk
+	spanLen  int                // chunks in a span of the pool
+	pool     []claim            // missing chunks nobody is asked for, ascending, at most spanLen each
+	workers  []*worker          // every source's, in source order (steal looks at the others)
 }
 
 // newSwarm cuts the chunks missing from have into a pool of spans of
@@ -158,17 +166,26 @@ func (sw *swarm) refill(w *worker, now time.Duration) {
 			open++
 		}
 	}
-	for open < SpansPerSource && len(w.claims) < 2*SpansPerSource && len(sw.pool) > 0 {
-		c := sw.pool[0]
-		sw.pool = sw.pool[1:]
+	want := SpansPerSource
+	if sw.swarming && !w.peer {
+		want = 1 // an origin's claims are small and spread at once (peers.go)
+	}
+	for open < want && len(w.claims) < 2*SpansPerSource && len(sw.pool) > 0 {
+		c, ok := sw.take(w)
+		if !ok {
+			break
+		}
 		if c.next = sw.have.NextMissing(c.next); c.next < c.hi {
 			w.claims = append(w.claims, c)
 			open++
 			changed = true
 		}
 	}
-	if !busy && !changed {
-		changed = sw.steal(w, now)
+	if !busy && !changed && sw.hasAll(w) {
+		// With peers in the schedule an origin does not split their
+		// claims before the end game (its uplink would carry those
+		// bytes twice); it still takes over a stalled source's.
+		changed = sw.steal(w, now, w.peer || !sw.peers() || len(sw.pool) == 0)
 	}
 	if changed {
 		slices.SortFunc(w.claims, func(a, b claim) int { return cmp.Compare(a.lo, b.lo) })
@@ -179,7 +196,7 @@ func (sw *swarm) refill(w *worker, now time.Duration) {
 // steal gives the idle w work held by another source: all of a stalled
 // source's claims, or else the upper half (by missing chunks) of the
 // largest claim, if that has at least 2*MinSteal missing chunks.
-func (sw *swarm) steal(w *worker, now time.Duration) bool {
+func (sw *swarm) steal(w *worker, now time.Duration, split bool) bool {
 	var victim *worker
 	vi, most := -1, 0
 	for _, o := range sw.workers {
@@ -198,7 +215,7 @@ func (sw *swarm) steal(w *worker, now time.Duration) bool {
 			}
 		}
 	}
-	if victim == nil || most < 2*MinSteal {
+	if victim == nil || most < 2*MinSteal || !split {
 		return false
 	}
 	c := &victim.claims[vi]

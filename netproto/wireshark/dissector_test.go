@@ -134,7 +134,7 @@ func TestDissector(t *testing.T) {
 		{4, "fxsh.kind", "5"}, {4, "fxsh.done.reason", "0"},
 		{5, "fxsh.kind", "6"}, {5, "fxsh.error.code", "2"}, {5, "fxsh.error.value", "500"}, {5, "fxsh.error.text", "too many transfers"},
 		{5, "_ws.expert.message", "busy: too many transfers"},
-		{6, "fxsh.kind", "3"}, {6, "fxsh.flags.sealed", "1"}, {6, "fxsh.chunk", "9"}, {6, "fxsh.data.len", ""}, {6, "fxsh.crc.status", "good"},
+		{6, "fxsh.kind", "3"}, {6, "fxsh.flags.sealed", "1"}, {6, "fxsh.chunk", "9"}, {6, "fxsh.data.len", ""}, {6, "fxsh.crc.status", "not used (sealed)"},
 		{7, "fxsh.crc.status", "bad"}, {7, "_ws.expert.message", "CRC32C mismatch: the receiver drops this packet"},
 		{8, "fxsh.kind", "4"}, {8, "_ws.expert.message", "bitmap longer than 8192 bits"},
 		{9, "_ws.expert.message", "shorter than the 32-byte header"},

@@ -362,7 +362,13 @@ local function dissect_chunk(tvb, pinfo, root)
 	local crc = tvb(28, 4):uint()
 	local ct = h:add(f.crc, tvb(28, 4))
 	local crcok = nil
-	if HEADER_LEN + plen <= n then
+	if sealed then
+		-- §2.6: a sealed packet carries 0 here; the AEAD tag covers what
+		-- the CRC would, and a receiver drops one whose field is not 0.
+		crcok = crc == 0
+		ct:add(f.crc_status, tvb(28, 4), crcok and "not used (sealed)" or "bad (not 0 in a sealed packet)"):set_generated()
+		if not crcok then ct:add_proto_expert_info(e_crc, "CRC32C field is not 0 in a sealed packet: dropped") end
+	elseif HEADER_LEN + plen <= n then
 		crcok = crc32c(tvb, HEADER_LEN + plen) == crc
 		ct:add(f.crc_status, tvb(28, 4), crcok and "good" or "bad"):set_generated()
 		if not crcok then ct:add_proto_expert_info(e_crc) end
@@ -405,7 +411,7 @@ local function dissect_chunk(tvb, pinfo, root)
 			end
 		end
 	end
-	if crcok == false then pinfo.cols.info:append(" [CRC32C mismatch]") end
+	if crcok == false then pinfo.cols.info:append(sealed and " [CRC32C field not 0]" or " [CRC32C mismatch]") end
 	return n
 end
 

@@ -4,14 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"syscall"
 
+	"github.com/fxshell/fxsh/internal/syserr"
 	"github.com/fxshell/fxsh/store"
 )
 
 // Errors. Match them with errors.Is.
 var (
 	ErrUnsafeName   = errors.New("unsafe file name")
+	ErrNotValidHere = errors.New("is not a valid file name on this system")
 	ErrExists       = errors.New("file already exists")
 	ErrHashMismatch = errors.New("hash mismatch")
 	ErrNoSpace      = errors.New("no space left on device")
@@ -22,7 +23,7 @@ var (
 	ErrClosed       = errors.New("download closed")
 )
 
-// noSpaceError is a write that failed for lack of room (ENOSPC, or a quota).
+// noSpaceError is a write that failed for lack of room (ENOSPC or a quota on Unix, ERROR_DISK_FULL on Windows).
 type noSpaceError struct{ err error }
 
 func (e *noSpaceError) Error() string {
@@ -39,7 +40,7 @@ func (e *noSpaceError) Unwrap() error        { return e.err }
 // wrapIO adds context to a file system error and makes a full disk match
 // ErrNoSpace.
 func wrapIO(op string, err error) error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	if syserr.NoSpace(err) {
 		err = &noSpaceError{err}
 	}
 	return fmt.Errorf("%s: %w", op, err)

@@ -257,7 +257,7 @@ func (p *Part) checkFinal() error {
 	case fi.IsDir():
 		return fmt.Errorf("%w: %q is a folder", ErrExists, p.name)
 	case !p.overwrite:
-		return fmt.Errorf("%w: %q (use overwrite to replace it)", ErrExists, p.name)
+		return fmt.Errorf("%w: %q", ErrExists, p.name)
 	}
 	return nil
 }
@@ -767,7 +767,7 @@ func (p *Part) rename() error {
 		p.root.Remove(p.partName)
 		return nil
 	case errors.Is(err, fs.ErrExist):
-		return fmt.Errorf("%w: %q (use overwrite to replace it)", ErrExists, p.name)
+		return fmt.Errorf("%w: %q", ErrExists, p.name)
 	case store.IsPathEscape(err):
 		return p.rootErr("linking", err)
 	}
@@ -812,6 +812,23 @@ func (p *Part) ReadAt(b []byte, off int64) (int, error) {
 		return 0, ErrClosed
 	}
 	return p.f.ReadAt(b, off)
+}
+
+// OpenReader opens the temporary file for reading, apart from the Part:
+// the descriptor stays valid after Finish, since the final name is the same
+// file (a hard link or a rename). A seeding server reads checked groups
+// through it while the download runs and the whole file after.
+func (p *Part) OpenReader() (*os.File, error) {
+	p.opMu.RLock()
+	defer p.opMu.RUnlock()
+	if p.ended {
+		return nil, ErrClosed
+	}
+	f, err := p.root.Open(p.partName)
+	if err != nil {
+		return nil, p.rootErr("opening temporary file", err)
+	}
+	return f, nil
 }
 
 // Forget drops chunk i: its bytes were found wrong, Have(i) turns false and

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -76,71 +78,189 @@ func listDir(t *testing.T, dir string) []string {
 }
 
 func TestCheckName(t *testing.T) {
+	// want: "" valid everywhere, "unsafe" refused everywhere (ErrUnsafeName),
+	// "windows" valid on Linux and macOS, refused on Windows (ErrNotValidHere).
 	tests := []struct {
 		name string
-		ok   bool
+		want string
 	}{
-		{"a.txt", true},
-		{"sub/dir/file name.txt", true},
-		{".hidden", true},
-		{"日本/ü.txt", true},
-		{"CONSOLE.txt", true},
-		{"COM10", true},
-		{"NULL", true},
-		{"a..b", true},
-		{"x.fxpart.txt", true},
-		{strings.Repeat("a/", 500) + "b", true},
-		{"", false},
-		{"../x", false},
-		{"..", false},
-		{"a/../../b", false},
-		{"a/..", false},
-		{"./a", false},
-		{"/abs", false},
-		{"/etc/passwd", false},
-		{"a//b", false},
-		{"a/", false},
-		{"nul\x00byte", false},
-		{"line\nfeed", false},
-		{"esc\x1b[2J", false},
-		{"c1\u0085", false},
-		{"\xff\xfe", false},
-		{`..\x`, false},
-		{`C:\Windows`, false},
-		{"CON", false},
-		{"con", false},
-		{"Con.txt", false},
-		{"sub/nul.tar.gz", false},
-		{"COM1", false},
-		{"com9.log", false},
-		{"LPT1", false},
-		{"lpt3.txt", false},
-		{"COM¹", false},
-		{"AUX .txt", false},
-		{"PRN", false},
-		{"CONIN$", false},
-		{".a.fxpart", false},
-		{"dir/x.fxstate", false},
-		{"x.fxtmp", false},
-		{strings.Repeat("x", MaxComponentLen+1), false},
-		{strings.Repeat("a/", 512) + "b", false},
+		{"a.txt", ""},
+		{"sub/dir/file name.txt", ""},
+		{".hidden", ""},
+		{"日本/ü.txt", ""},
+		{"CONSOLE.txt", ""},
+		{"COM10", ""},
+		{"NULL", ""},
+		{"a..b", ""},
+		{"x.fxpart.txt", ""},
+		{"Report.TXT", ""},
+		{"a~b", ""},
+		{strings.Repeat("a/", 500) + "b", ""},
+		{"", "unsafe"},
+		{"../x", "unsafe"},
+		{"..", "unsafe"},
+		{"a/../../b", "unsafe"},
+		{"a/..", "unsafe"},
+		{"./a", "unsafe"},
+		{"/abs", "unsafe"},
+		{"/etc/passwd", "unsafe"},
+		{"a//b", "unsafe"},
+		{"a/", "unsafe"},
+		{"nul\x00byte", "unsafe"},
+		{"line\nfeed", "unsafe"},
+		{"esc\x1b[2J", "unsafe"},
+		{"c1\u0085", "unsafe"},
+		{"\xff\xfe", "unsafe"},
+		{`..\x`, "unsafe"},
+		{`C:\Windows`, "unsafe"},
+		{".a.fxpart", "unsafe"},
+		{"dir/x.fxstate", "unsafe"},
+		{"x.fxtmp", "unsafe"},
+		{strings.Repeat("x", MaxComponentLen+1), "unsafe"},
+		{strings.Repeat("a/", 512) + "b", "unsafe"},
+		{"CON", "windows"},
+		{"con", "windows"},
+		{"Con.txt", "windows"},
+		{"aux.c", "windows"},
+		{"sub/nul.tar.gz", "windows"},
+		{"COM1", "windows"},
+		{"com9.log", "windows"},
+		{"LPT1", "windows"},
+		{"lpt3.txt", "windows"},
+		{"COM¹", "windows"},
+		{"AUX .txt", "windows"},
+		{"PRN", "windows"},
+		{"CONIN$", "windows"},
+		{"C:x", "unsafe"}, // a drive prefix: store.NameProblem refuses it everywhere
+		{"ab:c", "windows"},
+		{"what?.txt", "windows"},
+		{"a<b>", "windows"},
+		{`say "hi"`, "windows"},
+		{"pipe|x", "windows"},
+		{"star*", "windows"},
+		{"trailing.", "windows"},
+		{"trailing ", "windows"},
+		{"dir./x", "windows"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckName(tt.name)
-			if (err == nil) != tt.ok {
-				t.Fatalf("CheckName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
-			}
-			if err != nil {
-				if !errors.Is(err, ErrUnsafeName) {
-					t.Errorf("%v does not wrap ErrUnsafeName", err)
+			for _, goos := range []string{"linux", "darwin", "windows"} {
+				want := tt.want
+				if want == "windows" && goos != "windows" {
+					want = ""
 				}
-				if !strings.Contains(err.Error(), "\"") {
+				err := CheckNameFor(tt.name, goos)
+				switch {
+				case want == "" && err != nil:
+					t.Errorf("%s: CheckNameFor(%q) = %v, want ok", goos, tt.name, err)
+				case want == "unsafe" && !errors.Is(err, ErrUnsafeName):
+					t.Errorf("%s: CheckNameFor(%q) = %v, want ErrUnsafeName", goos, tt.name, err)
+				case want == "windows" && (!errors.Is(err, ErrNotValidHere) || errors.Is(err, ErrUnsafeName)):
+					t.Errorf("%s: CheckNameFor(%q) = %v, want ErrNotValidHere", goos, tt.name, err)
+				}
+				if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", tt.name)) {
 					t.Errorf("%v does not quote the name", err)
 				}
 			}
 		})
 	}
+}
+
+// TestSideNamesFoldApart: names that differ only in case never share a
+// temporary or state file, even on a file system that folds case; a
+// lower-case ASCII name keeps its readable side names.
+func TestSideNamesFoldApart(t *testing.T) {
+	names := []string{"report.txt", "Report.TXT", "REPORT.txt", "report.TXT", "réport.txt", "Réport.txt",
+		"a~b", "A~B", "sub/Report.TXT", strings.Repeat("x", 250), strings.Repeat("X", 250)}
+	seen := map[string]string{}
+	for _, n := range names {
+		for _, suffix := range []string{store.PartSuffix, store.StateSuffix, store.TmpSuffix} {
+			side := sideName(n, suffix)
+			if len(path.Base(side)) > MaxComponentLen {
+				t.Errorf("sideName(%q) = %q: longer than %d", n, side, MaxComponentLen)
+			}
+			key := strings.ToLower(side)
+			if other, ok := seen[key]; ok {
+				t.Errorf("%q and %q share the side file %q once case is folded", n, other, side)
+			}
+			seen[key] = n
+		}
+	}
+	if got := sideName("dir/big.bin", store.PartSuffix); got != "dir/.big.bin"+store.PartSuffix {
+		t.Errorf("sideName(dir/big.bin) = %q, want the readable dir/.big.bin%s", got, store.PartSuffix)
+	}
+	if got := sideName("Big.bin", store.PartSuffix); !strings.HasPrefix(got, ".Big.bin~") {
+		t.Errorf("sideName(Big.bin) = %q, want .Big.bin~TAG%s", got, store.PartSuffix)
+	}
+}
+
+// TestCaseOnlyNamesConcurrently opens Report.TXT and report.txt in one
+// folder at once, as get Report.TXT report.txt does: each has its own
+// temporary file (the lock does not refuse the second), and each ends with
+// its own bytes.
+func TestCaseOnlyNamesConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	a, b := content(3*testChunk+5, 61), content(2*testChunk+9, 62)
+	pa, err := Open(dir, "Report.TXT", int64(len(a)), hashOf(a), testChunk, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := Open(dir, "report.txt", int64(len(b)), hashOf(b), testChunk, false)
+	if err != nil {
+		pa.Close()
+		t.Fatalf("second name that differs only in case: %v", err)
+	}
+	// Interleave the writes, as two jobs do.
+	for i := range max(pa.NumChunks(), pb.NumChunks()) {
+		if i < pa.NumChunks() {
+			if err := pa.WriteChunk(i, chunkOf(a, testChunk, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i < pb.NumChunks() {
+			if err := pb.WriteChunk(i, chunkOf(b, testChunk, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := pa.Finish(context.Background()); err != nil {
+		t.Fatalf("Report.TXT: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "Report.TXT"))
+	if err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("Report.TXT: %d bytes, err %v: not its own content", len(got), err)
+	}
+	errB := pb.Finish(context.Background())
+	if caseInsensitive(t, dir) {
+		// One name on this file system: the second must not replace the
+		// first, and says why.
+		if !errors.Is(errB, ErrExists) {
+			t.Fatalf("report.txt over Report.TXT on a case-insensitive folder: %v, want ErrExists", errB)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "Report.TXT")); !bytes.Equal(got, a) {
+			t.Fatal("report.txt replaced Report.TXT")
+		}
+		pb.Remove()
+		return
+	}
+	if errB != nil {
+		t.Fatalf("report.txt: %v", errB)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "report.txt")); !bytes.Equal(got, b) {
+		t.Fatal("report.txt: not its own content")
+	}
+}
+
+// caseInsensitive reports whether dir's file system folds case.
+func caseInsensitive(t *testing.T, dir string) bool {
+	t.Helper()
+	p := filepath.Join(dir, "fold-Probe")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(p)
+	_, err := os.Stat(filepath.Join(dir, "FOLD-probe"))
+	return err == nil
 }
 
 func TestOpenConfinement(t *testing.T) {
@@ -160,7 +280,7 @@ func TestOpenConfinement(t *testing.T) {
 	}
 	data := []byte("payload")
 	for _, name := range []string{
-		"../escape.txt", "/tmp/abs.txt", "a/../../b.txt", "CON", "nul.txt",
+		"../escape.txt", "/tmp/abs.txt", "a/../../b.txt",
 		"a\x00b", "a\\..\\b", "evil/x.txt", "evil/deeper/x.txt", "evilabs/x.txt",
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -226,7 +226,7 @@ func New(cfg Config) (*Index, error) {
 			return nil, fmt.Errorf("share %s: %w", p, err)
 		}
 		if _, err := os.Stat(abs); err != nil {
-			return nil, fmt.Errorf("share: %w", err)
+			return nil, err // names the path; the caller names the command
 		}
 		x.paths = append(x.paths, abs)
 	}
