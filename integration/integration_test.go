@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -61,6 +62,7 @@ func TestStories(t *testing.T) {
 		Condition: condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"freeport":   cmdFreeport,
+			"json":       cmdJSON,
 			"waitport":   cmdWaitport,
 			"poll":       cmdPoll,
 			"rawtcp":     cmdRawTCP,
@@ -413,4 +415,64 @@ func TestFxstate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// json PATH REGEXP checks the last line of the last command's standard
+// output (a script's last command's document, after the lines of the
+// commands before it): it must be exactly one JSON document, and the value at PATH (dot-separated keys and
+// array indexes; "len" is an array's length, "*" every element) must match
+// REGEXP (strings as they are, numbers and booleans as JSON writes them).
+func cmdJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: json PATH REGEXP")
+	}
+	lines := strings.Split(strings.TrimRight(ts.ReadFile("stdout"), "\n"), "\n")
+	dec := json.NewDecoder(strings.NewReader(lines[len(lines)-1]))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		ts.Fatalf("stdout is not JSON: %v", err)
+	}
+	if dec.More() {
+		ts.Fatalf("stdout holds more than one JSON document")
+	}
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	vals := jsonAt([]any{doc}, strings.Split(args[0], "."))
+	if len(vals) == 0 {
+		ts.Fatalf("no value at %s", args[0])
+	}
+	for _, v := range vals {
+		got := fmt.Sprint(v)
+		if ok := re.MatchString(got); ok == neg {
+			ts.Fatalf("json %s = %q; match %q: %v, want %v", args[0], got, args[1], ok, !neg)
+		}
+	}
+}
+
+func jsonAt(vals []any, path []string) []any {
+	if len(path) == 0 || path[0] == "" {
+		return vals
+	}
+	var next []any
+	for _, v := range vals {
+		switch x := v.(type) {
+		case map[string]any:
+			if e, ok := x[path[0]]; ok {
+				next = append(next, e)
+			}
+		case []any:
+			switch path[0] {
+			case "len":
+				next = append(next, len(x))
+			case "*":
+				next = append(next, x...)
+			default:
+				if i, err := strconv.Atoi(path[0]); err == nil && i >= 0 && i < len(x) {
+					next = append(next, x[i])
+				}
+			}
+		}
+	}
+	return jsonAt(next, path[1:])
 }

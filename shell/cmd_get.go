@@ -42,7 +42,7 @@ func getCommands() []*cmdSpec {
 			},
 		},
 		{
-			name: "stats", group: "Transfers", usage: "stats", maxArgs: 0,
+			name: "stats", group: "Transfers", usage: "stats [--json]", maxArgs: 0, json: true,
 			summary: "protocol counters for this process (as a server and as a client)",
 			run:     cmdStats,
 		},

@@ -20,7 +20,7 @@ import (
 func indexCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
-			name: "list", aliases: []string{"ls"}, group: "Index", usage: "list [GLOB]", maxArgs: 1,
+			name: "list", aliases: []string{"ls"}, group: "Index", usage: "list [GLOB] [--json]", maxArgs: 1, json: true,
 			summary: "files in the index: name, size, type, modified, hash, servers",
 			detail:  "GLOB uses * ? and [...] (path.Match); without it every file is listed.",
 			example: "list *.pdf",
@@ -30,13 +30,13 @@ func indexCommands() []*cmdSpec {
 			},
 		},
 		{
-			name: "search", aliases: []string{"find"}, group: "Index", usage: "search WORD...", minArgs: 1, maxArgs: -1,
+			name: "search", aliases: []string{"find"}, group: "Index", usage: "search WORD... [--json]", minArgs: 1, maxArgs: -1, json: true,
 			summary: "files whose names contain every word (any case); fails with NOT FOUND if none",
 			example: "search week 3 slides",
 			run:     cmdSearch,
 		},
 		{
-			name: "peers", group: "Index", usage: "peers", maxArgs: 0,
+			name: "peers", group: "Index", usage: "peers [--json]", maxArgs: 0, json: true,
 			summary: "active file servers and receivers, with file counts and when they registered",
 			run:     cmdPeers,
 		},
@@ -188,6 +188,9 @@ func cmdList(ctx context.Context, s *Shell, c *call) error {
 		return s.masterQueryError(err)
 	}
 	s.rememberNames(entries)
+	if c.json {
+		return s.outJSON(filesJSON(entries, more))
+	}
 	switch {
 	case len(entries) == 0 && glob == "":
 		s.out("the index is empty: no file server has registered files\n")
@@ -213,9 +216,20 @@ func cmdSearch(ctx context.Context, s *Shell, c *call) error {
 	if err != nil {
 		return s.masterQueryError(err)
 	}
+	if c.json {
+		if err := s.outJSON(filesJSON(entries, more)); err != nil {
+			return err
+		}
+	}
 	if len(entries) == 0 {
-		s.out("NOT FOUND\n")
+		if !c.json {
+			s.out("NOT FOUND\n")
+		}
 		return fmt.Errorf("no file name contains %s", quoteWords(c.args))
+	}
+	if c.json {
+		s.rememberNames(entries)
+		return nil
 	}
 	s.rememberNames(entries)
 	s.out("%s", s.entryTable(entries))
@@ -233,7 +247,7 @@ func quoteWords(ws []string) string {
 	return strings.Join(q, " and ")
 }
 
-func cmdPeers(ctx context.Context, s *Shell, _ *call) error {
+func cmdPeers(ctx context.Context, s *Shell, c *call) error {
 	cl, err := s.client(ctx)
 	if err != nil {
 		return err
@@ -241,6 +255,10 @@ func cmdPeers(ctx context.Context, s *Shell, _ *call) error {
 	peers, err := cl.Peers(ctx)
 	if err != nil {
 		return s.masterQueryError(err)
+	}
+	if c.json {
+		sort.Slice(peers, func(a, b int) bool { return peers[a].Addr < peers[b].Addr })
+		return s.outJSON(peersJSON(peers))
 	}
 	if len(peers) == 0 {
 		s.out("no peers: no file server or receiver is registered\n")

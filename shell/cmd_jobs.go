@@ -19,7 +19,7 @@ func jobCommands() []*cmdSpec {
 	}
 	return []*cmdSpec{
 		{
-			name: "jobs", group: "Jobs", usage: "jobs [-v]", maxArgs: 1,
+			name: "jobs", group: "Jobs", usage: "jobs [-v] [--json]", maxArgs: 1, json: true,
 			summary: "list jobs: state, progress, rate, ETA, sources; -v adds protocol counters",
 			run:     cmdJobs,
 		},
@@ -62,6 +62,14 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 	}
 	_, verbose := f["-v"]
 	all := s.jobs.List()
+	if c.json {
+		var snaps []JobSnapshot
+		now := time.Now()
+		for _, j := range all {
+			snaps = append(snaps, j.Snapshot(now))
+		}
+		return s.outJSON(jobsJSON(snaps, verbose))
+	}
 	if len(all) == 0 {
 		s.out("no jobs\n")
 		return nil

@@ -24,6 +24,9 @@ type cmdSpec struct {
 	maxArgs  int // -1: any number
 	run      func(ctx context.Context, s *Shell, c *call) error
 	complete func(s *Shell, c *compCtx) []string
+	// json: the command takes --json (and honours `set format json`):
+	// it prints one JSON document instead of its text (jsonout.go).
+	json bool
 }
 
 // call is one invocation of a command.
@@ -32,6 +35,7 @@ type call struct {
 	cmd  Command
 	spec *cmdSpec
 	args []string
+	json bool // print one JSON document (--json, or set format json)
 }
 
 // flags splits c.args into positional words and flags. spec maps each flag
@@ -132,7 +136,7 @@ func shellCommands() []*cmdSpec {
 			},
 		},
 		{
-			name: "status", group: "Shell", usage: "status", maxArgs: 0,
+			name: "status", group: "Shell", usage: "status [--json]", maxArgs: 0, json: true,
 			summary: "roles running, their addresses, the master in use",
 			run:     cmdStatus,
 		},
@@ -358,7 +362,10 @@ func cmdSet(_ context.Context, s *Shell, c *call) error {
 	return nil
 }
 
-func cmdStatus(_ context.Context, s *Shell, _ *call) error {
+func cmdStatus(_ context.Context, s *Shell, c *call) error {
+	if c.json {
+		return s.outJSON(s.statusJSON())
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "master:    %s\n", s.masterStatus())
 	fmt.Fprintf(&b, "downloads: %s\n", s.opts.Dir)

@@ -116,8 +116,11 @@ func sourceLine(src transfer.SourceStats, total int64) string {
 	return v
 }
 
-func cmdStats(_ context.Context, s *Shell, _ *call) error {
+func cmdStats(_ context.Context, s *Shell, c *call) error {
 	st := s.counters.Snapshot()
+	if c.json {
+		return s.outJSON(statsJSON(st))
+	}
 	rows := [][]string{{"COUNTER", "VALUE"}}
 	add := func(k string, v int64) { rows = append(rows, []string{k, strconv.FormatInt(v, 10)}) }
 	add("datagrams sent", st.DatagramsSent)

@@ -48,11 +48,16 @@ func (s *Shell) exec(ctx context.Context, c Command) error {
 		return err
 	}
 	args := c.Words[1:]
+	asJSON := false
+	if spec.json {
+		args, asJSON = takeJSONFlag(args)
+		asJSON = asJSON || s.set.Get("format") == "json"
+	}
 	if len(args) < spec.minArgs || spec.maxArgs >= 0 && len(args) > spec.maxArgs {
 		return &cmdError{spec.name, fmt.Errorf("usage: %s", spec.usage)}
 	}
 	err = s.foreground(ctx, func(ctx context.Context) error {
-		return spec.run(ctx, s, &call{s: s, cmd: c, spec: spec, args: args})
+		return spec.run(ctx, s, &call{s: s, cmd: c, spec: spec, args: args, json: asJSON})
 	})
 	if err != nil {
 		if errors.Is(err, errReported) {

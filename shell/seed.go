@@ -80,7 +80,7 @@ func (s *Shell) seeding(req *download.Request) (finished func(err error)) {
 			return
 		}
 		groups.SetAll()
-		s.notify(fmt.Sprintf("seeding %s to other downloaders while this shell runs (`set seed off` stops it)", e.Name))
+		s.notify(fmt.Sprintf("seeding %s to others while this shell runs (set seed off: stop)", e.Name))
 	}
 }
 

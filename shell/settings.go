@@ -128,6 +128,7 @@ func newSettings() *Settings {
 		{name: "parallel", help: "downloads that run at once (the rest queue)", def: "4", parse: intRange(1, 64)},
 		{name: "errexit", help: "stop a script at the first failed command", def: "on", values: []string{"on", "off"}, parse: onOff},
 		{name: "color", help: "colour on a terminal", def: "on", values: []string{"on", "off"}, parse: onOff},
+		{name: "format", help: "output of list, search, peers, jobs, stats, status: text, or json (one document per command, as with --json)", def: "text", values: []string{"text", "json"}, parse: oneOf("text", "json")},
 		{name: "trace", help: "print protocol messages as they pass: on (a summary), all (every one), off", def: "off", values: []string{"on", "all", "off"}, parse: traceLevel},
 		{name: "chunk", help: "UDP chunk size for new downloads (auto negotiates)", def: "auto", values: []string{"auto", "1200", "8192", "65000"}, parse: chunkValue},
 		{name: "loss", help: "drop this fraction of datagrams sent and received (demo)", def: "0", values: []string{"0", "0.05", "0.2"}, parse: probability},

@@ -201,7 +201,9 @@ func (b *bench) classroomRun(ctx context.Context, tag string, n, sizeMiB int, ra
 	origin.send("set rate "+rate, "share origin")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out, _ := exec.CommandContext(ctx, b.fxsh, "-c", "list").CombinedOutput()
+		lc := exec.CommandContext(ctx, b.fxsh, "-c", "list")
+		lc.Env = append(os.Environ(), env...)
+		out, _ := lc.CombinedOutput()
 		if reListed.Match(out) {
 			break
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fxshell/fxsh/netproto/chunk"
 	"github.com/fxshell/fxsh/netproto/download"
 	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/netproto/master"
@@ -147,7 +148,31 @@ func StartReceiver(ctx context.Context, cfg ReceiverConfig) (*Receiver, error) {
 	}
 	r.reg = reg
 	close(r.ready)
+	go r.answerProofs()
 	return r, nil
+}
+
+// answerProofs reads the receiver's UDP socket until it closes and passes
+// the master's ownership challenges to the registrar: a receiver whose
+// old connection the master has not yet noticed dead proves its address
+// and is back at once (PROTOCOL.md 1.3) instead of after the TTL.
+func (r *Receiver) answerProofs() {
+	buf := make([]byte, 512)
+	for fails := 0; ; {
+		n, _, err := r.sock.ReadFrom(buf)
+		if err != nil {
+			// Closed, or failing for good (ICMP errors surface as reads
+			// on some systems; a run of them means the socket is broken).
+			if fails++; errors.Is(err, net.ErrClosed) || fails > 100 {
+				return
+			}
+			continue
+		}
+		fails = 0
+		if tok, ok := chunk.ParseProof(buf[:n]); ok {
+			r.reg.Proof(tok)
+		}
+	}
 }
 
 // WaitRegistered waits until the master lists the receiver.
