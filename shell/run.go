@@ -30,7 +30,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fl.version {
-		fmt.Fprintf(stdout, "fxsh %s\n", Version)
+		fmt.Fprint(stdout, versionText())
 		return 0
 	}
 	if fl.help {

@@ -40,9 +40,6 @@ import (
 // stops a finished script's serving is its normal end, not an interruption.
 const ExitInterrupted = 130
 
-// Version is fxsh's version.
-const Version = "0.1.0"
-
 // MaxSourceDepth bounds `source` nesting, so a script that sources itself
 // fails cleanly instead of recursing forever.
 const MaxSourceDepth = 16
