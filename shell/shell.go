@@ -38,9 +38,6 @@ import (
 // stops a finished script's serving is its normal end, not an interruption.
 const ExitInterrupted = 130
 
-// Version is fxsh's version.
-const Version = "0.1.0"
-
 // MaxSourceDepth bounds `source` nesting, so a script that sources itself
 // fails cleanly instead of recursing forever.
 const MaxSourceDepth = 16
@@ -692,7 +689,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fl.version {
-		fmt.Fprintf(stdout, "fxsh %s\n", Version)
+		fmt.Fprint(stdout, versionText())
 		return 0
 	}
 	if fl.help {

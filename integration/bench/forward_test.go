@@ -42,18 +42,30 @@ func forwardRun(t *testing.T, n, size int, delay time.Duration, loss float64) ([
 		}
 	}()
 	sent := make([]atomic.Int64, n) // the race detector cannot see the socket ordering
+	var got []uint32
+	// The writer reports through werr, never through t: it may still be
+	// blocked in a write when the test ends and its sockets close.
+	werr := make(chan error, 1)
 	go func() {
 		buf := make([]byte, size)
 		for i := range n {
 			binary.BigEndian.PutUint32(buf, uint32(i))
 			sent[i].Store(time.Now().UnixNano())
 			if _, err := unix.Write(srcW, buf); err != nil {
-				t.Errorf("write: %v", err)
+				werr <- err
 				return
 			}
 		}
 	}()
-	var got []uint32
+	defer func() {
+		select {
+		case err := <-werr:
+			if len(got) < n {
+				t.Errorf("write: %v", err)
+			}
+		default:
+		}
+	}()
 	var lat []time.Duration
 	buf := make([]byte, SlotSize)
 	tv := unix.NsecToTimeval(int64(2*delay + 500*time.Millisecond))

@@ -144,6 +144,7 @@ type Progress struct {
 	ETA         time.Duration // 0 if unknown
 	Sources     []SourceStats
 	Stats       Stats
+	Map         []uint8 // the file in at most MapCells cells: CellHave, CellInFlight, CellMissing (chunkmap.go)
 }
 
 // Result is what a finished fetch did.
@@ -568,7 +569,8 @@ func (f *fetcher) progress() *Progress {
 		}
 	}
 	f.lastProg, f.lastHave = now, f.haveBytes
-	p := &Progress{Have: f.haveBytes, Total: f.req.Size, Rate: f.rate, Sources: f.sourceStats(), Stats: f.stats.Snapshot()}
+	p := &Progress{Have: f.haveBytes, Total: f.req.Size, Rate: f.rate, Sources: f.sourceStats(), Stats: f.stats.Snapshot(),
+		Map: f.chunkMap(MapCells)}
 	if f.rate > 0 {
 		p.ETA = time.Duration(float64(f.req.Size-f.haveBytes) / f.rate * float64(time.Second))
 	}
