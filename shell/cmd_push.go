@@ -22,8 +22,6 @@ import (
 	"github.com/fxshell/fxsh/store"
 )
 
-func init() { areaCommands = append(areaCommands, pushCommands) }
-
 func pushCommands() []*cmdSpec {
 	offerIDs := func(s *Shell, _ *compCtx) []string {
 		r, ok := s.role("receive").(*receiveRole)
