@@ -15,8 +15,6 @@ import (
 	"github.com/fxshell/fxsh/store/shareindex"
 )
 
-func init() { areaCommands = append(areaCommands, shareCommands) }
-
 func shareCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{

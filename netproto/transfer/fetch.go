@@ -376,6 +376,8 @@ func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg
 	return f.result(start), err
 }
 
+// newFetcher: Long because it checks the request and then sets up every part of a
+// fetch, in order; each step is a few lines.
 func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (*fetcher, error) {
 	f := &fetcher{req: req, sink: sink, cfg: cfg, epoch: time.Now(), complete: make(chan struct{})}
 	f.byTid.Store(&map[uint64]*source{})
@@ -803,6 +805,9 @@ func (f *fetcher) handle(b []byte, from netip.AddrPort) { f.handlePacket(b, from
 
 // handlePacket processes one datagram; with batched, an ACK it makes due
 // waits for flushAcks at the end of the batch.
+//
+// Long only by its switch: one short case per packet kind a client may
+// receive.
 func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 	p, n, err := chunk.ParsePacket(b)
 	if err != nil {

@@ -294,6 +294,9 @@ func (s *Server) Close() {
 
 // handle processes one datagram; it runs on the read loop or, under
 // impairment, on a timer goroutine.
+//
+// Long only by its switch: one short case per datagram kind a server may
+// receive.
 func (s *Server) handle(b []byte, from netip.AddrPort) {
 	if chunk.IsProof(b) {
 		if tok, ok := chunk.ParseProof(b); ok && s.cfg.OnProof != nil {
