@@ -8,8 +8,8 @@
 // Shell reads lines from a UI (ui.go, complete.go), splits them into
 // commands (parse.go) and runs them (loop.go) through the command table:
 // commands.go lists every area's commands in order, one cmd_*.go file per
-// area (index, master, share, get, push, jobs, demo; the demo's steps are
-// demo_steps.go), plus rc.go (the start-up file) and discover.go (finding
+// area (index, master, share, get, push with cmd_send.go, jobs, demo; the
+// demo's steps are demo_steps.go), plus rc.go (the start-up file) and discover.go (finding
 // the master). The network roles live in netproto/ and never print: the
 // shell renders what they report — trace.go the protocol trace lines of
 // both protocols, capture.go the pcap capture, counters.go the protocol
