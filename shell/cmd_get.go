@@ -404,6 +404,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 	req.Counters = jc.c
 	req.Trace = s.traceUDP(role)
 	req.Capture = s.captureUDP
+	req.TraceActive = s.tracing
 	req.Started = func(resumed int64, _ int) {
 		j.SetResumed(resumed)
 		if resumed > 0 {

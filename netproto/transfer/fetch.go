@@ -99,7 +99,11 @@ type ClientConfig struct {
 	TraceSample   int
 	// Capture, if set, sees every datagram sent and received (see
 	// link.setCapture); it must copy what it keeps and must not block.
-	Capture          func(dir Direction, local, peer netip.AddrPort, b []byte)
+	Capture func(dir Direction, local, peer netip.AddrPort, b []byte)
+	// TraceActive, if set, is asked before each datagram is decoded for
+	// Trace: while it says no, Trace costs no clock read (the shell's
+	// trace off).
+	TraceActive      func() bool
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
 	// Tree, if set, is the file's tree (checked against its hash by the
@@ -412,6 +416,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	}
 	f.link = newLink(conn, cfg.Impair, f.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
 	f.link.setCapture(cfg.Capture)
+	f.link.setTraceActive(cfg.TraceActive)
 
 	f.have = chunk.NewChunkBitmap(f.nchunks)
 	for i := 0; i < f.nchunks; i++ {

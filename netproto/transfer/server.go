@@ -130,6 +130,8 @@ type ServerConfig struct {
 	// Capture, if set, sees every datagram sent and received (see
 	// link.setCapture); it must copy what it keeps and must not block.
 	Capture func(dir Direction, local, peer netip.AddrPort, b []byte)
+	// TraceActive: see ClientConfig.TraceActive.
+	TraceActive func() bool
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -206,6 +208,7 @@ func NewServer(conn net.PacketConn, cfg ServerConfig) *Server {
 	s.stats = NewCounters(cfg.Counters)
 	s.link = newLink(conn, cfg.Impair, s.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
 	s.link.setCapture(cfg.Capture)
+	s.link.setTraceActive(cfg.TraceActive)
 	s.link.receiveBuffer()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
