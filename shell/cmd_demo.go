@@ -37,8 +37,6 @@ const (
 	demoTimeout = 2 * time.Minute
 )
 
-func init() { areaCommands = append(areaCommands, demoCommands) }
-
 func demoCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{

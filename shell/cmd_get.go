@@ -20,8 +20,6 @@ import (
 	"github.com/fxshell/fxsh/store/partfile"
 )
 
-func init() { areaCommands = append(areaCommands, getCommands) }
-
 func getCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
@@ -79,6 +77,9 @@ func escapeGlob(s string) string {
 
 // resolve turns one get argument into catalog entries: one per distinct
 // name, each with every server offering that content.
+//
+// Kept whole: the lookup, the NAME@CHOICE fallback and the report of
+// ambiguous names, in the order a user's argument goes through them.
 func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) {
 	cl, err := s.client(ctx)
 	if err != nil {
@@ -403,6 +404,7 @@ func (s *Shell) download(ctx context.Context, j *Job, role string, req download.
 	req.Counters = jc.c
 	req.Trace = s.traceUDP(role)
 	req.Capture = s.captureUDP
+	req.TraceActive = s.tracing
 	req.Started = func(resumed int64, _ int) {
 		j.SetResumed(resumed)
 		if resumed > 0 {

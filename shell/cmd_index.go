@@ -17,8 +17,6 @@ import (
 	"github.com/fxshell/fxsh/store"
 )
 
-func init() { areaCommands = append(areaCommands, indexCommands) }
-
 func indexCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{

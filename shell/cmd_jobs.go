@@ -19,8 +19,14 @@ func jobCommands() []*cmdSpec {
 	}
 	return []*cmdSpec{
 		{
+			name: "watch", group: "Jobs", usage: "watch ID", minArgs: 1, maxArgs: 1,
+			summary:  "redraw one download until it ends: its chunk map (█ stored, ▒ on its way, ░ missing), rate and RTT sparklines",
+			run:      cmdWatch,
+			complete: jobIDs,
+		},
+		{
 			name: "jobs", group: "Jobs", usage: "jobs [-v] [--json]", maxArgs: 1, json: true,
-			summary: "list jobs: state, progress, rate, ETA, sources; -v adds protocol counters",
+			summary: "list jobs: state, progress, rate, ETA, sources; -v adds protocol counters, the chunk map and rate/RTT sparklines",
 			run:     cmdJobs,
 		},
 		{
@@ -83,10 +89,14 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 		snaps = append(snaps, sn)
 		b.WriteString(renderJob(s.pal, sn, width) + "\n")
 		if verbose && len(sn.Counters) > 0 {
-			var parts, sources []string
+			var parts, sources, lives []string
 			for _, ct := range sn.Counters {
 				if ct.Name == sourceCounter {
 					sources = append(sources, ct.Value)
+					continue
+				}
+				if ct.Name == liveCounter {
+					lives = append(lives, ct.Value)
 					continue
 				}
 				parts = append(parts, ct.Name+"="+ct.Value)
@@ -94,6 +104,9 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 			b.WriteString(s.pal.dim.Sprint("    "+wrapText(strings.Join(parts, " "), max(0, width-1), "    ")) + "\n")
 			for _, src := range sources {
 				b.WriteString(s.pal.dim.Sprint("    source "+wrapText(src, max(0, width-1), "           ")) + "\n")
+			}
+			for _, l := range lives {
+				b.WriteString("    " + fitCols(l, max(0, width-4)) + "\n")
 			}
 		}
 	}

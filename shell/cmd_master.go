@@ -16,8 +16,6 @@ import (
 	"github.com/fxshell/fxsh/store/memcat"
 )
 
-func init() { areaCommands = append(areaCommands, masterCommands) }
-
 func masterCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
@@ -329,4 +327,10 @@ func (s *Shell) masters() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.opts.Masters...)
+}
+
+// masterChanged drops connections to the old master(s), so the next query
+// or registration uses the new ones.
+func (s *Shell) masterChanged() {
+	s.dropClient()
 }

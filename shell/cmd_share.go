@@ -15,8 +15,6 @@ import (
 	"github.com/fxshell/fxsh/store/shareindex"
 )
 
-func init() { areaCommands = append(areaCommands, shareCommands) }
-
 func shareCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
@@ -106,17 +104,18 @@ func cmdShare(ctx context.Context, s *Shell, c *call) error {
 	s.shareSeen, s.shareDown, s.shareListed, s.shareFirst = false, false, "", first
 	s.mu.Unlock()
 	srv, warns, err := fileserver.Start(ctx, fileserver.Config{
-		Paths:     paths,
-		UDPAddr:   udp,
-		Masters:   masters,
-		Key:       s.opts.Key,
-		CachePath: cachePath(),
-		Impair:    s.impair,
-		Counters:  s.counters,
-		Trace:     s.traceUDP("share"),
-		Capture:   s.captureUDP,
-		LineTrace: s.traceTCP("share"),
-		OnEvent:   s.shareEvent,
+		Paths:       paths,
+		UDPAddr:     udp,
+		Masters:     masters,
+		Key:         s.opts.Key,
+		CachePath:   cachePath(),
+		Impair:      s.impair,
+		Counters:    s.counters,
+		Trace:       s.traceUDP("share"),
+		Capture:     s.captureUDP,
+		TraceActive: s.tracing,
+		LineTrace:   s.traceTCP("share"),
+		OnEvent:     s.shareEvent,
 	})
 	s.printWarnings(warns)
 	if err != nil {

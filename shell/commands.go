@@ -82,20 +82,26 @@ func (c *call) flags(spec map[string]bool) (pos []string, set map[string]string,
 // groups orders the help listing.
 var groups = []string{"Index", "Transfers", "Jobs", "Shell"}
 
-// commandTable builds the table from every area's commands.
+// commandTable is every command, area by area, in this order: the shell's
+// own, jobs, then the network areas (cmd_*.go) and the start-up file's
+// (rc.go). A new area is added here; nothing registers itself.
 func (s *Shell) commandTable() []*cmdSpec {
 	var t []*cmdSpec
-	t = append(t, shellCommands()...)
-	t = append(t, jobCommands()...)
-	for _, area := range areaCommands {
+	for _, area := range []func() []*cmdSpec{
+		shellCommands,
+		jobCommands,
+		demoCommands,   // cmd_demo.go
+		getCommands,    // cmd_get.go: get, stats, trace
+		indexCommands,  // cmd_index.go: list, search, peers
+		masterCommands, // cmd_master.go: serve, master
+		pushCommands,   // cmd_push.go: receive, send, offers, accept, refuse
+		shareCommands,  // cmd_share.go: share, unshare, rescan
+		rcCommands,     // rc.go
+	} {
 		t = append(t, area()...)
 	}
 	return t
 }
-
-// areaCommands lists the functions that add each network area's commands;
-// files cmd_*.go append to it in init-free fashion through this table.
-var areaCommands = []func() []*cmdSpec{}
 
 func shellCommands() []*cmdSpec {
 	return []*cmdSpec{

@@ -23,8 +23,9 @@ type jobCounters struct {
 	// CRC drops and sources.
 	server bool
 
-	mu      sync.Mutex // protects sources
+	mu      sync.Mutex // protects sources and hist
 	sources []transfer.SourceStats
+	hist    history // the live view's samples (live.go)
 }
 
 // newJobCounters returns a job's counters, counting also into parent.
@@ -39,7 +40,12 @@ func serverJobCounters(c *transfer.Counters) *jobCounters {
 }
 
 // progress takes a download's latest progress (its sources).
-func (jc *jobCounters) progress(p transfer.Progress) { jc.setSources(p.Sources) }
+func (jc *jobCounters) progress(p transfer.Progress) {
+	jc.setSources(p.Sources)
+	jc.mu.Lock()
+	jc.hist.add(p)
+	jc.mu.Unlock()
+}
 
 // setSources records each source's share; at the end of a download, its
 // final one (not the last sample's).
@@ -79,6 +85,9 @@ func (jc *jobCounters) rows() []Counter {
 	}
 	jc.mu.Lock()
 	sources := jc.sources
+	for _, l := range jc.hist.lines(76) {
+		out = append(out, Counter{liveCounter, l})
+	}
 	jc.mu.Unlock()
 	var total int64
 	for _, src := range sources {

@@ -357,6 +357,8 @@ func (t *JobTable) Wait(ctx context.Context, jobs []*Job) error {
 // to jobBarMin), the kind, the byte counts, the rate; id, state and the
 // percentage always stay, and the name last of all. A failed job's error
 // follows on lines of its own, wrapped to the width.
+//
+// Kept whole: the fields are dropped in one order from the same width.
 func renderJob(p *palette, s JobSnapshot, width int) string {
 	state := s.State.String()
 	stateCol := p.warn

@@ -124,6 +124,9 @@ func jobsJSON(snaps []JobSnapshot, verbose bool) any {
 			n := 0
 			for _, c := range sn.Counters {
 				k := c.Name
+				if k == liveCounter {
+					continue // drawings for a terminal (the chunk map, sparklines)
+				}
 				if k == sourceCounter {
 					n++
 					k = fmt.Sprintf("source%d", n)

@@ -28,6 +28,9 @@ var errUnterminated = errors.New("unterminated quote")
 // escapes (\" \\ \n \t), '…' quotes literally, a backslash outside quotes
 // escapes the next character, and an unquoted '#' at the start of a word
 // starts a comment that runs to the end of the line.
+//
+// Kept whole: a single-pass lexer whose state (quotes, escapes, comments)
+// lives in one loop.
 func ParseLine(line string) ([]Command, error) {
 	if len(line) > MaxCommandLine {
 		return nil, fmt.Errorf("line too long (%d bytes, at most %d)", len(line), MaxCommandLine)

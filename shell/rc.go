@@ -19,8 +19,6 @@ import (
 // starts after a warning. A key set in it (`key SECRET`) is refused when
 // the file is open to group or others, as ssh refuses such a private key.
 
-func init() { areaCommands = append(areaCommands, rcCommands) }
-
 func rcCommands() []*cmdSpec {
 	return []*cmdSpec{{
 		name: "key", group: "Shell", usage: "key [SECRET]", maxArgs: 1,

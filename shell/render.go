@@ -163,6 +163,8 @@ const tableWrapMin = 20
 // then drops the f.drop columns in order (the shortened column taking back
 // the room they leave); then wraps a left-aligned last column under itself
 // (down to tableWrapMin cells); what still does not fit is clipped with "…".
+//
+// Kept whole: the fitting steps act in order on the same column widths.
 func fitTable(p *palette, rows [][]string, f tableFit) string {
 	if len(rows) == 0 {
 		return ""

@@ -80,6 +80,9 @@ func (s *Shell) seeding(req *download.Request) (finished func(err error)) {
 			return
 		}
 		groups.SetAll()
+		if s.set.Get("format") == "json" {
+			return // machine-readable output: no chatter (status shows it)
+		}
 		s.notify(fmt.Sprintf("seeding %s to others while this shell runs (set seed off: stop)", e.Name))
 	}
 }

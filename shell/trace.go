@@ -47,6 +47,10 @@ func (s *Shell) setTraceLevel(v string) {
 	s.tr.level.Store(int32(lv))
 }
 
+// tracing reports whether the trace is on (the roles ask before they
+// decode a datagram for it).
+func (s *Shell) tracing() bool { return s.tr.level.Load() != int32(trace.Off) }
+
 // traceTCP returns the trace hook of a role's TCP lines (master, client,
 // share, receive; the demo's roles are named demo-…).
 func (s *Shell) traceTCP(role string) func(line.TraceEvent) {

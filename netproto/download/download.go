@@ -36,6 +36,7 @@ type Request struct {
 	Counters      *transfer.Counters
 	Trace         func(transfer.Event)
 	Capture       func(dir transfer.Direction, local, peer netip.AddrPort, b []byte) // see transfer.ClientConfig
+	TraceActive   func() bool                                                        // see transfer.ClientConfig
 	Progress      func(transfer.Progress)
 	// Started, if set, is told how much was already there (resume).
 	Started func(resumedBytes int64, chunkSize int)
@@ -319,6 +320,7 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 		Counters:      req.Counters,
 		Trace:         req.Trace,
 		Capture:       req.Capture,
+		TraceActive:   req.TraceActive,
 		Progress:      req.Progress,
 		Tree:          tr,
 		Groups:        req.Groups,

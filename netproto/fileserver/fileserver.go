@@ -57,12 +57,14 @@ type Config struct {
 	Rescan    time.Duration // 0: DefaultRescan
 	Settle    time.Duration // 0: RescanSettle
 
-	Impair    *transfer.Impair
-	Counters  *transfer.Counters
-	Trace     func(transfer.Event)
-	Capture   func(dir transfer.Direction, local, peer netip.AddrPort, b []byte) // see transfer.ServerConfig
-	LineTrace func(line.TraceEvent)
-	OnEvent   func(Event)
+	Impair   *transfer.Impair
+	Counters *transfer.Counters
+	Trace    func(transfer.Event)
+	Capture  func(dir transfer.Direction, local, peer netip.AddrPort, b []byte) // see transfer.ServerConfig
+	// TraceActive: see transfer.ServerConfig.
+	TraceActive func() bool
+	LineTrace   func(line.TraceEvent)
+	OnEvent     func(Event)
 }
 
 // EventKind says what happened.
@@ -153,14 +155,15 @@ func Start(ctx context.Context, cfg Config) (*Server, []shareindex.Warning, erro
 	}
 	s := &Server{cfg: cfg, idx: idx, addr: pc.LocalAddr().String(), files: files, kick: make(chan struct{}, 1)}
 	s.udp = transfer.NewServer(pc, transfer.ServerConfig{
-		Open:     s.open,
-		OpenTree: s.openTree,
-		Key:      transfer.UDPKey(cfg.Key),
-		Impair:   cfg.Impair,
-		Counters: cfg.Counters,
-		Trace:    cfg.Trace,
-		OnProof:  s.proof,
-		Capture:  cfg.Capture,
+		Open:        s.open,
+		OpenTree:    s.openTree,
+		Key:         transfer.UDPKey(cfg.Key),
+		Impair:      cfg.Impair,
+		Counters:    cfg.Counters,
+		Trace:       cfg.Trace,
+		OnProof:     s.proof,
+		Capture:     cfg.Capture,
+		TraceActive: cfg.TraceActive,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

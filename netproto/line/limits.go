@@ -1,6 +1,10 @@
 package line
 
-import "time"
+import (
+	"time"
+
+	"github.com/fxshell/fxsh/store"
+)
 
 // Version is the protocol version; it appears only in HELLO and HI.
 const Version = "fxsh/1"
@@ -12,8 +16,9 @@ const (
 	// can make us buffer at most this much before we see a whole message.
 	MaxLine = 4096
 	// MaxName bounds a file name in bytes: far above real paths, far below
-	// MaxLine so that an F record always fits on one line.
-	MaxName = 1024
+	// MaxLine so that an F record always fits on one line (the limit every
+	// part of fxsh shares, store.MaxNameLen).
+	MaxName = store.MaxNameLen
 	// MaxFiles bounds one registration: the catalog holds every file a
 	// peer registers, so this caps what one connection can make us store.
 	MaxFiles = 10000

@@ -382,6 +382,10 @@ func (ss *session) ping() error {
 // whose n cannot be trusted ends the session, since the lines that follow
 // could not be told from requests; any other fault is answered once the
 // list has been read, and the session goes on.
+//
+// One REGISTER is read, checked and committed in protocol order (header,
+// F lines, END, budgets, owner, catalog): kept whole so that the order of
+// the checks reads top to bottom.
 func (ss *session) register(m line.Msg) error {
 	cfg := &ss.s.cfg
 	n, err := m.Int("n")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
 	"github.com/fxshell/fxsh/store/memcat"
 )
 
@@ -239,68 +240,17 @@ func readReply(r *bufio.Reader) (int, error) {
 	return n, nil
 }
 
-// The catalog: names look like a classroom's shares,
-// "maths/lecture kavomi-tesu 7.pdf", from a fixed vocabulary.
-var (
-	soakVocab = func() []string {
-		rng := rand.New(rand.NewPCG(7, 7))
-		cons, vows := "bcdfghjklmnprstvz", "aeiou"
-		seen := map[string]bool{}
-		var out []string
-		for len(out) < 5000 {
-			var sb strings.Builder
-			for range 2 + rng.IntN(2) {
-				sb.WriteByte(cons[rng.IntN(len(cons))])
-				sb.WriteByte(vows[rng.IntN(len(vows))])
-			}
-			if w := sb.String(); !seen[w] {
-				seen[w] = true
-				out = append(out, w)
-			}
-		}
-		return out
-	}()
-	soakDirs = []string{"maths", "Physics", "photos/2024", "music", "src/fxsh", "docs", "Holiday Photos", "videos"}
-	soakExts = []string{"pdf", "txt", "jpg", "JPG", "mp3", "go", "mkv", "png", "docx", "tar.gz"}
-)
-
-func soakServer(i, n int) (store.Server, []store.File) {
-	rng := rand.New(rand.NewPCG(uint64(i), 42))
-	v := func() string { return soakVocab[rng.IntN(len(soakVocab))] }
-	files := make([]store.File, n)
-	for j := range files {
-		name := fmt.Sprintf("%s/%s %s-%s %d.%s", soakDirs[rng.IntN(len(soakDirs))], v(), v(), v(),
-			i*n+j, soakExts[rng.IntN(len(soakExts))])
-		files[j] = store.File{Name: name, Size: int64(rng.IntN(1 << 30)), Type: "bin",
-			MTime: time.Unix(1700000000+int64(j), 0), Hash: fmt.Sprintf("blake3:%064x", i*n+j)}
-	}
-	return store.Server{Addr: fmt.Sprintf("10.%d.%d.%d:5000", i>>16, i>>8&255, i&255), Role: store.RoleServer}, files
-}
+// soakServer is file server i of the classroom network, with n files.
+func soakServer(i, n int) (store.Server, []store.File) { return catalogtest.ClassroomServer(i, n) }
 
 // soakQueries is what users type: one word, two words, a word and an
 // extension, a short prefix, a folder and a word, a bare extension (many
 // hits: the reply is capped at 100 records), and misses.
 func soakQueries() []string {
 	rng := rand.New(rand.NewPCG(3, 3))
-	v := func() string { return soakVocab[rng.IntN(len(soakVocab))] }
 	var qs []string
 	for i := range 700 {
-		switch i % 7 {
-		case 0:
-			qs = append(qs, v())
-		case 1:
-			qs = append(qs, v()+" "+v())
-		case 2:
-			qs = append(qs, strings.ToUpper(v())+" pdf")
-		case 3:
-			qs = append(qs, v()[:2])
-		case 4:
-			qs = append(qs, "photos "+v())
-		case 5:
-			qs = append(qs, "jpg")
-		case 6:
-			qs = append(qs, v()+"zzq")
-		}
+		qs = append(qs, catalogtest.ClassroomQuery(rng, i%catalogtest.ClassroomKinds))
 	}
 	return qs
 }

@@ -268,6 +268,9 @@ func everyPacket(ev transfer.Event, room int) string {
 	switch {
 	case ev.Request != nil:
 		r := ev.Request
+		if h.Flags&chunk.FlagTree != 0 {
+			b.WriteString("tree ")
+		}
 		fmt.Fprintf(&b, "%d B/%d win %d cookie %d B want %s", r.Size, r.ChunkSize, r.Window, len(r.Cookie), ranges(r.Ranges, 3))
 	case ev.Retry != nil:
 		fmt.Fprintf(&b, "cookie %d B, max chunk %d", len(ev.Retry.Cookie), ev.Retry.MaxChunkSize)
@@ -401,6 +404,9 @@ func (t *Tracer) event(x *xfer, prefix string, sent bool, ev transfer.Event) []L
 				who = "from"
 			}
 			body = fmt.Sprintf("%s %s: %d × %d B, wants %s", who, unmap(ev.Peer), r.Chunks(), r.ChunkSize, want)
+			if h.Flags&chunk.FlagTree != 0 {
+				body = fmt.Sprintf("%s %s: the file's BLAKE3 tree, %d B", who, unmap(ev.Peer), r.Size)
+			}
 		case x.chunksIn == 0:
 			body = fmt.Sprintf("again, with the cookie: wants %s, window %d", want, r.Window)
 		default:
@@ -654,6 +660,8 @@ func errorText(e *chunk.Error) string {
 		s += fmt.Sprintf(", try again in %d ms", e.Value)
 	case chunk.CodeChunkSize:
 		s += fmt.Sprintf(", at most %d", e.Value)
+	case chunk.CodeNotYet:
+		s += fmt.Sprintf(" from chunk %d (not checked there yet)", e.Value)
 	}
 	if e.Text != "" {
 		s += ": " + e.Text

@@ -99,7 +99,11 @@ type ClientConfig struct {
 	TraceSample   int
 	// Capture, if set, sees every datagram sent and received (see
 	// link.setCapture); it must copy what it keeps and must not block.
-	Capture          func(dir Direction, local, peer netip.AddrPort, b []byte)
+	Capture func(dir Direction, local, peer netip.AddrPort, b []byte)
+	// TraceActive, if set, is asked before each datagram is decoded for
+	// Trace: while it says no, Trace costs no clock read (the shell's
+	// trace off).
+	TraceActive      func() bool
 	Progress         func(Progress) // called from Fetch's goroutine every ProgressInterval; must not block
 	ProgressInterval time.Duration
 	// Tree, if set, is the file's tree (checked against its hash by the
@@ -144,6 +148,7 @@ type Progress struct {
 	ETA         time.Duration // 0 if unknown
 	Sources     []SourceStats
 	Stats       Stats
+	Map         []uint8 // the file in at most MapCells cells: CellHave, CellInFlight, CellMissing (chunkmap.go)
 }
 
 // Result is what a finished fetch did.
@@ -371,6 +376,8 @@ func Fetch(ctx context.Context, conn net.PacketConn, req Request, sink Sink, cfg
 	return f.result(start), err
 }
 
+// newFetcher: Long because it checks the request and then sets up every part of a
+// fetch, in order; each step is a few lines.
 func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (*fetcher, error) {
 	f := &fetcher{req: req, sink: sink, cfg: cfg, epoch: time.Now(), complete: make(chan struct{})}
 	f.byTid.Store(&map[uint64]*source{})
@@ -409,6 +416,7 @@ func newFetcher(conn net.PacketConn, req Request, sink Sink, cfg ClientConfig) (
 	}
 	f.link = newLink(conn, cfg.Impair, f.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
 	f.link.setCapture(cfg.Capture)
+	f.link.setTraceActive(cfg.TraceActive)
 
 	f.have = chunk.NewChunkBitmap(f.nchunks)
 	for i := 0; i < f.nchunks; i++ {
@@ -568,7 +576,8 @@ func (f *fetcher) progress() *Progress {
 		}
 	}
 	f.lastProg, f.lastHave = now, f.haveBytes
-	p := &Progress{Have: f.haveBytes, Total: f.req.Size, Rate: f.rate, Sources: f.sourceStats(), Stats: f.stats.Snapshot()}
+	p := &Progress{Have: f.haveBytes, Total: f.req.Size, Rate: f.rate, Sources: f.sourceStats(), Stats: f.stats.Snapshot(),
+		Map: f.chunkMap(MapCells)}
 	if f.rate > 0 {
 		p.ETA = time.Duration(float64(f.req.Size-f.haveBytes) / f.rate * float64(time.Second))
 	}
@@ -796,6 +805,9 @@ func (f *fetcher) handle(b []byte, from netip.AddrPort) { f.handlePacket(b, from
 
 // handlePacket processes one datagram; with batched, an ACK it makes due
 // waits for flushAcks at the end of the batch.
+//
+// Long only by its switch: one short case per packet kind a client may
+// receive.
 func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 	p, n, err := chunk.ParsePacket(b)
 	if err != nil {

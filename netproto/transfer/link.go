@@ -35,10 +35,12 @@ type link struct {
 	// (see setCapture); local is the socket's address for it.
 	capture func(dir Direction, local, peer netip.AddrPort, b []byte)
 	local   netip.AddrPort
-	nData   atomic.Uint64
-	gsoN    atomic.Int64 // GSO sends (tests)
-	outQ    delayLine    // Impair's delay, sending side
-	inQ     delayLine    // Impair's delay, receiving side
+
+	traceActive func() bool // nil: always (see setTraceActive)
+	nData       atomic.Uint64
+	gsoN        atomic.Int64 // GSO sends (tests)
+	outQ        delayLine    // Impair's delay, sending side
+	inQ         delayLine    // Impair's delay, receiving side
 
 	// The receiving goroutine's.
 	rxMsgs    int                          // messages the last receive read (a GRO message holds several datagrams)
@@ -74,6 +76,10 @@ func (l *link) setCapture(fn func(dir Direction, local, peer netip.AddrPort, b [
 		l.local = ua.AddrPort()
 	}
 }
+
+// setTraceActive makes the link ask fn before it decodes a datagram for the
+// trace: while fn says no, tracing costs a call and no clock read.
+func (l *link) setTraceActive(fn func() bool) { l.traceActive = fn }
 
 // receive blocks until datagrams arrive, then hands each one to h through
 // the impairment (see deliver). With batching it returns after a batch, so
@@ -317,7 +323,7 @@ func (l *link) captureIn(b []byte, from netip.AddrPort) {
 }
 
 func (l *link) sampled(h chunk.Header) bool {
-	if l.trace == nil {
+	if l.trace == nil || l.traceActive != nil && !l.traceActive() {
 		return false
 	}
 	if h.Kind != chunk.KindData || h.Flags&chunk.FlagRetransmit != 0 {
@@ -332,7 +338,7 @@ func (l *link) emit(ev Event) {
 }
 
 func (l *link) traceSent(b []byte, to netip.AddrPort, plain []byte, dropped string) {
-	if l.trace == nil {
+	if l.trace == nil || l.traceActive != nil && !l.traceActive() {
 		return
 	}
 	h, _, err := chunk.ParseHeader(b)

@@ -448,6 +448,9 @@ func (t *transfer) onPTO() {
 }
 
 // onAck processes one ACK from the client.
+//
+// Kept whole: RFC 9002's ACK processing in its order (RTT sample, newly
+// acknowledged, loss detection, congestion control, window).
 func (t *transfer) onAck(a *chunk.Ack, pn uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -130,6 +130,8 @@ type ServerConfig struct {
 	// Capture, if set, sees every datagram sent and received (see
 	// link.setCapture); it must copy what it keeps and must not block.
 	Capture func(dir Direction, local, peer netip.AddrPort, b []byte)
+	// TraceActive: see ClientConfig.TraceActive.
+	TraceActive func() bool
 
 	noOffload bool // tests: no GSO or GRO
 }
@@ -206,6 +208,7 @@ func NewServer(conn net.PacketConn, cfg ServerConfig) *Server {
 	s.stats = NewCounters(cfg.Counters)
 	s.link = newLink(conn, cfg.Impair, s.stats, cfg.Trace, cfg.TraceSample, cfg.noOffload)
 	s.link.setCapture(cfg.Capture)
+	s.link.setTraceActive(cfg.TraceActive)
 	s.link.receiveBuffer()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -291,6 +294,9 @@ func (s *Server) Close() {
 
 // handle processes one datagram; it runs on the read loop or, under
 // impairment, on a timer goroutine.
+//
+// Long only by its switch: one short case per datagram kind a server may
+// receive.
 func (s *Server) handle(b []byte, from netip.AddrPort) {
 	if chunk.IsProof(b) {
 		if tok, ok := chunk.ParseProof(b); ok && s.cfg.OnProof != nil {

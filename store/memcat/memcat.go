@@ -141,6 +141,9 @@ const (
 // server's old list until that pass and its new list after, never a mix.
 // Registrations are indexed one at a time (c.wmu). Canceling ctx while the
 // entries are being indexed abandons the registration.
+//
+// Kept whole: the slices, the lock hand-offs and the commit follow the
+// locking rules of the package doc in one sequence.
 func (c *Catalog) Register(ctx context.Context, srv store.Server, files []store.File) error {
 	if err := ctx.Err(); err != nil {
 		return err

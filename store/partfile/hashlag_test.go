@@ -2,6 +2,7 @@ package partfile
 
 import (
 	"context"
+	"github.com/fxshell/fxsh/store"
 	"hash"
 	"os"
 	"path/filepath"
@@ -54,7 +55,7 @@ func TestCheckpointWhileHashLags(t *testing.T) {
 		})
 	}
 	defer letGo()
-	statePath := filepath.Join(dir, ".f"+StateSuffix)
+	statePath := filepath.Join(dir, ".f"+store.StateSuffix)
 
 	// Chunk 0 alone: the hasher starts on it and stops inside Write.
 	writeAll(t, p, data, []int{0})

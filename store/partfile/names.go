@@ -12,21 +12,9 @@ import (
 
 // Name limits.
 const (
-	// MaxNameLen is the longest name accepted, in bytes (the line
-	// protocol's limit).
-	MaxNameLen = 1024
 	// MaxComponentLen is the longest folder or file name in a name, in
 	// bytes: what common file systems allow.
 	MaxComponentLen = 255
-)
-
-// Suffixes of the files a download keeps beside its final name. Names
-// ending in them are refused, so a peer cannot make one download clobber
-// another's temporary files.
-const (
-	PartSuffix  = ".fxpart"  // the data being downloaded
-	StateSuffix = ".fxstate" // which chunks are on disk
-	tmpSuffix   = ".fxtmp"   // a state file being replaced
 )
 
 // CheckName reports whether name, as reported by a peer, is safe to create
@@ -39,7 +27,7 @@ func CheckName(name string) error { return CheckNameFor(name, runtime.GOOS) }
 //
 //   - ErrUnsafeName, on every system: a name that is absolute, not
 //     '/'-separated and clean (backslash, empty, "." or ".." component),
-//     not valid UTF-8, with control characters, longer than MaxNameLen or
+//     not valid UTF-8, with control characters, longer than store.MaxNameLen or
 //     with a component longer than MaxComponentLen, or ending in one of
 //     fxsh's own suffixes. No peer should send these.
 //   - ErrNotValidHere, on Windows only: a Windows device name (CON, NUL,
@@ -63,7 +51,7 @@ func CheckNameFor(name, goos string) error {
 
 // nameProblem says why name is unsafe everywhere, or "".
 func nameProblem(name string) string {
-	if p := store.NameProblem(name, MaxNameLen); p != "" {
+	if p := store.NameProblem(name, store.MaxNameLen); p != "" {
 		return p
 	}
 	if strings.ContainsRune(name, '\\') {
@@ -80,7 +68,7 @@ func nameProblem(name string) string {
 		}
 	}
 	base := path.Base(name)
-	for _, s := range []string{PartSuffix, StateSuffix, tmpSuffix} {
+	for _, s := range []string{store.PartSuffix, store.StateSuffix, store.TmpSuffix} {
 		if strings.HasSuffix(base, s) {
 			return fmt.Sprintf("%q is a reserved suffix", s)
 		}

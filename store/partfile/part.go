@@ -32,7 +32,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,9 +164,9 @@ func open(dir, name string, size int64, hash string, chunkSize int, overwrite bo
 	p := &Part{
 		root:      root,
 		name:      name,
-		partName:  sideName(name, PartSuffix),
-		stateName: sideName(name, StateSuffix),
-		tmpName:   sideName(name, tmpSuffix),
+		partName:  sideName(name, store.PartSuffix),
+		stateName: sideName(name, store.StateSuffix),
+		tmpName:   sideName(name, store.TmpSuffix),
 		size:      size,
 		hash:      sum,
 		overwrite: overwrite,
@@ -283,16 +282,10 @@ func (p *Part) readState() (State, error) {
 // rootErr wraps an error of an os.Root operation: a path that leads out of
 // the folder becomes ErrUnsafeName.
 func (p *Part) rootErr(op string, err error) error {
-	if isEscape(err) {
+	if store.IsPathEscape(err) {
 		return fmt.Errorf("%w %q: leads outside the download folder", ErrUnsafeName, p.name)
 	}
 	return wrapIO(op, err)
-}
-
-// isEscape reports whether err is os.Root refusing a path that leads
-// outside it. The os package does not export that error, only its text.
-func isEscape(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
 }
 
 func parseHash(s string) (store.Sum, error) { return store.ParseHash(s) }
@@ -775,7 +768,7 @@ func (p *Part) rename() error {
 		return nil
 	case errors.Is(err, fs.ErrExist):
 		return fmt.Errorf("%w: %q", ErrExists, p.name)
-	case isEscape(err):
+	case store.IsPathEscape(err):
 		return p.rootErr("linking", err)
 	}
 	if err := p.checkFinal(); err != nil {
@@ -905,7 +898,7 @@ func Discard(dir, name string) error {
 	}
 	defer root.Close()
 	var errs []error
-	for _, suffix := range []string{PartSuffix, StateSuffix, tmpSuffix} {
+	for _, suffix := range []string{store.PartSuffix, store.StateSuffix, store.TmpSuffix} {
 		if err := root.Remove(sideName(name, suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

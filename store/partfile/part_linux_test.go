@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/fxshell/fxsh/store"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func TestNoSpaceTmpfs(t *testing.T) {
 	}
 	t.Logf("full disk: %v", werr)
 	p.Close()
-	b, err := os.ReadFile(filepath.Join(mnt, ".big.bin"+StateSuffix))
+	b, err := os.ReadFile(filepath.Join(mnt, ".big.bin"+store.StateSuffix))
 	if err != nil {
 		t.Fatalf("no state kept: %v", err)
 	}

@@ -175,7 +175,7 @@ func TestSideNamesFoldApart(t *testing.T) {
 		"a~b", "A~B", "sub/Report.TXT", strings.Repeat("x", 250), strings.Repeat("X", 250)}
 	seen := map[string]string{}
 	for _, n := range names {
-		for _, suffix := range []string{PartSuffix, StateSuffix, tmpSuffix} {
+		for _, suffix := range []string{store.PartSuffix, store.StateSuffix, store.TmpSuffix} {
 			side := sideName(n, suffix)
 			if len(path.Base(side)) > MaxComponentLen {
 				t.Errorf("sideName(%q) = %q: longer than %d", n, side, MaxComponentLen)
@@ -187,11 +187,11 @@ func TestSideNamesFoldApart(t *testing.T) {
 			seen[key] = n
 		}
 	}
-	if got := sideName("dir/big.bin", PartSuffix); got != "dir/.big.bin"+PartSuffix {
-		t.Errorf("sideName(dir/big.bin) = %q, want the readable dir/.big.bin%s", got, PartSuffix)
+	if got := sideName("dir/big.bin", store.PartSuffix); got != "dir/.big.bin"+store.PartSuffix {
+		t.Errorf("sideName(dir/big.bin) = %q, want the readable dir/.big.bin%s", got, store.PartSuffix)
 	}
-	if got := sideName("Big.bin", PartSuffix); !strings.HasPrefix(got, ".Big.bin~") {
-		t.Errorf("sideName(Big.bin) = %q, want .Big.bin~TAG%s", got, PartSuffix)
+	if got := sideName("Big.bin", store.PartSuffix); !strings.HasPrefix(got, ".Big.bin~") {
+		t.Errorf("sideName(Big.bin) = %q, want .Big.bin~TAG%s", got, store.PartSuffix)
 	}
 }
 
@@ -592,24 +592,24 @@ func TestRestartOnBadState(t *testing.T) {
 		{"other hash", nil, int64(len(other)), hashOf(other)},
 		{"other size", nil, int64(len(data) - 1), hashOf(data[:len(data)-1])},
 		{"corrupt state", func(t *testing.T, dir string) {
-			p := filepath.Join(dir, ".f"+StateSuffix)
+			p := filepath.Join(dir, ".f"+store.StateSuffix)
 			b, _ := os.ReadFile(p)
 			b[len(b)-8] ^= 0x40
 			os.WriteFile(p, b, 0o644)
 		}, int64(len(data)), hashOf(data)},
 		{"garbage state", func(t *testing.T, dir string) {
-			os.WriteFile(filepath.Join(dir, ".f"+StateSuffix), []byte("FXST not really"), 0o644)
+			os.WriteFile(filepath.Join(dir, ".f"+store.StateSuffix), []byte("FXST not really"), 0o644)
 		}, int64(len(data)), hashOf(data)},
 		{"state with trailing bytes", func(t *testing.T, dir string) {
-			f, _ := os.OpenFile(filepath.Join(dir, ".f"+StateSuffix), os.O_APPEND|os.O_WRONLY, 0)
+			f, _ := os.OpenFile(filepath.Join(dir, ".f"+store.StateSuffix), os.O_APPEND|os.O_WRONLY, 0)
 			f.Write([]byte{0})
 			f.Close()
 		}, int64(len(data)), hashOf(data)},
 		{"truncated part file", func(t *testing.T, dir string) {
-			os.Truncate(filepath.Join(dir, ".f"+PartSuffix), 100)
+			os.Truncate(filepath.Join(dir, ".f"+store.PartSuffix), 100)
 		}, int64(len(data)), hashOf(data)},
 		{"part file gone", func(t *testing.T, dir string) {
-			os.Remove(filepath.Join(dir, ".f"+PartSuffix))
+			os.Remove(filepath.Join(dir, ".f"+store.PartSuffix))
 		}, int64(len(data)), hashOf(data)},
 	}
 	for _, tt := range tests {
@@ -817,7 +817,7 @@ func TestAutoCheckpoint(t *testing.T) {
 	}
 	defer p.Close()
 	writeAll(t, p, data, seq(10))
-	statePath := filepath.Join(dir, ".f"+StateSuffix)
+	statePath := filepath.Join(dir, ".f"+store.StateSuffix)
 	waitFor(t, "an automatic checkpoint", func() bool {
 		b, err := os.ReadFile(statePath)
 		if err != nil {
@@ -836,7 +836,7 @@ func TestAutoCheckpoint(t *testing.T) {
 	defer q.Close()
 	writeAll(t, q, data, []int{3})
 	waitFor(t, "a timed checkpoint", func() bool {
-		_, err := os.Stat(filepath.Join(dir, ".g"+StateSuffix))
+		_, err := os.Stat(filepath.Join(dir, ".g"+store.StateSuffix))
 		return err == nil
 	})
 }

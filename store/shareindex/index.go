@@ -422,6 +422,9 @@ func (x *Index) openRoots(warn func(string, error)) []*shareRoot {
 
 // walk lists the files to offer, in path order, with their names checked
 // and collisions and the file cap resolved.
+//
+// Kept whole: one walk whose callback makes every skip decision in one
+// place, in the order the package doc gives.
 func (x *Index) walk(ctx context.Context, roots []*shareRoot, warn func(string, error)) []candidate {
 	var cands []candidate
 	seen := make(map[string]string) // offered name -> OS path
@@ -479,7 +482,7 @@ func (x *Index) walk(ctx context.Context, roots []*shareRoot, warn func(string, 
 				}
 				return nil
 			}
-			if isOwnTemp(path.Base(rel)) || osPath == x.cachePath {
+			if store.IsPartial(path.Base(rel)) || osPath == x.cachePath {
 				return nil
 			}
 			if err := CheckName(name); err != nil {
@@ -493,7 +496,7 @@ func (x *Index) walk(ctx context.Context, roots []*shareRoot, warn func(string, 
 				// inside.
 				fi, err = sr.root.Stat(rel)
 				switch {
-				case err != nil && isEscape(err):
+				case err != nil && store.IsPathEscape(err):
 					warn(osPath, ErrOutside)
 					return nil
 				case err != nil:
@@ -521,12 +524,6 @@ func (x *Index) walk(ctx context.Context, roots []*shareRoot, warn func(string, 
 		})
 	}
 	return cands
-}
-
-// isEscape reports whether err is os.Root refusing a path that leads
-// outside it. The os package does not export that error, only its text.
-func isEscape(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
 }
 
 // hashAll turns candidates into results: cache hits at once, the rest
@@ -608,7 +605,7 @@ func makeResult(c candidate, fi fs.FileInfo, ce CacheEntry) result {
 func (x *Index) hashFile(ctx context.Context, c candidate, buf []byte) (result, error) {
 	f, err := x.openFile(c.sr.root, c.rel)
 	if err != nil {
-		if isEscape(err) {
+		if store.IsPathEscape(err) {
 			return result{}, ErrOutside
 		}
 		return result{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
@@ -757,7 +754,7 @@ func (x *Index) Open(hash string) (File, error) {
 	}
 	f, err := e.root.Open(e.rel)
 	if err != nil {
-		if isEscape(err) {
+		if store.IsPathEscape(err) {
 			return nil, fmt.Errorf("opening %s: %w", e.rel, ErrOutside)
 		}
 		return nil, fmt.Errorf("opening %s: %w", e.rel, err)

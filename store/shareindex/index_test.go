@@ -295,7 +295,7 @@ func TestHostileNamesOnDisk(t *testing.T) {
 	}
 	dir := t.TempDir()
 	long := strings.Repeat("d", 200)
-	deep := strings.Join([]string{long, long, long, long, long, long, "f.txt"}, "/") // > MaxNameLen
+	deep := strings.Join([]string{long, long, long, long, long, long, "f.txt"}, "/") // > store.MaxNameLen
 	writeFiles(t, dir, map[string]string{
 		"fine.txt":       "fine",
 		"bell\x07.txt":   "control",
@@ -338,8 +338,8 @@ func TestCheckName(t *testing.T) {
 		{".hidden", true},
 		{"ümlaut/日本.txt", true},
 		{"a..b", true},
-		{strings.Repeat("x", MaxNameLen), true},
-		{strings.Repeat("x", MaxNameLen+1), false},
+		{strings.Repeat("x", store.MaxNameLen), true},
+		{strings.Repeat("x", store.MaxNameLen+1), false},
 		{"", false},
 		{"/etc/passwd", false},
 		{"../x", false},
