@@ -194,8 +194,9 @@ func (s *Shell) applySetting(key, val string) {
 
 // event is one background message; err ones go to standard error.
 type event struct {
-	msg string
-	err bool
+	msg     string
+	err     bool
+	printed chan struct{} // if not nil, closed once msg is on the screen
 }
 
 // notify queues a background message; it is printed above the prompt.
@@ -234,8 +235,27 @@ func (s *Shell) printer() {
 	}
 }
 
+// notifySync queues a background message and returns once it is printed,
+// so a job's end line comes before anything a later command prints (`get
+// x; wait; stats` in a script shows the done line above the statistics).
+func (s *Shell) notifySync(msg string, isErr bool) {
+	ev := event{msg: msg, err: isErr, printed: make(chan struct{})}
+	select {
+	case s.events <- ev:
+	case <-s.ctx.Done():
+		return
+	}
+	select {
+	case <-ev.printed:
+	case <-s.evDone:
+	}
+}
+
 // printAbove prints a message, first erasing a live block drawn by `wait`.
 func (s *Shell) printAbove(ev event) {
+	if ev.printed != nil {
+		defer close(ev.printed)
+	}
 	msg := ev.msg
 	if !strings.HasSuffix(msg, "\n") {
 		msg += "\n"
@@ -278,19 +298,19 @@ func (s *Shell) jobEnded(ev JobEvent) {
 	sn := ev.Snap
 	switch sn.State {
 	case JobDone:
-		s.notify(fmt.Sprintf("%s job %d done: %s %s in %s (%s)", s.pal.ok.Sprint("✓"), sn.ID, sn.Name,
-			humanBytes(sn.Done), humanDuration(sn.Elapsed), humanRate(sn.Rate)))
+		s.notifySync(fmt.Sprintf("%s job %d done: %s %s in %s (%s)", s.pal.ok.Sprint("✓"), sn.ID, sn.Name,
+			humanBytes(sn.Done), humanDuration(sn.Elapsed), humanRate(sn.Rate)), false)
 	case JobFailed:
 		if !ev.Job.MayFail {
 			s.failed.Store(true)
 		}
-		s.notifyErr(fmt.Sprintf("%s job %d failed: %s: %v", s.epal.err.Sprint("✗"), sn.ID, sn.Name, sn.Err))
+		s.notifySync(fmt.Sprintf("%s job %d failed: %s: %v", s.epal.err.Sprint("✗"), sn.ID, sn.Name, sn.Err), true)
 	case JobCancelled:
 		// A cancelled job did not do what was asked: the exit status says so.
 		if !ev.Job.MayFail {
 			s.failed.Store(true)
 		}
-		s.notify(fmt.Sprintf("%s job %d cancelled: %s (%s kept for resume)", s.pal.warn.Sprint("-"), sn.ID, sn.Name, humanBytes(sn.Done)))
+		s.notifySync(fmt.Sprintf("%s job %d cancelled: %s (%s kept for resume)", s.pal.warn.Sprint("-"), sn.ID, sn.Name, humanBytes(sn.Done)), false)
 	}
 }
 
