@@ -225,7 +225,7 @@ func TestLeavingSpoofedIgnored(t *testing.T) {
 				return chunk.AppendPacket(nil, chunk.Header{Kind: chunk.KindError, Transfer: id, Number: 1<<63 | fakePn.Add(1)}, leaving, c)
 			}
 			for i := 0; i < 3; i++ {
-				other.WriteToUDPAddrPort(pkt(tid.Load(), sealer), to) // right id (and key), wrong address
+				other.WriteToUDPAddrPort(pkt(tid.Load(), sealer), to)  // right id (and key), wrong address
 				conn.WriteToUDPAddrPort(pkt(tid.Load()^1, sealer), to) // right address, wrong id
 				if tc.key != nil {
 					conn.WriteToUDPAddrPort(pkt(tid.Load(), nil), to)      // right address and id, not sealed
