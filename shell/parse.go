@@ -182,10 +182,10 @@ func (sy Syntax) Quote(w string) string {
 		switch {
 		case w != "" && !strings.ContainsAny(w, specialChars):
 			return w
-		case !strings.Contains(w, "'"):
-			return "'" + w + "'"
 		case !strings.Contains(w, `"`):
 			return `"` + w + `"`
+		case !strings.Contains(w, "'"):
+			return "'" + w + "'"
 		}
 		q, open := quoteWindows(w, 0)
 		if open != 0 {
@@ -230,7 +230,7 @@ func quoteWindows(w string, open byte) (string, byte) {
 				open = want
 			}
 		case open == 0 && strings.IndexByte(specialChars, c) >= 0:
-			open = '\''
+			open = '"' // as cmd and PowerShell users write it
 			b.WriteByte(open)
 		}
 		b.WriteByte(c)

@@ -105,7 +105,7 @@ func TestQuoteRoundTrip(t *testing.T) {
 		}
 	}
 	// Plain words and Windows paths stay as they are on Windows.
-	for w, want := range map[string]string{`C:\Users\me\f.txt`: `C:\Users\me\f.txt`, "a b": "'a b'", "it's": `"it's"`} {
+	for w, want := range map[string]string{`C:\Users\me\f.txt`: `C:\Users\me\f.txt`, "a b": `"a b"`, "it's": `"it's"`, `say "hi"`: `'say "hi"'`} {
 		if got := SyntaxWindows.Quote(w); got != want {
 			t.Errorf("SyntaxWindows.Quote(%q) = %s, want %s", w, got, want)
 		}
@@ -389,13 +389,13 @@ func TestCompletion(t *testing.T) {
 		{line: "set errexit o", want: []string{"off ", "on "}}, // the second argument
 		{line: "help ca", want: []string{"cancel "}},
 		{line: "source " + d + "/f", want: []string{d + "/file.txt "}},
-		{line: "source " + d + "/s", want: []string{escapeWord(d+"/sub dir") + "/"}, win: []string{d + "/sub' dir/"}},
+		{line: "source " + d + "/s", want: []string{escapeWord(d+"/sub dir") + "/"}, win: []string{d + `/sub" dir/`}},
 		{line: "x; set col", want: []string{"color "}},
 		{line: `source "` + d + "/s", want: []string{`"` + d + "/sub dir/"}}, // a folder: still open
 	}
 	get := []tcase{
 		{line: "get alpha.txt al", want: []string{"alpha.txt ", "alps.jpg "}}, // every argument
-		{line: "get b", want: []string{`beta\ file.bin `}, win: []string{`beta' file.bin' `}},
+		{line: "get b", want: []string{`beta\ file.bin `}, win: []string{`beta" file.bin" `}},
 		// Inside quotes: the word stays quoted and is closed.
 		{line: "get 'beta f", want: []string{`'beta file.bin' `}},
 		{line: `get "beta f`, want: []string{`"beta file.bin" `}},
