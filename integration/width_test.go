@@ -98,6 +98,7 @@ func screenLines(s string) []string {
 var (
 	jobRow     = regexp.MustCompile(`^\[[1-4]\] (running|queued) `)
 	summaryRow = regexp.MustCompile(`^total: `)
+	doneRow    = regexp.MustCompile(`(?m)job [1-4] done: f[1-4]\.bin`)
 )
 
 // TestTerminalWidths: at 60, 80 and 200 columns, list aligns a 90-character
@@ -196,7 +197,9 @@ func TestTerminalWidths(t *testing.T) {
 			if checks < 2 {
 				t.Errorf("only %d checks of the live block before a job ended", checks)
 			}
-			tm.waitScreen("the jobs done", func(s string) bool { return strings.Contains(s, "job 4 done: f4.bin") })
+			// The jobs end in any order (a job may take chunks from
+			// another as a peer): wait for all four end lines.
+			tm.waitScreen("the jobs done", func(s string) bool { return len(doneRow.FindAllString(s, -1)) == 4 })
 			s := tm.screen(false)
 			if n := strings.Count(s, "total: "); n != 0 {
 				t.Errorf("the live block was not erased (%d summaries left):\n%s", n, s)

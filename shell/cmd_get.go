@@ -175,10 +175,10 @@ func (s *Shell) pickEach(ctx context.Context, cl *masterclient.Client, entries [
 			var others []string
 			for _, e := range rest {
 				// Quoted as it must be typed: get 'notes one.txt@3fa2…'.
-				others = append(others, fmt.Sprintf("%s (%s)", Quote(n+"@"+shortHash(e.Hash)), plural(hosts(e.Servers), "host", "hosts")))
+				others = append(others, fmt.Sprintf("%s (%s)", s.syntax.Quote(n+"@"+shortHash(e.Hash)), plural(hosts(e.Servers), "host", "hosts")))
 			}
 			s.warn("%q has %d different contents: taking %s, offered by the most hosts (%d; ties: the one registered first); not %s",
-				n, len(es), Quote(n+"@"+shortHash(pick.Hash)), hosts(pick.Servers), strings.Join(others, ", "))
+				n, len(es), s.syntax.Quote(n+"@"+shortHash(pick.Hash)), hosts(pick.Servers), strings.Join(others, ", "))
 			out = append(out, pick)
 			continue
 		}

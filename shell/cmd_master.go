@@ -12,7 +12,6 @@ import (
 	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/netproto/master"
 	"github.com/fxshell/fxsh/store"
-	"github.com/fxshell/fxsh/store/etcdcat"
 	"github.com/fxshell/fxsh/store/memcat"
 )
 
@@ -115,7 +114,7 @@ func parseMasterTTL(v string) (ttl, hb time.Duration, err error) {
 // it, so that separate deployments (or test runs) can share one etcd.
 func parseEtcdPrefix(p string) (string, error) {
 	if p == "" {
-		return etcdcat.DefaultPrefix, nil
+		return etcdDefaultPrefix, nil
 	}
 	if len(p) > MaxEtcdPrefix {
 		return "", fmt.Errorf("bad etcd prefix: %d bytes, at most %d", len(p), MaxEtcdPrefix)
@@ -130,8 +129,13 @@ func parseEtcdPrefix(p string) (string, error) {
 			}
 		}
 	}
-	return "/" + p + etcdcat.DefaultPrefix, nil
+	return "/" + p + etcdDefaultPrefix, nil
 }
+
+// errNoEtcd is what serve master --store etcd://… says in a build without
+// the etcd catalog (-tags noetcd: catalog_noetcd.go).
+var errNoEtcd = errors.New("this fxsh is built without the etcd catalog (-tags noetcd): " +
+	"serve master without --store keeps the catalog in memory; the fxsh-etcd release archive, or go install, has etcd")
 
 // openCatalog returns the catalog named by --store, whose registrations
 // live for ttl.
@@ -166,7 +170,10 @@ func openCatalog(ctx context.Context, spec string, ttl time.Duration) (store.Cat
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cat, err := etcdcat.New(ctx, etcdcat.Config{Endpoints: eps, Prefix: prefix, TTL: ttl})
+	cat, err := openEtcdCatalog(ctx, eps, prefix, ttl)
+	if errors.Is(err, errNoEtcd) {
+		return nil, "", err
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("connecting to %s: %w", name, err)
 	}

@@ -312,6 +312,7 @@ func cmdHelp(_ context.Context, s *Shell, c *call) error {
 	if len(c.args) == 0 {
 		s.out("%s", s.helpText(width))
 		s.out("%s\n", wrapText("Type help CMD for details. Write -CMD in a script to let it fail without stopping.", width-1, ""))
+		s.out("%s\n", wrapText(s.syntax.help(), width-1, ""))
 		return nil
 	}
 	spec, err := s.lookup(c.args[0])

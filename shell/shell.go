@@ -84,6 +84,9 @@ type Shell struct {
 	jobs   *JobTable
 	cmds   []*cmdSpec
 	byName map[string]*cmdSpec
+	// syntax is how command lines are read (a backslash is an escape, or,
+	// on Windows, a character): NativeSyntax; tests set the other.
+	syntax Syntax
 	ctx    context.Context // the session's lifetime
 	stop   context.CancelFunc
 
@@ -151,6 +154,7 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 		promptPoke: make(chan struct{}, 1),
 		evDone:     make(chan struct{}),
 		roles:      map[string]role{},
+		syntax:     NativeSyntax,
 
 		impair:   &transfer.Impair{},
 		counters: transfer.NewCounters(nil),

@@ -41,7 +41,8 @@ func buildVersion() string {
 }
 
 // versionText is what fxsh --version prints: the version on the first line,
-// then the commit, the build date and the Go toolchain.
+// then the commit, the build date, the Go toolchain and the catalogs built
+// in (a -tags noetcd build has no etcd).
 func versionText() string {
 	c, d, modified := commit, date, false
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -71,5 +72,9 @@ func versionText() string {
 	if d == "" {
 		d = "unknown"
 	}
-	return fmt.Sprintf("fxsh %s\ncommit %s\nbuilt %s\n%s %s/%s\n", Version, c, d, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	cats := "catalogs memory, etcd"
+	if !etcdCatalogBuilt {
+		cats = "catalogs memory (built without etcd: -tags noetcd)"
+	}
+	return fmt.Sprintf("fxsh %s\ncommit %s\nbuilt %s\n%s %s/%s\n%s\n", Version, c, d, runtime.Version(), runtime.GOOS, runtime.GOARCH, cats)
 }

@@ -21,7 +21,7 @@ stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap stop EXIT
 fail() { echo "story: $*" >&2; for f in "$w"/*.log; do echo "--- $f"; tail -20 "$f"; done >&2; exit 1; }
 
-GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go build -overlay "$FXSH_WINE_OVERLAY" -o "$w/fxsh.exe" .
+GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go build -tags noetcd -overlay "$FXSH_WINE_OVERLAY" -o "$w/fxsh.exe" . # as released
 CGO_ENABLED=0 go build -o "$w/fxsh" .
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 M=127.0.0.1:$port

@@ -267,18 +267,9 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 		chunk = transfer.ChooseChunkSize(e.Servers)
 	}
 	start := time.Now()
-	var tr *tree.Tree
-	if tree.Checkable(e.Size) && !req.WholeFile {
-		var err error
-		if tr, err = FetchTree(ctx, req, chunk); err != nil {
-			if ctx.Err() != nil {
-				return Result{}, err
-			}
-			// No source gave a tree (a server without trees, a push from
-			// an older fxsh): the file is checked whole at the end, as
-			// before verified streaming.
-			tr = nil
-		}
+	tr, err := optionalTree(ctx, req, chunk)
+	if err != nil {
+		return Result{}, err
 	}
 	local := e.Name
 	if req.As != "" {
@@ -299,35 +290,7 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 		req.Started(resumed, part.ChunkSize())
 	}
 	res := Result{Path: local, Resumed: resumed}
-	conn, err := net.ListenPacket("udp", ":0")
-	if err != nil {
-		part.Close()
-		return res, fmt.Errorf("opening a udp socket: %w", err)
-	}
-	var peers chan []transfer.Peer
-	pollCtx, stopPoll := context.WithCancel(ctx)
-	defer stopPoll()
-	if tr != nil && req.Peers != nil {
-		peers = make(chan []transfer.Peer, 1)
-		go pollPeers(pollCtx, req.Peers, peers)
-	}
-	fr, err := transfer.Fetch(ctx, conn, transfer.Request{
-		Hash: e.Hash, Size: e.Size, ChunkSize: part.ChunkSize(), Sources: e.Servers,
-	}, part, transfer.ClientConfig{
-		Key:           transfer.UDPKey(req.Key),
-		SourceTimeout: req.SourceTimeout,
-		Impair:        req.Impair,
-		Counters:      req.Counters,
-		Trace:         req.Trace,
-		Capture:       req.Capture,
-		TraceActive:   req.TraceActive,
-		Progress:      req.Progress,
-		Tree:          tr,
-		Groups:        req.Groups,
-		Peers:         peers,
-	})
-	stopPoll()
-	conn.Close()
+	fr, err := fetchInto(ctx, req, part, tr)
 	res.Fetch = fr
 	res.Bytes = fr.Bytes
 	if err != nil {
@@ -344,6 +307,59 @@ func get(ctx context.Context, req Request, servers []string) (Result, error) {
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// optionalTree fetches the file's tree for verified streaming; nil when the
+// file is too small to need one, the user asked for the whole-file check,
+// or no source gave a tree (a server without trees, a push from an older
+// fxsh): then the file is checked whole at the end, as before verified
+// streaming. Only a cancelled ctx is an error.
+func optionalTree(ctx context.Context, req Request, chunk int) (*tree.Tree, error) {
+	if !tree.Checkable(req.Entry.Size) || req.WholeFile {
+		return nil, nil
+	}
+	tr, err := FetchTree(ctx, req, chunk)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return tr, nil
+}
+
+// fetchInto runs the UDP transfer of req's file into part from its
+// servers, on a socket of its own, polling for peers when the file is
+// checked by tr.
+func fetchInto(ctx context.Context, req Request, part *partfile.Part, tr *tree.Tree) (transfer.Result, error) {
+	e := req.Entry
+	conn, err := net.ListenPacket("udp", ":0")
+	if err != nil {
+		return transfer.Result{}, fmt.Errorf("opening a udp socket: %w", err)
+	}
+	defer conn.Close()
+	var peers chan []transfer.Peer
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	if tr != nil && req.Peers != nil {
+		peers = make(chan []transfer.Peer, 1)
+		go pollPeers(pollCtx, req.Peers, peers)
+	}
+	return transfer.Fetch(ctx, conn, transfer.Request{
+		Hash: e.Hash, Size: e.Size, ChunkSize: part.ChunkSize(), Sources: e.Servers,
+	}, part, transfer.ClientConfig{
+		Key:           transfer.UDPKey(req.Key),
+		SourceTimeout: req.SourceTimeout,
+		Impair:        req.Impair,
+		Counters:      req.Counters,
+		Trace:         req.Trace,
+		Capture:       req.Capture,
+		TraceActive:   req.TraceActive,
+		Progress:      req.Progress,
+		Tree:          tr,
+		Groups:        req.Groups,
+		Peers:         peers,
+	})
 }
 
 // FetchTree fetches the tree of req's file (store/tree) from its servers

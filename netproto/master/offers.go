@@ -32,10 +32,38 @@ type offerTable struct {
 	seq  uint64
 }
 
+// offer handles OFFER to= name= size= hash= from=: it checks the offer,
+// files it with the receiver named by to= and relays it there.
 func (ss *session) offer(m line.Msg) error {
 	s := ss.s
+	to, f, from, perr := ss.parseOffer(m)
+	if perr != nil {
+		return ss.sendErr(perr)
+	}
+
+	s.mu.Lock()
+	o, by, ferr := s.fileOffer(ss, to)
+	s.mu.Unlock()
+	if ferr != nil {
+		return ss.sendErr(ferr)
+	}
+
+	// The sender gets its id before the receiver can answer.
+	if err := ss.send(line.NewMsg(line.VerbOK).With("offer", o.id)); err != nil {
+		return err
+	}
+	relay := line.NewMsg(line.VerbOffer).With("offer", o.id).With("name", f.Name).
+		WithInt("size", f.Size).With("hash", f.Hash).With("from", from).With("by", by)
+	if o.to.send(relay) != nil {
+		s.endOffer(o.id, line.ReasonReceiverGone)
+	}
+	return nil
+}
+
+// parseOffer reads and checks an OFFER's fields; the error is the one to
+// send back.
+func (ss *session) parseOffer(m line.Msg) (to string, f store.Entry, from string, _ *line.Error) {
 	to, err := m.Require("to")
-	var f store.Entry
 	if err == nil {
 		f.Name, err = m.Require("name")
 	}
@@ -46,29 +74,36 @@ func (ss *session) offer(m line.Msg) error {
 		f.Hash, err = m.Require("hash")
 	}
 	if err == nil {
-		err = line.CheckName(f.Name, s.cfg.MaxName)
+		err = line.CheckName(f.Name, ss.s.cfg.MaxName)
 	}
 	if err == nil {
 		err = line.CheckHash(f.Hash)
 	}
 	if err != nil {
-		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER: %v", err))
+		return "", f, "", line.Errorf(line.CodeSyntax, "OFFER: %v", err)
 	}
 	if f.Size < 0 || f.Size > line.MaxSize {
-		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER: size %d: want 0 to 2^50", f.Size))
+		return "", f, "", line.Errorf(line.CodeSyntax, "OFFER: size %d: want 0 to 2^50", f.Size)
 	}
-	from, err := ss.registrationAddr(m.Value("from"))
+	from, err = ss.registrationAddr(m.Value("from"))
 	if err != nil {
-		return ss.sendErr(line.Errorf(line.CodeSyntax, "OFFER from=: %v", err))
+		return "", f, "", line.Errorf(line.CodeSyntax, "OFFER from=: %v", err)
 	}
 	// The receiver pulls from from=: it must be the sender's own address,
 	// or an OFFER would make receivers send REQUESTs to a third party
 	// that never spoke to anyone (reflection).
 	if h, _, _ := net.SplitHostPort(from); !sameIP(h, ss.ip) {
-		return ss.sendErr(line.Errorf(line.CodeState, "OFFER from=%s: a push comes from your own address (%s), not another host's", from, ss.ip))
+		return "", f, "", line.Errorf(line.CodeState, "OFFER from=%s: a push comes from your own address (%s), not another host's", from, ss.ip)
 	}
+	return to, f, from, nil
+}
 
-	s.mu.Lock()
+// fileOffer finds the receiver to (an address or a registered name) and
+// files a new offer from ss to it, within MaxOffers waiting per sender. by
+// names the sender as the master knows it: its registered name with its
+// address (a name is first come, first served, so the address is what a
+// receiver can trust), else its address. The caller holds s.mu.
+func (s *Server) fileOffer(ss *session, to string) (o *offer, by string, _ *line.Error) {
 	var rx *session
 	for addr, o := range s.owners {
 		if o.role == store.RoleReceiver && (addr == to || o.name == to) {
@@ -76,45 +111,30 @@ func (ss *session) offer(m line.Msg) error {
 			break
 		}
 	}
+	if rx == nil {
+		return nil, "", line.Errorf(line.CodeNotFound, "no receiver %q on this master", to)
+	}
 	pending := 0
 	for _, o := range s.offers.byID {
 		if o.from == ss {
 			pending++
 		}
 	}
-	if rx == nil || pending >= MaxOffers {
-		s.mu.Unlock()
-		if rx == nil {
-			return ss.sendErr(line.Errorf(line.CodeNotFound, "no receiver %q on this master", to))
-		}
-		return ss.sendErr(line.Errorf(line.CodeState, "%d offers already waiting for an answer or a result", pending))
+	if pending >= MaxOffers {
+		return nil, "", line.Errorf(line.CodeState, "%d offers already waiting for an answer or a result", pending)
 	}
 	s.offers.seq++
-	o := &offer{id: strconv.FormatUint(s.offers.seq, 10), from: ss, to: rx}
+	o = &offer{id: strconv.FormatUint(s.offers.seq, 10), from: ss, to: rx}
 	s.offers.byID[o.id] = o
 	o.timer = time.AfterFunc(OfferTimeout, func() { s.endOffer(o.id, line.ReasonNoAnswer) })
-	// by= names the sender as the master knows it: its registered name
-	// with its address (a name is first come, first served, so the
-	// address is what a receiver can trust), else its address.
-	by := ss.addr
+	by = ss.addr
 	if by == "" {
 		by = ss.remote
 	}
 	if ss.name != "" && s.owners[ss.addr] == ss {
 		by = ss.name + "@" + by
 	}
-	s.mu.Unlock()
-
-	// The sender gets its id before the receiver can answer.
-	if err := ss.send(line.NewMsg(line.VerbOK).With("offer", o.id)); err != nil {
-		return err
-	}
-	relay := line.NewMsg(line.VerbOffer).With("offer", o.id).With("name", f.Name).
-		WithInt("size", f.Size).With("hash", f.Hash).With("from", from).With("by", by)
-	if rx.send(relay) != nil {
-		s.endOffer(o.id, line.ReasonReceiverGone)
-	}
-	return nil
+	return o, by, nil
 }
 
 // answer handles ACCEPT or REFUSE offer=ID [reason=] from the receiver.

@@ -401,75 +401,17 @@ func (ss *session) register(m line.Msg) error {
 		ss.sendErr(line.Errorf(line.CodeSlowDown, "slow down: more than %.0f files registered a minute; closing", cfg.RegisterRate*60))
 		return errClose
 	}
-	// n is only a claim: memory grows with the F lines that arrive, not
-	// with the header, or a 30-byte REGISTER n=MaxFiles would pin about
-	// a megabyte until the TTL (see TestPendingRegistrationsCostLittle).
-	hint := min(n, preallocFiles)
-	files := make([]store.File, 0, hint)
-	var bad *line.Error
-	seen := make(map[string]bool, hint)
-	for i := range n {
-		ss.setDeadline(ss.nc.SetReadDeadline, time.Now().Add(cfg.TTL))
-		raw, err := ss.r.ReadLine()
-		if errors.Is(err, line.ErrLineTooLong) {
-			ss.sendErr(line.Errorf(line.CodeTooLong, "line longer than %d bytes", cfg.MaxLine))
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		fm, _, err := line.ParseMsg(raw)
-		if err == nil && fm.Verb != line.VerbFile {
-			ss.sendErr(line.Errorf(line.CodeSyntax, "registration: line %d of %d is %s, not F; closing", i+1, n, fm.Verb))
-			return errClose
-		}
-		var e store.Entry
-		if err == nil {
-			e, err = line.ParseFile(fm, cfg.MaxName)
-		}
-		if err == nil && seen[e.Name] {
-			err = &line.ProtocolError{Reason: "duplicate name", Input: e.Name}
-		}
-		if err != nil {
-			if bad == nil {
-				bad = line.Errorf(line.CodeSyntax, "registration: F line %d: %v", i+1, err)
-			}
-			continue
-		}
-		seen[e.Name] = true
-		files = append(files, e.File)
-	}
-	ss.setDeadline(ss.nc.SetReadDeadline, time.Now().Add(cfg.TTL))
-	end, err := ss.r.ReadMsg()
-	var pe *line.ProtocolError
-	if err != nil && !errors.As(err, &pe) {
+	files, bad, err := ss.readFiles(n)
+	if err != nil {
 		return err
-	}
-	if err != nil || end.Verb != line.VerbEnd {
-		ss.sendErr(line.Errorf(line.CodeSyntax, "registration: expected END after %d F lines; closing", n))
-		return errClose
 	}
 	if bad != nil {
 		return ss.sendErr(bad)
 	}
 
-	if ss.role == "client" {
-		return ss.sendErr(line.Errorf(line.CodeState, "role client cannot register; say HELLO role=server or role=receiver"))
-	}
-	addr, err := ss.registrationAddr(m.Value("addr"))
-	if err != nil {
-		return ss.sendErr(line.Errorf(line.CodeSyntax, "%v", err))
-	}
-	name := m.Value("name")
-	if err := checkPeerName(name); err != nil {
-		return ss.sendErr(line.Errorf(line.CodeSyntax, "%v", err))
-	}
-	switch {
-	case ss.role == store.RoleServer && n == 0:
-		return ss.sendErr(line.Errorf(line.CodeSyntax,
-			"nothing to share: a file server registers at least one file (a receiver says HELLO role=receiver)"))
-	case ss.role == store.RoleReceiver && n > 0:
-		return ss.sendErr(line.Errorf(line.CodeSyntax, "a receiver registers no files (n=0)"))
+	addr, name, cerr := ss.checkRegister(m, n)
+	if cerr != nil {
+		return ss.sendErr(cerr)
 	}
 
 	s := ss.s
@@ -493,11 +435,12 @@ func (ss *session) register(m line.Msg) error {
 	// up its name with it.
 	if key != "" {
 		if o := s.names[key]; o != nil && o != ss && s.owners[addr] != o {
+			holder, holderAddr := o.name, o.addr // o's fields change under s.mu
 			s.mu.Unlock()
-			if o.name == name {
-				return ss.sendErr(line.Errorf(line.CodeState, "name %q is taken by %s", name, o.addr))
+			if holder == name {
+				return ss.sendErr(line.Errorf(line.CodeState, "name %q is taken by %s", name, holderAddr))
 			}
-			return ss.sendErr(line.Errorf(line.CodeState, "name %q looks like %q, taken by %s", name, o.name, o.addr))
+			return ss.sendErr(line.Errorf(line.CodeState, "name %q looks like %q, taken by %s", name, holder, holderAddr))
 		}
 	}
 	prev := ""
@@ -563,6 +506,85 @@ func (ss *session) register(m line.Msg) error {
 	s.mu.Unlock()
 	s.event(Event{Kind: PeerRegistered, Addr: addr, Role: ss.role, Name: name, Files: len(files), Remote: ss.remote})
 	return ss.send(line.NewMsg(line.VerbOK).With("addr", addr).WithInt("files", int64(len(files))))
+}
+
+// readFiles reads a REGISTER's n F lines and its END. The first bad F line
+// is returned as bad (answered once the list is read); err is a fault
+// that ends the session (errClose once it has been answered).
+func (ss *session) readFiles(n int64) (files []store.File, bad *line.Error, err error) {
+	cfg := &ss.s.cfg
+	// n is only a claim: memory grows with the F lines that arrive, not
+	// with the header, or a 30-byte REGISTER n=MaxFiles would pin about
+	// a megabyte until the TTL (see TestPendingRegistrationsCostLittle).
+	hint := min(n, preallocFiles)
+	files = make([]store.File, 0, hint)
+	seen := make(map[string]bool, hint)
+	for i := range n {
+		ss.setDeadline(ss.nc.SetReadDeadline, time.Now().Add(cfg.TTL))
+		raw, err := ss.r.ReadLine()
+		if errors.Is(err, line.ErrLineTooLong) {
+			ss.sendErr(line.Errorf(line.CodeTooLong, "line longer than %d bytes", cfg.MaxLine))
+			return nil, nil, err
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		fm, _, err := line.ParseMsg(raw)
+		if err == nil && fm.Verb != line.VerbFile {
+			ss.sendErr(line.Errorf(line.CodeSyntax, "registration: line %d of %d is %s, not F; closing", i+1, n, fm.Verb))
+			return nil, nil, errClose
+		}
+		var e store.Entry
+		if err == nil {
+			e, err = line.ParseFile(fm, cfg.MaxName)
+		}
+		if err == nil && seen[e.Name] {
+			err = &line.ProtocolError{Reason: "duplicate name", Input: e.Name}
+		}
+		if err != nil {
+			if bad == nil {
+				bad = line.Errorf(line.CodeSyntax, "registration: F line %d: %v", i+1, err)
+			}
+			continue
+		}
+		seen[e.Name] = true
+		files = append(files, e.File)
+	}
+	ss.setDeadline(ss.nc.SetReadDeadline, time.Now().Add(cfg.TTL))
+	end, err := ss.r.ReadMsg()
+	var pe *line.ProtocolError
+	if err != nil && !errors.As(err, &pe) {
+		return nil, nil, err
+	}
+	if err != nil || end.Verb != line.VerbEnd {
+		ss.sendErr(line.Errorf(line.CodeSyntax, "registration: expected END after %d F lines; closing", n))
+		return nil, nil, errClose
+	}
+	return files, bad, nil
+}
+
+// checkRegister checks who may register what: the session's role, the
+// address (addr=, or the connection's own) and the peer name.
+func (ss *session) checkRegister(m line.Msg, n int64) (addr, name string, _ *line.Error) {
+	if ss.role == "client" {
+		return "", "", line.Errorf(line.CodeState, "role client cannot register; say HELLO role=server or role=receiver")
+	}
+	addr, err := ss.registrationAddr(m.Value("addr"))
+	if err != nil {
+		return "", "", line.Errorf(line.CodeSyntax, "%v", err)
+	}
+	name = m.Value("name")
+	if err := checkPeerName(name); err != nil {
+		return "", "", line.Errorf(line.CodeSyntax, "%v", err)
+	}
+	switch {
+	case ss.role == store.RoleServer && n == 0:
+		return "", "", line.Errorf(line.CodeSyntax,
+			"nothing to share: a file server registers at least one file (a receiver says HELLO role=receiver)")
+	case ss.role == store.RoleReceiver && n > 0:
+		return "", "", line.Errorf(line.CodeSyntax, "a receiver registers no files (n=0)")
+	}
+	return addr, name, nil
 }
 
 // dropRegistrationLocked forgets what o's registration counted (its files

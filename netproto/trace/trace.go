@@ -386,109 +386,137 @@ func lostList(kinds []string) string {
 
 // event renders a message that went through.
 func (t *Tracer) event(x *xfer, prefix string, sent bool, ev transfer.Event) []Line {
-	h := ev.Header
 	switch {
 	case ev.Request != nil:
-		r := ev.Request
-		sig := fmt.Sprintf("%d %d %v", len(r.Cookie), r.Window, r.Ranges)
-		if sig == x.reqSig && ev.Time.Sub(x.reqShown) < time.Second {
-			return nil // the copy sent against loss, or a retry
-		}
-		x.reqSig, x.reqShown = sig, ev.Time
-		want := ranges(r.Ranges, 3)
-		var body string
-		switch {
-		case len(r.Cookie) == 0:
-			who := "to"
-			if !sent {
-				who = "from"
-			}
-			body = fmt.Sprintf("%s %s: %d × %d B, wants %s", who, unmap(ev.Peer), r.Chunks(), r.ChunkSize, want)
-			if h.Flags&chunk.FlagTree != 0 {
-				body = fmt.Sprintf("%s %s: the file's BLAKE3 tree, %d B", who, unmap(ev.Peer), r.Size)
-			}
-		case x.chunksIn == 0:
-			body = fmt.Sprintf("again, with the cookie: wants %s, window %d", want, r.Window)
-		default:
-			body = fmt.Sprintf("new wish list: %s (%s), window %d", want, plural(int(count(r.Ranges)), "chunk", "chunks"), r.Window)
-		}
-		return []Line{{fit(prefix + body), Handshake}}
+		return requestLines(x, prefix, sent, ev)
 	case ev.Retry != nil:
-		x.retries++
-		if x.retries == 1 {
-			return []Line{{fit(fmt.Sprintf("%sprove your address: echo this %d-byte cookie", prefix, len(ev.Retry.Cookie))), Handshake}}
-		}
-		if x.retries == 2 {
-			return []Line{{fit(prefix + "again: the answer to the REQUEST's copy"), Handshake}}
-		}
-		return nil
-	case h.Kind == chunk.KindData:
-		var out []Line
-		if !x.validated {
-			x.validated = true
-			if sent {
-				out = append(out, Line{fit(prefix + "cookie checked: address validated, chunks flow"), Handshake})
-			} else {
-				out = append(out, Line{fit(prefix + "chunks flow: the server checked the cookie"), Handshake})
-			}
-		}
-		if h.Flags&chunk.FlagRetransmit != 0 {
-			if x.lossLines >= MaxLossLines || x.lossTotal >= MaxLossLinesTotal {
-				x.resentHid++
-			} else {
-				x.lossLines++
-				x.lossTotal++
-				why := whyResent(x.ack, h)
-				text := fmt.Sprintf("%schunk %d %s", prefix, h.Chunk, why)
-				if cols(text) > Width { // a longer role or transfer: say it shorter
-					text = fmt.Sprintf("%schunk %d %s", prefix, h.Chunk, strings.Replace(why, " ones acknowledged", " acked", 1))
-				}
-				out = append(out, Line{fit(text), Loss})
-			}
-		} else if h.Flags&chunk.FlagAckNow != 0 && h.Chunk != x.wantLast {
-			x.winFull++
-			if !x.winShown {
-				x.winShown = true
-				out = append(out, Line{fit(fmt.Sprintf("%schunk %d: window full, waiting for an ACK", prefix, h.Chunk)), Loss})
-			}
-		}
-		return out
+		return retryLines(x, prefix, len(ev.Retry.Cookie))
+	case ev.Header.Kind == chunk.KindData:
+		return dataLines(x, prefix, sent, ev.Header)
 	case ev.Ack != nil:
-		a := ev.Ack
-		gap := max(x.rtt, MinACKGap)
-		last := x.chunks > 0 && uint64(a.Cumulative) >= x.chunks
-		// One line per round trip, and whenever holes appear or all close
-		// (the picture a student should not miss).
-		holes := a.NBits > 0
-		if !x.ackLine.IsZero() && ev.Time.Sub(x.ackLine) < gap && !last && holes == x.ackHoles {
-			x.folded++
-			return nil
-		}
-		x.ackHoles = holes
-		line := ackLine(prefix, a, x)
-		x.ackLine, x.folded, x.ackLost, x.lossLines, x.resentHid, x.winFull = ev.Time, 0, 0, 0, 0, 0
-		return []Line{{line, Progress}}
+		return ackLines(x, prefix, ev)
 	case ev.Done != nil:
-		if ev.Done.Reason == chunk.DoneEcho {
-			if x.echoed {
-				return nil
-			}
-			x.echoed = true
-			return []Line{{fit(prefix + "echo: the server has forgotten the transfer"), Finished}}
-		}
-		if x.done {
-			return nil
-		}
-		x.done = true
-		body := doneReason(ev.Done.Reason)
-		if x.chunksIn > 0 {
-			body += fmt.Sprintf(": %d DATA in %s, %d resent", x.chunksIn, ev.Time.Sub(x.start).Round(time.Millisecond), x.resent)
-		}
-		return []Line{{fit(prefix + body), Finished}}
+		return doneLines(x, prefix, ev)
 	case ev.Error != nil:
 		return []Line{{fit(prefix + errorText(ev.Error)), Refused}}
 	}
 	return nil
+}
+
+// requestLines explains a REQUEST: the first one, the one that echoes the
+// cookie, and later wish lists. The copy sent against loss is not shown.
+func requestLines(x *xfer, prefix string, sent bool, ev transfer.Event) []Line {
+	r := ev.Request
+	sig := fmt.Sprintf("%d %d %v", len(r.Cookie), r.Window, r.Ranges)
+	if sig == x.reqSig && ev.Time.Sub(x.reqShown) < time.Second {
+		return nil // the copy sent against loss, or a retry
+	}
+	x.reqSig, x.reqShown = sig, ev.Time
+	want := ranges(r.Ranges, 3)
+	var body string
+	switch {
+	case len(r.Cookie) == 0:
+		who := "to"
+		if !sent {
+			who = "from"
+		}
+		body = fmt.Sprintf("%s %s: %d × %d B, wants %s", who, unmap(ev.Peer), r.Chunks(), r.ChunkSize, want)
+		if ev.Header.Flags&chunk.FlagTree != 0 {
+			body = fmt.Sprintf("%s %s: the file's BLAKE3 tree, %d B", who, unmap(ev.Peer), r.Size)
+		}
+	case x.chunksIn == 0:
+		body = fmt.Sprintf("again, with the cookie: wants %s, window %d", want, r.Window)
+	default:
+		body = fmt.Sprintf("new wish list: %s (%s), window %d", want, plural(int(count(r.Ranges)), "chunk", "chunks"), r.Window)
+	}
+	return []Line{{fit(prefix + body), Handshake}}
+}
+
+// retryLines explains the first RETRY (the address check) and its echo.
+func retryLines(x *xfer, prefix string, cookieLen int) []Line {
+	x.retries++
+	switch x.retries {
+	case 1:
+		return []Line{{fit(fmt.Sprintf("%sprove your address: echo this %d-byte cookie", prefix, cookieLen)), Handshake}}
+	case 2:
+		return []Line{{fit(prefix + "again: the answer to the REQUEST's copy"), Handshake}}
+	}
+	return nil
+}
+
+// dataLines explains DATA: the first one (the address is validated), a
+// resent chunk and why (up to the loss-line budgets), a full window.
+func dataLines(x *xfer, prefix string, sent bool, h chunk.Header) []Line {
+	var out []Line
+	if !x.validated {
+		x.validated = true
+		if sent {
+			out = append(out, Line{fit(prefix + "cookie checked: address validated, chunks flow"), Handshake})
+		} else {
+			out = append(out, Line{fit(prefix + "chunks flow: the server checked the cookie"), Handshake})
+		}
+	}
+	switch {
+	case h.Flags&chunk.FlagRetransmit != 0:
+		if x.lossLines >= MaxLossLines || x.lossTotal >= MaxLossLinesTotal {
+			x.resentHid++
+			return out
+		}
+		x.lossLines++
+		x.lossTotal++
+		why := whyResent(x.ack, h)
+		text := fmt.Sprintf("%schunk %d %s", prefix, h.Chunk, why)
+		if cols(text) > Width { // a longer role or transfer: say it shorter
+			text = fmt.Sprintf("%schunk %d %s", prefix, h.Chunk, strings.Replace(why, " ones acknowledged", " acked", 1))
+		}
+		out = append(out, Line{fit(text), Loss})
+	case h.Flags&chunk.FlagAckNow != 0 && h.Chunk != x.wantLast:
+		x.winFull++
+		if !x.winShown {
+			x.winShown = true
+			out = append(out, Line{fit(fmt.Sprintf("%schunk %d: window full, waiting for an ACK", prefix, h.Chunk)), Loss})
+		}
+	}
+	return out
+}
+
+// ackLines shows one ACK per round trip, and whenever holes appear or all
+// close (the picture a student should not miss); the others are folded
+// into the next line shown.
+func ackLines(x *xfer, prefix string, ev transfer.Event) []Line {
+	a := ev.Ack
+	gap := max(x.rtt, MinACKGap)
+	last := x.chunks > 0 && uint64(a.Cumulative) >= x.chunks
+	holes := a.NBits > 0
+	if !x.ackLine.IsZero() && ev.Time.Sub(x.ackLine) < gap && !last && holes == x.ackHoles {
+		x.folded++
+		return nil
+	}
+	x.ackHoles = holes
+	line := ackLine(prefix, a, x)
+	x.ackLine, x.folded, x.ackLost, x.lossLines, x.resentHid, x.winFull = ev.Time, 0, 0, 0, 0, 0
+	return []Line{{line, Progress}}
+}
+
+// doneLines explains DONE once per transfer, and the server's echo for a
+// transfer it has forgotten once.
+func doneLines(x *xfer, prefix string, ev transfer.Event) []Line {
+	if ev.Done.Reason == chunk.DoneEcho {
+		if x.echoed {
+			return nil
+		}
+		x.echoed = true
+		return []Line{{fit(prefix + "echo: the server has forgotten the transfer"), Finished}}
+	}
+	if x.done {
+		return nil
+	}
+	x.done = true
+	body := doneReason(ev.Done.Reason)
+	if x.chunksIn > 0 {
+		body += fmt.Sprintf(": %d DATA in %s, %d resent", x.chunksIn, ev.Time.Sub(x.start).Round(time.Millisecond), x.resent)
+	}
+	return []Line{{fit(prefix + body), Finished}}
 }
 
 // whyResent names why a chunk comes again, from the last ACK seen.
