@@ -44,6 +44,9 @@ func getCommands() []*cmdSpec {
 				if len(c.prev) > 0 && (c.prev[len(c.prev)-1] == "-o" || c.prev[len(c.prev)-1] == "--as") {
 					return localPaths(c.cur)
 				}
+				if slices.Contains(c.prev, "-r") {
+					return s.remoteFolders(c.cur)
+				}
 				return s.remoteNames(c.cur)
 			},
 		},
