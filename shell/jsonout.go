@@ -162,6 +162,7 @@ func statsJSON(st transfer.Stats) any {
 		"cookie_retries":      st.Retries,
 		"busy_replies":        st.BusyReplies,
 		"not_yet_replies":     st.NotYetReplies,
+		"leaving_replies":     st.LeavingReplies,
 		"groups_verified":     st.GroupsVerified,
 		"groups_failed":       st.GroupsFailed,
 		"groups_read_back":    st.GroupsReadBack,
