@@ -80,6 +80,7 @@ func TestStories(t *testing.T) {
 			"linecheck":  cmdLinecheck,
 			"discnet":    cmdDiscnet,
 			"rot":        cmdRot,
+			"fakemaster": cmdFakemaster, // fakemaster_test.go
 		},
 	})
 }
