@@ -30,7 +30,8 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"fxsh": func() { os.Exit(shell.Main()) },
+		"fxsh":      func() { os.Exit(shell.Main()) },
+		"mdnswatch": func() { os.Exit(mdnsWatch()) },
 	})
 }
 
