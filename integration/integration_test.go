@@ -30,7 +30,8 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"fxsh": func() { os.Exit(shell.Main()) },
+		"fxsh":      func() { os.Exit(shell.Main()) },
+		"mdnswatch": func() { os.Exit(mdnsWatch()) },
 	})
 }
 
@@ -79,6 +80,7 @@ func TestStories(t *testing.T) {
 			"linecheck":  cmdLinecheck,
 			"discnet":    cmdDiscnet,
 			"rot":        cmdRot,
+			"fakemaster": cmdFakemaster, // fakemaster_test.go
 		},
 	})
 }

@@ -92,6 +92,7 @@ func (s *Shell) commandTable() []*cmdSpec {
 		jobCommands,
 		demoCommands,   // cmd_demo.go
 		getCommands,    // cmd_get.go: get, stats, trace
+		mirrorCommands, // cmd_mirror.go: mirror (and get -r, list FOLDER/, "**")
 		indexCommands,  // cmd_index.go: list, search, peers
 		masterCommands, // cmd_master.go: serve, master
 		pushCommands,   // cmd_push.go: receive, send, offers, accept, refuse

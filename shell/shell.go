@@ -126,6 +126,7 @@ type Shell struct {
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
 	suspects *download.Suspects // sources whose bytes failed a whole-file check, left out of later downloads
+	grp      groupTable         // folder downloads' job groups (jobgroup.go)
 
 	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
 
@@ -300,6 +301,7 @@ func eraseLines(n int) string {
 // jobEnded reports a job that finished, failed or was cancelled.
 func (s *Shell) jobEnded(ev JobEvent) {
 	defer s.pokePrompt()
+	defer s.groupJobEnded(ev.Job.ID) // after the job's own line
 	sn := ev.Snap
 	switch sn.State {
 	case JobDone:
