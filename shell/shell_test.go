@@ -505,3 +505,21 @@ func TestQuoteArg(t *testing.T) {
 		t.Errorf("quoteArg of a control character = %s", got)
 	}
 }
+
+// TestHelpQuoting: help ends with the quoting rule of the shell's syntax.
+func TestHelpQuoting(t *testing.T) {
+	for sy, want := range map[Syntax]string{
+		SyntaxPOSIX:   `\ escapes the next character`,
+		SyntaxWindows: `\ is an ordinary character`,
+	} {
+		ui := newFakeUI(false)
+		s := testShell(t, ui)
+		s.syntax = sy
+		if !runLines(t, s, "help") {
+			t.Fatalf("help: %s", ui.stderr())
+		}
+		if out := strings.Join(strings.Fields(ui.stdout()), " "); !strings.Contains(out, "Quoting: ") || !strings.Contains(out, want) {
+			t.Errorf("syntax %d: help does not say %q:\n%s", sy, want, ui.stdout())
+		}
+	}
+}
