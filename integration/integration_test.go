@@ -30,7 +30,8 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"fxsh": func() { os.Exit(shell.Main()) },
+		"fxsh":      func() { os.Exit(shell.Main()) },
+		"mdnswatch": func() { os.Exit(mdnsWatch()) },
 	})
 }
 
@@ -47,6 +48,10 @@ func TestStories(t *testing.T) {
 			// network: mDNS discovery is off except in the namespaces
 			// that the discovery story builds (netns.go).
 			e.Setenv("XDG_CONFIG_HOME", e.WorkDir+"/.config")
+			// The same folders where Windows and macOS look for them
+			// (testscript's HOME is /no-home).
+			e.Setenv("APPDATA", e.WorkDir+"/.config")
+			e.Setenv("LOCALAPPDATA", e.WorkDir+"/.cache")
 			e.Setenv("FXSH_DISCOVERY", "off")
 			if os.Getenv("GORACE") == "" {
 				// A race-built fxsh otherwise sleeps 1 s at every exit
@@ -75,6 +80,7 @@ func TestStories(t *testing.T) {
 			"linecheck":  cmdLinecheck,
 			"discnet":    cmdDiscnet,
 			"rot":        cmdRot,
+			"fakemaster": cmdFakemaster, // fakemaster_test.go
 		},
 	})
 }

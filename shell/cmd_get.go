@@ -14,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fxshell/fxsh/internal/pathglob"
 	"github.com/fxshell/fxsh/netproto/download"
+	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/netproto/transfer"
 	"github.com/fxshell/fxsh/store"
 	"github.com/fxshell/fxsh/store/partfile"
@@ -23,16 +25,20 @@ import (
 func getCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
-			name: "get", group: "Transfers", usage: "get NAME... [-o DIR] [-f] [--as NEWNAME]", minArgs: 1, maxArgs: -1,
-			summary: "download files as background jobs (globs allowed); returns at once with the job ids",
+			name: "get", group: "Transfers", usage: "get NAME... [-o DIR] [-f] [--as NEWNAME] | get -r FOLDER... [-o DIR] [-f]", minArgs: 1, maxArgs: -1,
+			summary: "download files as background jobs (globs allowed, ** across folders); -r: whole folders",
 			detail: "Each file is a job (see jobs, wait, cancel); `set parallel N` run at once, the rest queue.\n" +
 				"A name offered with different contents: get takes the content offered by the most hosts (distinct IPs;\n" +
 				"ties: the one registered first) and says so on stderr; NAME@HASH (a hash prefix from list)\n" +
 				"or NAME@HOST:PORT chooses. Files land in the download folder (--dir, or -o DIR) and never outside it;\n" +
 				"an existing file is kept unless -f. A cancelled download resumes where it stopped.\n" +
 				"--as NEWNAME saves one file under another name: for a name this system cannot hold\n" +
-				"(CON, aux.c, a:b, trailing dot on Windows), or one already taken.",
-			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads",
+				"(CON, aux.c, a:b, trailing dot on Windows), or one already taken.\n" +
+				"Globs: * ? [..] within a folder; ** for any depth of folders ('lectures/**/*.pdf').\n" +
+				"-r FOLDER downloads the folder's whole tree into DIR/FOLDER's last name, keeping its structure\n" +
+				"(see mirror: files already there with the same content are skipped, partial ones resumed,\n" +
+				"one job a file under one total in jobs and wait); a changed file is kept unless -f.",
+			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads; get -r lectures -o ~/courses",
 			run:     cmdGet,
 			complete: func(s *Shell, c *compCtx) []string {
 				if len(c.prev) > 0 && (c.prev[len(c.prev)-1] == "-o" || c.prev[len(c.prev)-1] == "--as") {
@@ -86,6 +92,9 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		return nil, err
 	}
 	query := func(glob string) ([]store.Entry, error) {
+		if pathglob.HasAny(glob) {
+			return s.treeGlob(ctx, cl, glob) // "**": the folder it cannot leave, by pages
+		}
 		entries, more, err := cl.List(ctx, glob, 0)
 		err = s.masterQueryError(err)
 		if err == nil && more {
@@ -134,6 +143,12 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 		}
 		return nil, fmt.Errorf("no file named %q in the index (try search)", arg)
 	}
+	return s.pickEach(ctx, cl, entries), nil
+}
+
+// pickEach keeps one entry per name: where a name is offered with several
+// contents, the one pickContent picks, saying so on stderr.
+func (s *Shell) pickEach(ctx context.Context, cl *masterclient.Client, entries []store.Entry) []store.Entry {
 	byName := map[string][]store.Entry{}
 	for _, e := range entries {
 		byName[e.Name] = append(byName[e.Name], e)
@@ -160,16 +175,16 @@ func (s *Shell) resolve(ctx context.Context, arg string) ([]store.Entry, error) 
 			var others []string
 			for _, e := range rest {
 				// Quoted as it must be typed: get 'notes one.txt@3fa2…'.
-				others = append(others, fmt.Sprintf("%s (%s)", Quote(n+"@"+shortHash(e.Hash)), plural(hosts(e.Servers), "host", "hosts")))
+				others = append(others, fmt.Sprintf("%s (%s)", s.syntax.Quote(n+"@"+shortHash(e.Hash)), plural(hosts(e.Servers), "host", "hosts")))
 			}
 			s.warn("%q has %d different contents: taking %s, offered by the most hosts (%d; ties: the one registered first); not %s",
-				n, len(es), Quote(n+"@"+shortHash(pick.Hash)), hosts(pick.Servers), strings.Join(others, ", "))
+				n, len(es), s.syntax.Quote(n+"@"+shortHash(pick.Hash)), hosts(pick.Servers), strings.Join(others, ", "))
 			out = append(out, pick)
 			continue
 		}
 		out = append(out, es[0])
 	}
-	return out, nil
+	return out
 }
 
 // pickContent chooses among the contents offered under one name, by a rule
@@ -245,12 +260,12 @@ func filterChoice(entries []store.Entry, choose string) []store.Entry {
 }
 
 func cmdGet(ctx context.Context, s *Shell, c *call) error {
-	names, f, err := c.flags(map[string]bool{"-o": true, "-f": false, "--as": true})
+	names, f, err := c.flags(map[string]bool{"-o": true, "-f": false, "--as": true, "-r": false})
 	if err != nil {
 		return err
 	}
 	if len(names) == 0 {
-		return errors.New("usage: get NAME... [-o DIR] [-f] [--as NEWNAME]")
+		return errors.New("usage: get NAME... [-o DIR] [-f] [--as NEWNAME], get -r FOLDER... [-o DIR] [-f]")
 	}
 	dir := s.opts.Dir
 	if o, ok := f["-o"]; ok {
@@ -260,6 +275,12 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 	}
 	_, overwrite := f["-f"]
 	as, hasAs := f["--as"]
+	if _, r := f["-r"]; r {
+		if hasAs {
+			return errors.New("--as names one file; get -r takes folders")
+		}
+		return s.getFolders(ctx, c, names, dir, overwrite)
+	}
 	if hasAs {
 		if err := checkLocalName(as); err != nil {
 			return fmt.Errorf("--as: %w", err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fxshell/fxsh/internal/pathglob"
 	"github.com/fxshell/fxsh/internal/syserr"
 	"github.com/fxshell/fxsh/netproto/line"
 	"github.com/fxshell/fxsh/netproto/masterclient"
@@ -20,10 +21,11 @@ import (
 func indexCommands() []*cmdSpec {
 	return []*cmdSpec{
 		{
-			name: "list", aliases: []string{"ls"}, group: "Index", usage: "list [GLOB] [--json]", maxArgs: 1, json: true,
+			name: "list", aliases: []string{"ls"}, group: "Index", usage: "list [GLOB|FOLDER/] [--json]", maxArgs: 1, json: true,
 			summary: "files in the index: name, size, type, modified, hash, servers",
-			detail:  "GLOB uses * ? and [...] (path.Match); without it every file is listed.",
-			example: "list *.pdf",
+			detail: "GLOB uses * ? and [...] (path.Match: they never cross a '/'), and ** for any depth of folders;\n" +
+				"FOLDER/ (a trailing slash) lists everything under that folder. Without it every file is listed.",
+			example: "list *.pdf; list lectures/; list 'lectures/**/*.pdf'",
 			run:     cmdList,
 			complete: func(s *Shell, c *compCtx) []string {
 				return s.remoteNames(c.cur)
@@ -183,9 +185,23 @@ func cmdList(ctx context.Context, s *Shell, c *call) error {
 	if err != nil {
 		return err
 	}
-	entries, more, err := cl.List(ctx, glob, 0)
+	var entries []store.Entry
+	var more bool
+	switch {
+	case strings.HasSuffix(glob, "/") && !isGlob(glob):
+		// A folder: everything under it, at any depth, by pages.
+		if err := line.CheckPrefix(glob); err != nil {
+			return fmt.Errorf("%q is not a folder name: %v", glob, err)
+		}
+		entries, err = s.folderEntries(ctx, cl, glob)
+	case pathglob.HasAny(glob):
+		entries, err = s.treeGlob(ctx, cl, glob)
+	default:
+		entries, more, err = cl.List(ctx, glob, 0)
+		err = s.masterQueryError(err)
+	}
 	if err != nil {
-		return s.masterQueryError(err)
+		return err
 	}
 	s.rememberNames(entries)
 	if c.json {

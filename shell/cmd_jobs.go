@@ -74,7 +74,11 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 		for _, j := range all {
 			snaps = append(snaps, j.Snapshot(now))
 		}
-		return s.outJSON(jobsJSON(snaps, verbose))
+		by := make(map[int]JobSnapshot, len(snaps))
+		for _, sn := range snaps {
+			by[sn.ID] = sn
+		}
+		return s.outJSON(jobsJSON(snaps, s.grp.snapshots(by, nil), verbose))
 	}
 	if len(all) == 0 {
 		s.out("no jobs\n")
@@ -110,6 +114,7 @@ func cmdJobs(_ context.Context, s *Shell, c *call) error {
 			}
 		}
 	}
+	b.WriteString(s.groupLines(snaps, nil, width))
 	b.WriteString(jobsSummary(snaps, width) + "\n")
 	s.out("%s", b.String())
 	return nil
@@ -213,11 +218,14 @@ func (s *Shell) drawLive(jobs []*Job) {
 	for _, j := range jobs {
 		sn := j.Snapshot(now)
 		snaps = append(snaps, sn)
-		if sn.State.ended() {
+		// A folder download's queued files are counted on its group's
+		// line, not drawn one by one.
+		if sn.State.ended() || sn.State == JobQueued && s.grp.member(sn.ID) {
 			continue
 		}
 		b.WriteString(renderJob(s.pal, sn, width) + "\n")
 	}
+	b.WriteString(s.groupLines(snaps, jobs, width))
 	b.WriteString(jobsSummary(snaps, width) + "\n")
 	text := b.String()
 	s.outMu.Lock()

@@ -92,6 +92,7 @@ func (s *Shell) commandTable() []*cmdSpec {
 		jobCommands,
 		demoCommands,   // cmd_demo.go
 		getCommands,    // cmd_get.go: get, stats, trace
+		mirrorCommands, // cmd_mirror.go: mirror (and get -r, list FOLDER/, "**")
 		indexCommands,  // cmd_index.go: list, search, peers
 		masterCommands, // cmd_master.go: serve, master
 		pushCommands,   // cmd_push.go: receive, send, offers, accept, refuse
@@ -311,6 +312,7 @@ func cmdHelp(_ context.Context, s *Shell, c *call) error {
 	if len(c.args) == 0 {
 		s.out("%s", s.helpText(width))
 		s.out("%s\n", wrapText("Type help CMD for details. Write -CMD in a script to let it fail without stopping.", width-1, ""))
+		s.out("%s\n", wrapText(s.syntax.help(), width-1, ""))
 		return nil
 	}
 	spec, err := s.lookup(c.args[0])

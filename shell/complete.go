@@ -44,7 +44,7 @@ func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
 // quote kept inside it and the quote closed), and the word as typed.
 // readline appends what follows the typed text.
 func (s *Shell) completions(before string) ([]string, string) {
-	done, cur, raw, quote := partialWords(before)
+	done, cur, raw, quote := s.syntax.partialWords(before)
 	var cands []string
 	if len(done) == 0 {
 		dash := strings.HasPrefix(cur, "-")
@@ -68,14 +68,15 @@ func (s *Shell) completions(before string) ([]string, string) {
 		if !strings.HasPrefix(cand, cur) || seen[cand] {
 			continue
 		}
-		if quote == '\'' && strings.ContainsRune(cand[len(cur):], '\'') {
+		if s.syntax == SyntaxPOSIX && quote == '\'' && strings.ContainsRune(cand[len(cur):], '\'') {
 			continue // no way to write ' inside '…'
 		}
 		seen[cand] = true
-		w := raw + quoteRest(cand[len(cur):], quote)
-		if !strings.HasSuffix(cand, "/") { // a folder: the word goes on
-			if quote != 0 {
-				w += string(quote)
+		rest, open := s.syntax.quoteRest(cand[len(cur):], quote)
+		w := raw + rest
+		if !isFolderWord(cand) { // a folder: the word goes on
+			if open != 0 {
+				w += string(open)
 			}
 			w += " "
 		}
@@ -86,16 +87,28 @@ func (s *Shell) completions(before string) ([]string, string) {
 }
 
 // quoteRest writes the rest of a completed word so that the parser reads
-// it back: inside "…" with \ and \" escaped, inside '…' as it is, outside
-// quotes with special characters escaped.
-func quoteRest(rest string, quote byte) string {
+// it back, going on from the quote left open in the typed part, and returns
+// the quote open at its end. SyntaxPOSIX: inside "…" with \ and \" escaped,
+// inside '…' as it is, outside quotes with special characters escaped (the
+// quote stays as it was). SyntaxWindows has no escapes: a special character
+// opens a quote (C:\Program" Files\"), a quote switches to the other kind.
+func (sy Syntax) quoteRest(rest string, quote byte) (string, byte) {
+	if sy == SyntaxWindows {
+		return quoteWindows(rest, quote)
+	}
 	switch quote {
 	case '"':
-		return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(rest)
+		return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(rest), quote
 	case '\'':
-		return rest
+		return rest, quote
 	}
-	return escapeWord(rest)
+	return escapeWord(rest), 0
+}
+
+// isFolderWord: a completed word naming a folder ends in a separator, and
+// the word goes on after it (no closing quote, no blank).
+func isFolderWord(w string) bool {
+	return strings.HasSuffix(w, "/") || filepath.Separator == '\\' && strings.HasSuffix(w, `\`)
 }
 
 // escapeWord escapes characters the parser treats specially.
@@ -120,7 +133,7 @@ func localPaths(cur string) []string {
 	if read == "" {
 		read = "."
 	}
-	if strings.HasPrefix(read, "~/") {
+	if strings.HasPrefix(read, "~/") || filepath.Separator == '\\' && strings.HasPrefix(read, `~\`) {
 		if h, err := os.UserHomeDir(); err == nil {
 			read = filepath.Join(h, read[2:])
 		}
@@ -128,6 +141,12 @@ func localPaths(cur string) []string {
 	ents, err := os.ReadDir(read)
 	if err != nil {
 		return nil
+	}
+	// A folder ends in the system's separator (\ on Windows), unless the
+	// path typed so far is written with / (which Windows takes too).
+	sep := string(filepath.Separator)
+	if strings.Contains(cur, "/") && !strings.Contains(cur, sep) {
+		sep = "/"
 	}
 	var out []string
 	for _, e := range ents {
@@ -137,10 +156,10 @@ func localPaths(cur string) []string {
 		}
 		p := dir + n
 		if e.IsDir() {
-			p += "/"
+			p += sep
 		} else if e.Type()&os.ModeSymlink != 0 {
 			if st, err := os.Stat(filepath.Join(read, n)); err == nil && st.IsDir() {
-				p += "/"
+				p += sep
 			}
 		}
 		out = append(out, p)

@@ -152,6 +152,7 @@ func cmdStats(_ context.Context, s *Shell, c *call) error {
 	add("cookie retries", st.Retries)
 	add("busy replies", st.BusyReplies)
 	add("not yet replies", st.NotYetReplies)
+	add("leaving replies", st.LeavingReplies)
 	add("groups verified", st.GroupsVerified)
 	add("groups failed", st.GroupsFailed)
 	add("groups read back", st.GroupsReadBack)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -174,9 +175,7 @@ func TestFlagsDiscovery(t *testing.T) {
 // lines before it ran, and the prompt starts; a key line is kept out of
 // the history.
 func TestRCInteractive(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", dir)
-	t.Setenv("HOME", dir)
+	setTempHome(t)
 	path, err := rcPath()
 	if err != nil {
 		t.Fatal(err)
@@ -223,15 +222,23 @@ func TestRCInteractive(t *testing.T) {
 // TestRCKeyMode: a key in a start-up file open to others is refused
 // (except on Windows, where there are no such mode bits).
 func TestRCKeyMode(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", dir)
-	t.Setenv("HOME", dir)
-	path, _ := rcPath()
-	os.MkdirAll(filepath.Dir(path), 0o755)
+	setTempHome(t)
+	path, err := rcPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		mode os.FileMode
 		ok   bool
 	}{{0o600, true}, {0o400, true}, {0o644, false}, {0o604, false}, {0o660, false}} {
+		if runtime.GOOS == "windows" {
+			// No group/other bits (Chmod sets only the read-only
+			// attribute): every mode is accepted.
+			tt.ok = true
+		}
 		if err := os.WriteFile(path, []byte("key abcdefabcdefabcdef\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -241,6 +248,11 @@ func TestRCKeyMode(t *testing.T) {
 		ui := newFakeUI(false)
 		s := testShell(t, ui)
 		ok := s.runRC(context.Background(), false)
+		// Writable again for the next round (0400 is read-only, which
+		// Windows also applies to the owner).
+		if err := os.Chmod(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		if ok != tt.ok || (s.opts.Key != "") != tt.ok {
 			t.Errorf("mode %04o: runRC %v, key set %v; stderr %q", tt.mode, ok, s.opts.Key != "", ui.stderr())
 		}
@@ -255,7 +267,7 @@ func TestRCKeyMode(t *testing.T) {
 	ui := newFakeUI(false)
 	s := testShell(t, ui)
 	s.addRole("master", fakeRole{})
-	err := s.exec(context.Background(), Command{Words: []string{"key", "abcdefabcdefabcdef"}})
+	err = s.exec(context.Background(), Command{Words: []string{"key", "abcdefabcdefabcdef"}})
 	if err == nil || !strings.Contains(err.Error(), "stop the roles and jobs first") || s.opts.Key != "" {
 		t.Errorf("key with a role running: %v", err)
 	}
@@ -266,17 +278,3 @@ type fakeRole struct{}
 
 func (fakeRole) Describe() string                { return "fake" }
 func (fakeRole) Close(ctx context.Context) error { return nil }
-
-// TestMain keeps every test of this package off the machine's network: a
-// test that starts a master on a non-loopback address must not announce
-// it over mDNS, and none may read the developer's own start-up file.
-func TestMain(m *testing.M) {
-	os.Setenv("FXSH_DISCOVERY", discoveryOff)
-	if dir, err := os.MkdirTemp("", "fxsh-shell-test-config"); err == nil {
-		os.Setenv("XDG_CONFIG_HOME", dir)
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}

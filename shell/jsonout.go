@@ -107,7 +107,7 @@ type jsonJob struct {
 	Counters  map[string]string `json:"counters,omitempty"`
 }
 
-func jobsJSON(snaps []JobSnapshot, verbose bool) any {
+func jobsJSON(snaps []JobSnapshot, groups []groupSnapshot, verbose bool) any {
 	out := []jsonJob{}
 	for _, sn := range snaps {
 		j := jsonJob{ID: sn.ID, Kind: sn.Kind, Name: sn.Name, State: sn.State.String(), Done: sn.Done,
@@ -137,8 +137,9 @@ func jobsJSON(snaps []JobSnapshot, verbose bool) any {
 		out = append(out, j)
 	}
 	return struct {
-		Jobs []jsonJob `json:"jobs"`
-	}{out}
+		Jobs   []jsonJob   `json:"jobs"`
+		Groups []jsonGroup `json:"groups"` // folder downloads (get -r, mirror): jobgroup.go
+	}{out, groupsJSON(groups)}
 }
 
 // statsJSON names the process's counters (stats).
@@ -162,6 +163,7 @@ func statsJSON(st transfer.Stats) any {
 		"cookie_retries":      st.Retries,
 		"busy_replies":        st.BusyReplies,
 		"not_yet_replies":     st.NotYetReplies,
+		"leaving_replies":     st.LeavingReplies,
 		"groups_verified":     st.GroupsVerified,
 		"groups_failed":       st.GroupsFailed,
 		"groups_read_back":    st.GroupsReadBack,

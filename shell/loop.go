@@ -127,7 +127,7 @@ func (s *Shell) runScript(ctx context.Context, r lineReader, where func(line, cm
 		}
 		var cmds []Command
 		if err == nil {
-			cmds, err = ParseLine(line)
+			cmds, err = s.syntax.Parse(line)
 		}
 		if err != nil {
 			s.reportAt(where(n, k+1), err)
@@ -201,7 +201,7 @@ func (s *Shell) interactive(ctx context.Context) {
 			}
 			continue
 		}
-		cmds, err := ParseLine(line)
+		cmds, err := s.syntax.Parse(line)
 		if err != nil {
 			s.report(err)
 			continue

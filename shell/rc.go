@@ -107,7 +107,7 @@ func (s *Shell) runRC(ctx context.Context, interactive bool) bool {
 		if err != nil {
 			return fail(n, err)
 		}
-		cmds, err := ParseLine(line)
+		cmds, err := s.syntax.Parse(line)
 		if err != nil {
 			return fail(n, err)
 		}

@@ -84,6 +84,9 @@ type Shell struct {
 	jobs   *JobTable
 	cmds   []*cmdSpec
 	byName map[string]*cmdSpec
+	// syntax is how command lines are read (a backslash is an escape, or,
+	// on Windows, a character): NativeSyntax; tests set the other.
+	syntax Syntax
 	ctx    context.Context // the session's lifetime
 	stop   context.CancelFunc
 
@@ -122,6 +125,7 @@ type Shell struct {
 	impair   *transfer.Impair   // demo impairment shared by every role (set loss …)
 	counters *transfer.Counters // the whole process's protocol counters (stats)
 	suspects *download.Suspects // sources whose bytes failed a whole-file check, left out of later downloads
+	grp      groupTable         // folder downloads' job groups (jobgroup.go)
 
 	pushSender *push.Sender // serves and offers pushed files; made by the first send (cmd_push.go); under mu
 
@@ -150,6 +154,7 @@ func newShell(ctx context.Context, opts Options, ui UI) *Shell {
 		promptPoke: make(chan struct{}, 1),
 		evDone:     make(chan struct{}),
 		roles:      map[string]role{},
+		syntax:     NativeSyntax,
 
 		impair:   &transfer.Impair{},
 		counters: transfer.NewCounters(nil),
@@ -295,6 +300,7 @@ func eraseLines(n int) string {
 // jobEnded reports a job that finished, failed or was cancelled.
 func (s *Shell) jobEnded(ev JobEvent) {
 	defer s.pokePrompt()
+	defer s.groupJobEnded(ev.Job.ID) // after the job's own line
 	sn := ev.Snap
 	switch sn.State {
 	case JobDone:

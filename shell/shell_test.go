@@ -8,26 +8,30 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestParseLine(t *testing.T) {
+	// win is what SyntaxWindows reads where it differs from want (the
+	// POSIX reading); winErr: only SyntaxWindows fails.
 	tests := []struct {
-		in   string
-		want [][]string
-		may  []bool
-		err  bool
+		in          string
+		want, win   [][]string
+		may         []bool
+		err, winErr bool
 	}{
 		{in: "", want: nil},
 		{in: "   # only a comment", want: nil},
 		{in: "help", want: [][]string{{"help"}}},
 		{in: "get a b  c", want: [][]string{{"get", "a", "b", "c"}}},
 		{in: `get "a b.txt" 'c d'`, want: [][]string{{"get", "a b.txt", "c d"}}},
-		{in: `get a\ b`, want: [][]string{{"get", "a b"}}},
-		{in: `echo "x\"y" 'it''s'`, want: [][]string{{"echo", `x"y`, "its"}}},
-		{in: `echo "tab\there"`, want: [][]string{{"echo", "tab\there"}}},
+		{in: `get a\ b`, want: [][]string{{"get", "a b"}}, win: [][]string{{"get", `a\`, "b"}}},
+		{in: `echo "x\"y" 'it''s'`, want: [][]string{{"echo", `x"y`, "its"}}, winErr: true},
+		{in: `echo 'say "hi" '"it's"`, want: [][]string{{"echo", `say "hi" it's`}}},
+		{in: `echo "tab\there"`, want: [][]string{{"echo", "tab\there"}}, win: [][]string{{"echo", `tab\there`}}},
 		{in: `echo a#b # comment`, want: [][]string{{"echo", "a#b"}}},
 		{in: `echo "#not a comment"`, want: [][]string{{"echo", "#not a comment"}}},
 		{in: "a; b c ;; d", want: [][]string{{"a"}, {"b", "c"}, {"d"}}},
@@ -36,69 +40,104 @@ func TestParseLine(t *testing.T) {
 		{in: "-get x", want: [][]string{{"get", "x"}}, may: []bool{true}},
 		{in: "- x", want: [][]string{{"-", "x"}}, may: []bool{false}},
 		{in: "emoji 📦 名前", want: [][]string{{"emoji", "📦", "名前"}}},
+		// Windows paths, as a Windows user types them.
+		{in: `send C:\Users\me\f.txt bob`, want: [][]string{{"send", `C:Usersmef.txt`, "bob"}},
+			win: [][]string{{"send", `C:\Users\me\f.txt`, "bob"}}},
+		{in: `share C:\x; get x -o C:\dl\`, want: [][]string{{"share", "C:x"}, {"get", "x", "-o", "C:dl"}},
+			win: [][]string{{"share", `C:\x`}, {"get", "x", "-o", `C:\dl\`}}},
+		{in: `share "C:\Program Files\new\"`, err: true,
+			win: [][]string{{"share", `C:\Program Files\new\`}}},
+		{in: `share 'C:\Program Files\new\'`, want: [][]string{{"share", `C:\Program Files\new\`}}},
+		{in: `share C:\Program" Files\"x`, err: true, // \" does not close
+			win: [][]string{{"share", `C:\Program Files\x`}}},
+		{in: `get \\server\share\f`, want: [][]string{{"get", `\serversharef`}},
+			win: [][]string{{"get", `\\server\share\f`}}},
 		{in: `echo "open`, err: true},
 		{in: `echo 'open`, err: true},
 		{in: strings.Repeat("x", MaxCommandLine+1), err: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseLine(tt.in)
-			if tt.err {
-				if err == nil {
-					t.Fatalf("ParseLine(%q) = %v, want an error", tt.in, got)
+	for _, sy := range []Syntax{SyntaxPOSIX, SyntaxWindows} {
+		for _, tt := range tests {
+			want, wantErr := tt.want, tt.err
+			if sy == SyntaxWindows {
+				if tt.win != nil {
+					want, wantErr = tt.win, false
 				}
-				return
+				wantErr = wantErr || tt.winErr
 			}
-			if err != nil {
-				t.Fatalf("ParseLine(%q): %v", tt.in, err)
-			}
-			var words [][]string
-			for i, c := range got {
-				words = append(words, c.Words)
-				if tt.may != nil && c.MayFail != tt.may[i] {
-					t.Errorf("command %d MayFail = %v, want %v", i, c.MayFail, tt.may[i])
+			t.Run(fmt.Sprintf("%d/%s", sy, tt.in), func(t *testing.T) {
+				got, err := sy.Parse(tt.in)
+				if wantErr {
+					if err == nil {
+						t.Fatalf("Parse(%q) = %v, want an error", tt.in, got)
+					}
+					return
 				}
-			}
-			if !reflect.DeepEqual(words, tt.want) {
-				t.Errorf("ParseLine(%q) = %q, want %q", tt.in, words, tt.want)
-			}
-		})
+				if err != nil {
+					t.Fatalf("Parse(%q): %v", tt.in, err)
+				}
+				var words [][]string
+				for i, c := range got {
+					words = append(words, c.Words)
+					if tt.may != nil && c.MayFail != tt.may[i] {
+						t.Errorf("command %d MayFail = %v, want %v", i, c.MayFail, tt.may[i])
+					}
+				}
+				if !reflect.DeepEqual(words, want) {
+					t.Errorf("Parse(%q) = %q, want %q", tt.in, words, want)
+				}
+			})
+		}
+	}
+	if got, _ := ParseLine(`x C:\a`); NativeSyntax == SyntaxWindows && got[0].Words[1] != `C:\a` {
+		t.Errorf("ParseLine on Windows read %q", got[0].Words)
 	}
 }
 
 func TestQuoteRoundTrip(t *testing.T) {
-	for _, w := range []string{"plain", "a b", "it's", `back\slash`, "x\ny", "semi;colon", "#hash", "", `"q"`, "tab\tx", "émoji 📦"} {
-		cmds, err := ParseLine("echo " + Quote(w))
-		if err != nil || len(cmds) != 1 || len(cmds[0].Words) != 2 || cmds[0].Words[1] != w {
-			t.Errorf("Quote(%q) = %s: parsed back as %v, %v", w, Quote(w), cmds, err)
+	for _, sy := range []Syntax{SyntaxPOSIX, SyntaxWindows} {
+		for _, w := range []string{"plain", "a b", "it's", `back\slash`, `C:\Program Files\`, "x\ny", "semi;colon", "#hash", "",
+			`"q"`, `say "hi" it's`, `'"'"`, "tab\tx", "émoji 📦"} {
+			cmds, err := sy.Parse("echo " + sy.Quote(w))
+			if err != nil || len(cmds) != 1 || len(cmds[0].Words) != 2 || cmds[0].Words[1] != w {
+				t.Errorf("syntax %d: Quote(%q) = %s: parsed back as %v, %v", sy, w, sy.Quote(w), cmds, err)
+			}
+		}
+	}
+	// Plain words and Windows paths stay as they are on Windows.
+	for w, want := range map[string]string{`C:\Users\me\f.txt`: `C:\Users\me\f.txt`, "a b": `"a b"`, "it's": `"it's"`, `say "hi"`: `'say "hi"'`} {
+		if got := SyntaxWindows.Quote(w); got != want {
+			t.Errorf("SyntaxWindows.Quote(%q) = %s, want %s", w, got, want)
 		}
 	}
 }
 
 func FuzzParseLine(f *testing.F) {
-	for _, s := range []string{"get a b", `"x y" 'z'`, "a;b # c", `\\ \"`, "-cmd", Quote("a'b\"c")} {
+	for _, s := range []string{"get a b", `"x y" 'z'`, "a;b # c", `\\ \"`, "-cmd", Quote("a'b\"c"), `C:\x "C:\a b\"`, `'a"'"b'"'c`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		cmds, err := ParseLine(line)
-		if err != nil {
-			return
-		}
-		// Every command re-quoted parses back to the same words.
-		for _, c := range cmds {
-			var parts []string
-			for _, w := range c.Words {
-				parts = append(parts, Quote(w))
-			}
-			back, err := ParseLine(strings.Join(parts, " "))
+		for _, sy := range []Syntax{SyntaxPOSIX, SyntaxWindows} {
+			cmds, err := sy.Parse(line)
 			if err != nil {
-				t.Fatalf("re-quoted %q: %v", c.Words, err)
+				continue
 			}
-			if len(c.Words) == 0 {
-				t.Fatalf("empty command from %q", line)
-			}
-			if len(back) != 1 || !reflect.DeepEqual(back[0].Words[1:], c.Words[1:]) {
-				t.Fatalf("round trip of %q gave %v", c.Words, back)
+			// Every command re-quoted parses back to the same words.
+			for _, c := range cmds {
+				var parts []string
+				for _, w := range c.Words {
+					parts = append(parts, sy.Quote(w))
+				}
+				back, err := sy.Parse(strings.Join(parts, " "))
+				if err != nil {
+					t.Fatalf("syntax %d: re-quoted %q: %v", sy, c.Words, err)
+				}
+				if len(c.Words) == 0 {
+					t.Fatalf("syntax %d: empty command from %q", sy, line)
+				}
+				if len(back) != 1 || !reflect.DeepEqual(back[0].Words[1:], c.Words[1:]) {
+					t.Fatalf("syntax %d: round trip of %q gave %v", sy, c.Words, back)
+				}
 			}
 		}
 	})
@@ -335,91 +374,89 @@ func TestCompletion(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "sub dir"), 0o755)
 	os.WriteFile(filepath.Join(dir, "file.txt"), nil, 0o644)
-	ui := newFakeUI(true)
-	s := testShell(t, ui)
-	s.setLastNames([]string{"alpha.txt", "beta file.bin", "alps.jpg", `say "hi".txt`, "it's.txt"})
-	s.remoteAt = time.Now() // no master: the names above are all there is
-	tests := []struct {
-		line string
-		want []string
-	}{
-		{"he", []string{"help "}},
-		{"-ec", []string{"-echo "}},
-		{"set par", []string{"parallel "}},
-		{"set errexit o", []string{"off ", "on "}}, // the second argument
-		{"help ca", []string{"cancel "}},
-		{"source " + dir + "/f", []string{dir + "/file.txt "}},
-		{"source " + dir + "/s", []string{escapeWord(dir+"/sub dir") + "/"}},
-		{"x; set col", []string{"color "}},
+	// Typed with /, which every system takes, so that one line reads the
+	// same in both syntaxes (a C:\… path would not in SyntaxPOSIX).
+	d := filepath.ToSlash(dir)
+	names := []string{"alpha.txt", "beta file.bin", "alps.jpg", `say "hi".txt`, "it's.txt"}
+	type tcase struct {
+		line      string
+		want, win []string // win: SyntaxWindows's, where it differs
 	}
-	if _, ok := s.byName["get"]; ok {
-		tests = append(tests,
-			struct {
-				line string
-				want []string
-			}{"get alpha.txt al", []string{"alpha.txt ", "alps.jpg "}}, // every argument
-			struct {
-				line string
-				want []string
-			}{"get b", []string{`beta\ file.bin `}},
-			// Inside quotes: the word stays quoted and is closed.
-			struct {
-				line string
-				want []string
-			}{"get 'beta f", []string{`'beta file.bin' `}},
-			struct {
-				line string
-				want []string
-			}{`get "beta f`, []string{`"beta file.bin" `}},
-			struct {
-				line string
-				want []string
-			}{`get beta\ f`, []string{`beta\ file.bin `}},
-			struct {
-				line string
-				want []string
-			}{`get "say`, []string{`"say \"hi\".txt" `}},
-			struct {
-				line string
-				want []string
-			}{`get 'say`, []string{`'say "hi".txt' `}},
-			struct {
-				line string
-				want []string
-			}{`get 'it`, nil}, // a ' cannot be written inside '…'
-			struct {
-				line string
-				want []string
-			}{`get it`, []string{`it\'s.txt `}},
-			struct {
-				line string
-				want []string
-			}{`source "` + dir + "/s", []string{`"` + dir + "/sub dir/"}}, // a folder: still open
-		)
+	tests := []tcase{
+		{line: "he", want: []string{"help "}},
+		{line: "-ec", want: []string{"-echo "}},
+		{line: "set par", want: []string{"parallel "}},
+		{line: "set errexit o", want: []string{"off ", "on "}}, // the second argument
+		{line: "help ca", want: []string{"cancel "}},
+		{line: "source " + d + "/f", want: []string{d + "/file.txt "}},
+		{line: "source " + d + "/s", want: []string{escapeWord(d+"/sub dir") + "/"}, win: []string{d + `/sub" dir/`}},
+		{line: "x; set col", want: []string{"color "}},
+		{line: `source "` + d + "/s", want: []string{`"` + d + "/sub dir/"}}, // a folder: still open
 	}
-	for _, tt := range tests {
-		got, raw := s.completions(tt.line)
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("completions(%q) = %q, want %q", tt.line, got, tt.want)
+	get := []tcase{
+		{line: "get alpha.txt al", want: []string{"alpha.txt ", "alps.jpg "}}, // every argument
+		{line: "get b", want: []string{`beta\ file.bin `}, win: []string{`beta" file.bin" `}},
+		// Inside quotes: the word stays quoted and is closed.
+		{line: "get 'beta f", want: []string{`'beta file.bin' `}},
+		{line: `get "beta f`, want: []string{`"beta file.bin" `}},
+		{line: `get beta\ f`, want: []string{`beta\ file.bin `}, win: []string{}}, // Windows: \ is not an escape
+		{line: `get "say`, want: []string{`"say \"hi\".txt" `}, win: []string{`"say "'"hi".txt' `}},
+		{line: `get 'say`, want: []string{`'say "hi".txt' `}},
+		{line: `get 'it`, want: nil, win: []string{`'it'"'s.txt" `}}, // POSIX: no ' inside '…'
+		{line: `get it`, want: []string{`it\'s.txt `}, win: []string{`it"'s.txt" `}},
+	}
+	for _, sy := range []Syntax{SyntaxPOSIX, SyntaxWindows} {
+		ui := newFakeUI(true)
+		s := testShell(t, ui)
+		s.syntax = sy
+		s.setLastNames(names)
+		s.remoteAt = time.Now() // no master: the names above are all there is
+		all := tests
+		if _, ok := s.byName["get"]; ok {
+			all = append(all, get...)
 		}
-		// Each completed line parses, its last word being the candidate.
-		for _, g := range got {
-			if strings.HasSuffix(g, "/") {
-				continue
+		for _, tt := range all {
+			want := tt.want
+			if sy == SyntaxWindows && tt.win != nil {
+				want = tt.win
 			}
-			line := strings.TrimSuffix(tt.line, raw) + g
-			cmds, err := ParseLine(line)
-			if err != nil || len(cmds) == 0 {
-				t.Errorf("completed line %q: %v", line, err)
+			if len(want) == 0 {
+				want = nil
+			}
+			got, raw := s.completions(tt.line)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("syntax %d: completions(%q) = %q, want %q", sy, tt.line, got, want)
+			}
+			// Each completed line parses, its last word being the
+			// candidate itself, quotes removed.
+			for _, g := range got {
+				if isFolderWord(g) {
+					continue
+				}
+				line := strings.TrimSuffix(tt.line, raw) + g
+				cmds, err := sy.Parse(line)
+				if err != nil || len(cmds) == 0 {
+					t.Errorf("syntax %d: completed line %q: %v", sy, line, err)
+					continue
+				}
+				ws := cmds[len(cmds)-1].Words
+				if last := ws[len(ws)-1]; strings.ContainsAny(last, ` '"`) && !slices.Contains(names, last) {
+					t.Errorf("syntax %d: completed line %q reads back as %q", sy, line, last)
+				}
 			}
 		}
+		// Through the readline interface: suffixes after the partial word.
+		c := &completer{get: func() *Shell { return s }}
+		line := []rune("set errexit o")
+		cands, n := c.Do(line, len(line))
+		if n != 1 || len(cands) != 2 || string(cands[0]) != "ff " {
+			t.Errorf("Do = %q, %d", cands, n)
+		}
 	}
-	// Through the readline interface: suffixes after the partial word.
-	c := &completer{get: func() *Shell { return s }}
-	line := []rune("set errexit o")
-	cands, n := c.Do(line, len(line))
-	if n != 1 || len(cands) != 2 || string(cands[0]) != "ff " {
-		t.Errorf("Do = %q, %d", cands, n)
+	// A folder ends in the separator the typed path uses: \ on Windows
+	// unless the path is written with /.
+	if got := localPaths(dir + string(filepath.Separator) + "s"); len(got) != 1 || got[0] != filepath.Join(dir, "sub dir")+string(filepath.Separator) {
+		t.Errorf("localPaths(%q) = %q", dir+string(filepath.Separator)+"s", got)
 	}
 }
 

@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,26 @@ type Entry struct {
 	Servers []string // Addr of every server offering it, sorted
 }
 
+// Cursor is where a listing by pages resumes: after the entry of this name
+// and hash, in the order of name then hash.
+type Cursor struct {
+	Name, Hash string
+}
+
+// After reports whether the entry (name, hash) sorts after the cursor: the
+// zero cursor is before every entry, and a cursor without a hash is after
+// every entry of its name.
+func (c Cursor) After(name, hash string) bool {
+	if name != c.Name {
+		return name > c.Name
+	}
+	return c.Hash != "" && hash > c.Hash
+}
+
+// UnderPrefix reports whether name lies under the folder prefix ("" or
+// ending in "/"): every name is under "".
+func UnderPrefix(name, prefix string) bool { return strings.HasPrefix(name, prefix) }
+
 // Catalog is the master's index of servers and files. Implementations are
 // safe for concurrent use.
 type Catalog interface {
@@ -62,6 +83,13 @@ type Catalog interface {
 	// Files lists entries whose name matches glob (path.Match syntax,
 	// "" or "*" for all), sorted by name then hash.
 	Files(ctx context.Context, glob string) ([]Entry, error)
+	// FilesUnder lists at most max entries whose name starts with prefix
+	// (a folder: "" or ending in "/"), sorted by name then hash, starting
+	// after the cursor: the first entry after (after.Name, after.Hash) in
+	// that order (a zero cursor: from the first). A listing of a big
+	// folder is read page by page, each page's last entry the next one's
+	// cursor, so no answer has to hold the whole folder.
+	FilesUnder(ctx context.Context, prefix string, after Cursor, max int) ([]Entry, error)
 	// Search returns at most max entries whose name contains every word of
 	// q, case-insensitively, sorted by name then hash.
 	Search(ctx context.Context, q string, max int) ([]Entry, error)

@@ -131,6 +131,12 @@ func parseLimits(flag, v string) ([]int, error) {
 	return out, nil
 }
 
+// parseFlags reads the bench's command line into a Config: the flags with
+// their defaults, -quick's smaller defaults for the flags not given, and the
+// checks of every value against its named limit.
+//
+// Kept whole: one flat list of flags a reader scans for a name, then the
+// checks in the same order.
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	c := Config{Rounds: 3, Size: 1 << 30, ConcSize: 256 << 20, ManySize: 64 << 20, Clients: 20,
 		LossySize: 256 << 20, Delay: 10 * time.Millisecond, Timeout: 10 * time.Minute,

@@ -1013,10 +1013,8 @@ func (b *bench) soak(ctx context.Context, r *soakRun, srv *soakServer) ([]SoakSa
 	return samples, serverSamples, bad
 }
 
-// soakResult fills in the case's windows, verdict, rows and JSON.
-func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, serverSamples []SoakServerSample) {
-	sc := r.cfg
-	w, end := sc.Window.Seconds(), sc.Duration.Seconds()
+// soakSeries turns the samples into one series of points per metric.
+func soakSeries(samples []SoakSample, serverSamples []SoakServerSample) map[string][]point {
 	series := map[string][]point{}
 	for _, s := range samples {
 		add := func(k string, v int64, scale float64) {
@@ -1040,6 +1038,12 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 			series["server heap"] = append(series["server heap"], point{s.T, float64(s.HeapLive) / (1 << 20)})
 		}
 	}
+	return series
+}
+
+// soakGrowths checks the series that must not grow over the soak, with
+// the window w and the end of the run (seconds).
+func soakGrowths(series map[string][]point, w, end float64) []Growth {
 	checked := []struct {
 		metric, unit string
 		slack        float64
@@ -1054,6 +1058,59 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 	for _, c := range checked {
 		gs = append(gs, checkGrowth(c.metric, c.unit, series[c.metric], w, end, c.slack))
 	}
+	return gs
+}
+
+// growthRows are the report's rows for the checked growths: the last
+// window against the first, and the fitted rise, each with its limit.
+func growthRows(gs []Growth, firstL, lastL string) []Row {
+	one := func(v float64) []float64 { return []float64{v} }
+	round := func(x float64) float64 { return math.Round(x*100) / 100 }
+	var rows []Row
+	for _, g := range gs {
+		lim, fit := Target{Of: "fxsh", Op: "<=", Value: round(g.Limit)}, Target{Of: "fxsh", Op: "<=", Value: round(g.Limit - g.First)}
+		if math.IsNaN(g.Limit) {
+			lim, fit = Target{Of: "fxsh", Op: "<=", Value: 0}, Target{Of: "fxsh", Op: "<=", Value: 0}
+		}
+		rows = append(rows,
+			Row{Case: g.Metric + ", " + lastL + " vs " + firstL, Unit: g.Unit, Fxsh: one(g.Last), Ref: one(g.First), RefIs: firstL, Target: lim},
+			Row{Case: g.Metric + ", fitted rise after " + firstL, Unit: g.Unit, Fxsh: one(g.Fitted), Target: fit})
+	}
+	return rows
+}
+
+// clientInfo says where the clients spent their time and what their
+// datagrams did, from the run's clocks and counters and the series of
+// clients inside download.Get.
+func (r *soakRun) clientInfo(fetchingSeries []point) []string {
+	sc := r.cfg
+	var info []string
+	get, cmp, hand, del := time.Duration(r.inGet.Load()), time.Duration(r.inCompare.Load()), time.Duration(r.inHandOver.Load()), time.Duration(r.inDelete.Load())
+	var fetching []float64
+	for _, p := range fetchingSeries {
+		fetching = append(fetching, p.V)
+	}
+	lo, _ := minMax(fetching)
+	info = append(info, fmt.Sprintf("clients inside download.Get at the samples: median %s, fewest %s, of %d",
+		num(median(fetching)), num(lo), sc.Clients))
+	if all := get + hand; all > 0 {
+		info = append(info, fmt.Sprintf("the clients' time: %.1f%% in download.Get, %.1f%% waiting for a place in the checkers' queue; the %d checkers spent %.0f s comparing, %.0f s deleting",
+			100*float64(get)/float64(all), 100*float64(hand)/float64(all), soakCheckers(sc.Clients), cmp.Seconds(), del.Seconds()))
+	}
+	st := r.counters.Snapshot()
+	if all := st.DatagramsSent + st.DatagramsReceived + st.ImpairDrops; all > 0 {
+		info = append(info, fmt.Sprintf("the clients' datagrams: %d sent, %d received, %d dropped by set loss (%.2f%%), %d duplicates, %d timeouts",
+			st.DatagramsSent, st.DatagramsReceived, st.ImpairDrops, 100*float64(st.ImpairDrops)/float64(all), st.Duplicates, st.Timeouts))
+	}
+	return info
+}
+
+// soakResult fills in the case's windows, verdict, rows and JSON.
+func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, serverSamples []SoakServerSample) {
+	sc := r.cfg
+	w, end := sc.Window.Seconds(), sc.Duration.Seconds()
+	series := soakSeries(samples, serverSamples)
+	gs := soakGrowths(series, w, end)
 
 	r.mu.Lock()
 	verified, failed, resumed, bytes := r.verified, r.failed, r.resumed, r.bytes
@@ -1088,23 +1145,8 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 	if failed > len(failures) {
 		cr.Info = append(cr.Info, fmt.Sprintf("… and %d more failures", failed-len(failures)))
 	}
-	var fetching []float64
-	for _, p := range series["fetching"] {
-		fetching = append(fetching, p.V)
-	}
-	lo, _ := minMax(fetching)
-	cr.Info = append(cr.Info, fmt.Sprintf("clients inside download.Get at the samples: median %s, fewest %s, of %d",
-		num(median(fetching)), num(lo), sc.Clients))
+	cr.Info = append(cr.Info, r.clientInfo(series["fetching"])...)
 	get, cmp, hand, del := time.Duration(r.inGet.Load()), time.Duration(r.inCompare.Load()), time.Duration(r.inHandOver.Load()), time.Duration(r.inDelete.Load())
-	if all := get + hand; all > 0 {
-		cr.Info = append(cr.Info, fmt.Sprintf("the clients' time: %.1f%% in download.Get, %.1f%% waiting for a place in the checkers' queue; the %d checkers spent %.0f s comparing, %.0f s deleting",
-			100*float64(get)/float64(all), 100*float64(hand)/float64(all), soakCheckers(sc.Clients), cmp.Seconds(), del.Seconds()))
-	}
-	st := r.counters.Snapshot()
-	if all := st.DatagramsSent + st.DatagramsReceived + st.ImpairDrops; all > 0 {
-		cr.Info = append(cr.Info, fmt.Sprintf("the clients' datagrams: %d sent, %d received, %d dropped by set loss (%.2f%%), %d duplicates, %d timeouts",
-			st.DatagramsSent, st.DatagramsReceived, st.ImpairDrops, 100*float64(st.ImpairDrops)/float64(all), st.Duplicates, st.Timeouts))
-	}
 	cr.Info = append(cr.Info, "verdict: "+verdict)
 
 	one := func(v float64) []float64 { return []float64{v} }
@@ -1115,16 +1157,7 @@ func (b *bench) soakResult(cr *CaseResult, r *soakRun, samples []SoakSample, ser
 		Row{Case: "downloads resumed after a failed attempt", Unit: "files", Fxsh: one(float64(resumed))},
 		Row{Case: "throughput, " + lastL + " vs " + firstL, Unit: "MB/s", Fxsh: one(windows[nw-1].MBps), Ref: one(windows[0].MBps), RefIs: firstL},
 	)
-	for _, g := range gs {
-		round := func(x float64) float64 { return math.Round(x*100) / 100 }
-		lim, fit := Target{Of: "fxsh", Op: "<=", Value: round(g.Limit)}, Target{Of: "fxsh", Op: "<=", Value: round(g.Limit - g.First)}
-		if math.IsNaN(g.Limit) {
-			lim, fit = Target{Of: "fxsh", Op: "<=", Value: 0}, Target{Of: "fxsh", Op: "<=", Value: 0}
-		}
-		cr.Rows = append(cr.Rows,
-			Row{Case: g.Metric + ", " + lastL + " vs " + firstL, Unit: g.Unit, Fxsh: one(g.Last), Ref: one(g.First), RefIs: firstL, Target: lim},
-			Row{Case: g.Metric + ", fitted rise after " + firstL, Unit: g.Unit, Fxsh: one(g.Fitted), Target: fit})
-	}
+	cr.Rows = append(cr.Rows, growthRows(gs, firstL, lastL)...)
 	for _, k := range []struct{ metric, unit string }{{"client RSS", "MiB"}, {"server threads", "threads"}, {"client threads", "threads"}} {
 		ps := series[k.metric]
 		cr.Rows = append(cr.Rows, Row{Case: k.metric + ", " + lastL + " vs " + firstL, Unit: k.unit,

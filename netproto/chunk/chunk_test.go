@@ -263,14 +263,15 @@ func TestRetryDoneErrorRoundTrip(t *testing.T) {
 		}
 	})
 	t.Run("error", func(t *testing.T) {
-		for _, e := range []Error{{CodeBusy, 250, "too many transfers"}, {CodeNotFound, 0, ""}, {CodeChunkSize, 1400, "max 1400"}} {
+		for _, e := range []Error{{CodeBusy, 250, "too many transfers"}, {CodeNotFound, 0, ""}, {CodeChunkSize, 1400, "max 1400"},
+			{CodeNotYet, 17, ""}, {CodeLeaving, 0, "the server is leaving"}} {
 			b := AppendError(nil, &e)
 			got, n, err := ParseError(b)
 			if err != nil || n != len(b) || got != e {
 				t.Errorf("%v: got %+v, %d, %v", e, got, n, err)
 			}
 		}
-		for _, e := range []Error{{0, 0, ""}, {99, 0, ""}, {CodeBusy, 0, strings.Repeat("x", MaxErrorText+1)}, {CodeBusy, 0, "bad\nline"}, {CodeBusy, 0, "\xff"}} {
+		for _, e := range []Error{{0, 0, ""}, {99, 0, ""}, {CodeLeaving + 1, 0, ""}, {CodeBusy, 0, strings.Repeat("x", MaxErrorText+1)}, {CodeBusy, 0, "bad\nline"}, {CodeBusy, 0, "\xff"}} {
 			if _, _, err := ParseError(AppendError(nil, &e)); err == nil {
 				t.Errorf("accepted %+v", e)
 			}
@@ -278,6 +279,16 @@ func TestRetryDoneErrorRoundTrip(t *testing.T) {
 		e := &Error{Code: CodeBusy, Text: "cap"}
 		if e.Error() != "busy: cap" {
 			t.Errorf("Error() = %q", e.Error())
+		}
+		if got := (&Error{Code: CodeLeaving}).Error(); got != "server leaving" {
+			t.Errorf("leaving: Error() = %q", got)
+		}
+		// The leaving ERROR is 7 bytes + its text: with the header it stays
+		// under a third of the smallest REQUEST's reach (it is also the
+		// reply to a REQUEST that comes while the server leaves).
+		pkt := AppendPacket(nil, Header{Kind: KindError, Transfer: 1, Number: 1}, AppendError(nil, &Error{Code: CodeLeaving, Text: "the server is leaving"}), nil)
+		if len(pkt) > 3*83 {
+			t.Errorf("leaving ERROR of %d bytes", len(pkt))
 		}
 	})
 }

@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +22,7 @@ func seedPackets(t testing.TB) [][]byte {
 		{Header{Kind: KindAck, Transfer: 1, Number: 2}, AppendAck(nil, &Ack{Cumulative: 1, Base: 1, Largest: 2, Window: 64, NBits: 300, Bits: m.AppendBits(nil, 1, 300)})},
 		{Header{Kind: KindDone, Transfer: 1, Number: 3}, AppendDone(nil, &Done{DoneComplete})},
 		{Header{Kind: KindError, Transfer: 1, Number: 4}, AppendError(nil, &Error{CodeBusy, 100, "busy"})},
+		{Header{Kind: KindError, Transfer: 1, Number: 1<<63 | 5}, AppendError(nil, &Error{CodeLeaving, 0, "the server is leaving"})},
 	}
 	c := testCipher(t, RoleServer)
 	var out [][]byte
@@ -129,6 +131,28 @@ func FuzzParseAck(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkAck(t, b) })
+}
+
+// FuzzParseError targets the ERROR payload: what parses re-encodes to the
+// same bytes, validates, and has a code with a name (a new code must be
+// added to String as well as to Validate).
+func FuzzParseError(f *testing.F) {
+	for c := CodeNotFound; c <= maxErrorCode; c++ {
+		f.Add(AppendError(nil, &Error{Code: c, Value: uint32(c) * 100, Text: c.String()}))
+	}
+	f.Add(AppendError(nil, &Error{Code: maxErrorCode + 1}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, n, err := ParseError(b)
+		if err != nil {
+			return
+		}
+		if e.Validate() != nil || !bytes.Equal(AppendError(nil, &e), b[:n]) {
+			t.Fatalf("error does not re-encode or validate")
+		}
+		if name := e.Code.String(); strings.HasPrefix(name, "code ") {
+			t.Fatalf("accepted code %d has no name", e.Code)
+		}
+	})
 }
 
 // FuzzParseRequest targets the REQUEST payload.

@@ -284,7 +284,15 @@ const (
 	// for chunks of groups it has not checked yet; Value = the first such
 	// chunk. It serves the rest of the REQUEST.
 	CodeNotYet ErrorCode = 8
+	// CodeLeaving: the server is stopping (quit, unshare, a signal) and
+	// ends every transfer it runs; sent a few times (it may be lost).
+	// The client drops the source at once and goes on with the others, or
+	// fails now instead of after its source timeout. Value is 0.
+	CodeLeaving ErrorCode = 9
 )
+
+// maxErrorCode is the highest code Validate accepts.
+const maxErrorCode = CodeLeaving
 
 func (c ErrorCode) String() string {
 	switch c {
@@ -304,6 +312,8 @@ func (c ErrorCode) String() string {
 		return "internal error"
 	case CodeNotYet:
 		return "not yet"
+	case CodeLeaving:
+		return "server leaving"
 	}
 	return "code " + itoa(uint64(c))
 }
@@ -329,7 +339,7 @@ func (e *Error) Error() string {
 
 // Validate checks e's code and text.
 func (e *Error) Validate() error {
-	if e.Code < CodeNotFound || e.Code > CodeNotYet {
+	if e.Code < CodeNotFound || e.Code > maxErrorCode {
 		return fmt.Errorf("chunk: error: unknown code %d", e.Code)
 	}
 	if len(e.Text) > MaxErrorText || !utf8.ValidString(e.Text) {

@@ -6,7 +6,9 @@
 // of its own (fxsh-<random>.local, so two laptops with one host name never
 // answer for each other), and whose TXT record (txt.go: Info, ParseTXT)
 // says the master's version, whether it requires a key, and its catalog
-// kind. The key itself is never in any record.
+// kind. The key itself is never in any record. Its Close says goodbye: the
+// records again with TTL 0 (RFC 6762 §10.1), so browsers' caches drop the
+// master at once.
 //
 // Browse asks for _fxsh._tcp instances and returns the masters that answer
 // within a bounded time: it stops Settle after the first answer (long
@@ -45,6 +47,7 @@ import (
 
 	"github.com/pion/logging"
 	"github.com/pion/mdns/v2"
+	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
@@ -106,9 +109,13 @@ type AnnounceConfig struct {
 // ErrLoopback: a master listening on loopback only is not announced.
 var ErrLoopback = errors.New("the master listens on loopback only")
 
-// Announcer answers for one master until Close.
+// Announcer answers for one master until Close, which says goodbye.
 type Announcer struct {
 	conn     *mdns.Conn
+	v4       *ipv4.PacketConn // the sockets conn answers on (nil: that family is not open)
+	v6       *ipv6.PacketConn
+	ifaces   []net.Interface // where it answers (nil: every multicast interface)
+	goodbye  []byte          // the instance's records with TTL 0 (goodbyeMessage)
 	instance string
 	once     sync.Once
 	err      error
@@ -149,20 +156,124 @@ func Announce(cfg AnnounceConfig) (*Announcer, error) {
 	if ip.IsValid() && !ip.IsUnspecified() {
 		opts = append(opts, mdns.WithLocalAddress(net.IP(ip.AsSlice())))
 	}
-	conn, err := open(ifaces, opts...)
+	bye, err := goodbyeMessage(instance, target+".", cfg.Addr.Port(), cfg.Info.TXT())
 	if err != nil {
 		return nil, fmt.Errorf("announcing: %w", err)
 	}
-	return &Announcer{conn: conn, instance: instance}, nil
+	conn, v4, v6, err := open(ifaces, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("announcing: %w", err)
+	}
+	return &Announcer{conn: conn, v4: v4, v6: v6, ifaces: ifaces, goodbye: bye, instance: instance}, nil
 }
 
 // Instance is the announced instance name.
 func (a *Announcer) Instance() string { return a.instance }
 
-// Close stops answering; it may be called more than once.
+// Close stops answering and says goodbye: it multicasts the instance's
+// PTR, SRV and TXT records with TTL 0 (RFC 6762 §10.1) on every interface
+// it answered on, so that the caches of the LAN's browsers (mDNSResponder,
+// Avahi, Windows) drop the master within a second instead of listing it
+// for the records' 120 s. pion/mdns/v2 sends no goodbye itself (neither
+// Unregister nor Close does, v2.2.2), so it is sent here on the sockets
+// this package opened. Best effort, once: a lost goodbye leaves the entry
+// to expire with its TTL. Close may be called more than once.
 func (a *Announcer) Close() error {
-	a.once.Do(func() { a.err = a.conn.Close() })
+	a.once.Do(func() {
+		a.conn.Unregister(a.instance, Service) // no answer for it from now on
+		sendGoodbye(a.goodbye, a.v4, a.v6, a.ifaces)
+		a.err = a.conn.Close()
+	})
 	return a.err
+}
+
+// goodbyeMessage is an unsolicited mDNS response withdrawing an instance:
+// its PTR (SERVICE.local. → INSTANCE.SERVICE.local.), SRV (→ target:port)
+// and TXT records, each with TTL 0. The names are written as pion/mdns
+// writes them when answering (the instance's dots and backslashes
+// escaped), so they match the records cached.
+func goodbyeMessage(instance, target string, port uint16, txt []string) ([]byte, error) {
+	svc, err := dnsmessage.NewName(Service + ".local.")
+	if err != nil {
+		return nil, err
+	}
+	inst, err := dnsmessage.NewName(strings.NewReplacer(`\`, `\\`, ".", `\.`).Replace(instance) + "." + Service + ".local.")
+	if err != nil {
+		return nil, err
+	}
+	host, err := dnsmessage.NewName(target)
+	if err != nil {
+		return nil, err
+	}
+	hdr := func(n dnsmessage.Name, t dnsmessage.Type) dnsmessage.ResourceHeader {
+		return dnsmessage.ResourceHeader{Name: n, Type: t, Class: dnsmessage.ClassINET, TTL: 0}
+	}
+	return (&dnsmessage.Message{
+		Header: dnsmessage.Header{Response: true, Authoritative: true},
+		Answers: []dnsmessage.Resource{
+			{Header: hdr(svc, dnsmessage.TypePTR), Body: &dnsmessage.PTRResource{PTR: inst}},
+			{Header: hdr(inst, dnsmessage.TypeSRV), Body: &dnsmessage.SRVResource{Port: port, Target: host}},
+			{Header: hdr(inst, dnsmessage.TypeTXT), Body: &dnsmessage.TXTResource{TXT: txt}},
+		},
+	}).Pack()
+}
+
+// The mDNS groups and port (RFC 6762 §3).
+var (
+	mdnsGroup4 = &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
+	mdnsGroup6 = &net.UDPAddr{IP: net.ParseIP("ff02::fb"), Port: 5353}
+)
+
+// sendGoodbye multicasts msg from v4 and v6 on each interface among ifaces
+// (nil: all) that pion answers on too: up, multicast, not loopback, with an
+// address of that family. It returns the datagrams sent.
+func sendGoodbye(msg []byte, v4 *ipv4.PacketConn, v6 *ipv6.PacketConn, ifaces []net.Interface) int {
+	if ifaces == nil {
+		ifaces, _ = net.Interfaces()
+	}
+	sent := 0
+	for i := range ifaces {
+		ifc := &ifaces[i]
+		if !multicastLAN(ifc) {
+			continue
+		}
+		has4, has6 := familiesOf(ifc)
+		if has4 && v4 != nil && v4.SetMulticastInterface(ifc) == nil {
+			if _, err := v4.WriteTo(msg, nil, mdnsGroup4); err == nil {
+				sent++
+			}
+		}
+		if has6 && v6 != nil && v6.SetMulticastInterface(ifc) == nil {
+			if _, err := v6.WriteTo(msg, nil, mdnsGroup6); err == nil {
+				sent++
+			}
+		}
+	}
+	return sent
+}
+
+// multicastLAN says whether ifc is an interface mDNS runs on: up,
+// multicast, not loopback (as pion/mdns chooses without loopback).
+func multicastLAN(ifc *net.Interface) bool {
+	return ifc.Flags&net.FlagUp != 0 && ifc.Flags&net.FlagMulticast != 0 && ifc.Flags&net.FlagLoopback == 0
+}
+
+// familiesOf says whether ifc has an IPv4 and an IPv6 address.
+func familiesOf(ifc *net.Interface) (has4, has6 bool) {
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return false, false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if n.IP.To4() != nil {
+				has4 = true
+			} else {
+				has6 = true
+			}
+		}
+	}
+	return has4, has6
 }
 
 // BrowseConfig bounds a Browse; zero values take the defaults.
@@ -182,7 +293,7 @@ func Browse(ctx context.Context, cfg BrowseConfig) ([]Master, error) {
 	if cfg.Settle <= 0 {
 		cfg.Settle = DefaultSettle
 	}
-	conn, err := open(cfg.Interfaces, mdns.WithLoggerFactory(quietLogs()))
+	conn, _, _, err := open(cfg.Interfaces, mdns.WithLoggerFactory(quietLogs()))
 	if err != nil {
 		return nil, fmt.Errorf("browsing: %w", err)
 	}
@@ -294,8 +405,9 @@ func (c *candidate) best() netip.AddrPort {
 }
 
 // open starts a pion mdns.Conn on port 5353 for IPv4 and IPv6, whichever
-// can be opened.
-func open(ifaces []net.Interface, opts ...mdns.ServerOption) (*mdns.Conn, error) {
+// can be opened, and returns the sockets it answers on (closed by its
+// Close).
+func open(ifaces []net.Interface, opts ...mdns.ServerOption) (*mdns.Conn, *ipv4.PacketConn, *ipv6.PacketConn, error) {
 	var v4 *ipv4.PacketConn
 	var v6 *ipv6.PacketConn
 	var errs []error
@@ -310,7 +422,7 @@ func open(ifaces []net.Interface, opts ...mdns.ServerOption) (*mdns.Conn, error)
 		errs = append(errs, err)
 	}
 	if v4 == nil && v6 == nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoSocket, errors.Join(errs...))
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrNoSocket, errors.Join(errs...))
 	}
 	if ifaces != nil {
 		opts = append(opts, mdns.WithInterfaces(ifaces...))
@@ -323,9 +435,9 @@ func open(ifaces []net.Interface, opts ...mdns.ServerOption) (*mdns.Conn, error)
 		if v6 != nil {
 			v6.Close()
 		}
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return conn, nil
+	return conn, v4, v6, nil
 }
 
 // interfaceOf finds the interface (among ifaces, or all) holding ip.

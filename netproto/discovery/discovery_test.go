@@ -1,11 +1,15 @@
 package discovery
 
 import (
+	"net"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 func TestTXTRoundTrip(t *testing.T) {
@@ -126,6 +130,79 @@ func TestAnnounceRefusesLoopback(t *testing.T) {
 	for _, a := range []string{"127.0.0.1:1234", "[::1]:1234"} {
 		if _, err := Announce(AnnounceConfig{Addr: netip.MustParseAddrPort(a)}); err != ErrLoopback {
 			t.Errorf("Announce(%s) = %v, want ErrLoopback", a, err)
+		}
+	}
+}
+
+// TestGoodbyeMessage: what Close multicasts withdraws the instance's PTR,
+// SRV and TXT records (TTL 0), named as pion/mdns names them in answers.
+func TestGoodbyeMessage(t *testing.T) {
+	txt := Info{Version: "0.1.0", Catalog: CatalogMemory}.TXT()
+	inst := instanceName("lab-pc", 1234, "abcd")
+	b, err := goodbyeMessage(inst, "fxsh-0123abcd.local.", 1234, txt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m dnsmessage.Message
+	if err := m.Unpack(b); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Header.Response || !m.Header.Authoritative || m.Header.ID != 0 || len(m.Questions) != 0 {
+		t.Errorf("header %+v, %d questions: want an unsolicited authoritative response", m.Header, len(m.Questions))
+	}
+	full := inst + "._fxsh._tcp.local."
+	want := map[dnsmessage.Type]string{
+		dnsmessage.TypePTR: "_fxsh._tcp.local. -> " + full,
+		dnsmessage.TypeSRV: full + " -> fxsh-0123abcd.local.:1234",
+		dnsmessage.TypeTXT: full + " -> " + strings.Join(txt, ","),
+	}
+	if len(m.Answers) != len(want) {
+		t.Fatalf("%d answers, want %d", len(m.Answers), len(want))
+	}
+	for _, a := range m.Answers {
+		if a.Header.TTL != 0 || a.Header.Class != dnsmessage.ClassINET {
+			t.Errorf("%v: TTL %d class %v, want TTL 0 IN", a.Header.Type, a.Header.TTL, a.Header.Class)
+		}
+		var got string
+		switch body := a.Body.(type) {
+		case *dnsmessage.PTRResource:
+			got = a.Header.Name.String() + " -> " + body.PTR.String()
+		case *dnsmessage.SRVResource:
+			got = a.Header.Name.String() + " -> " + body.Target.String() + ":" + strconv.Itoa(int(body.Port))
+		case *dnsmessage.TXTResource:
+			got = a.Header.Name.String() + " -> " + strings.Join(body.TXT, ",")
+		}
+		if got != want[a.Header.Type] {
+			t.Errorf("%v record %q, want %q", a.Header.Type, got, want[a.Header.Type])
+		}
+	}
+	// A dot in the instance is escaped, as pion escapes it (RFC 6763 §4.3).
+	b, err = goodbyeMessage("a.b", "h.local.", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unpack(b); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Answers[0].Body.(*dnsmessage.PTRResource).PTR.String(); got != `a\.b._fxsh._tcp.local.` {
+		t.Errorf("escaped instance %q", got)
+	}
+}
+
+// TestGoodbyeInterfaces: goodbyes go only where pion answers: up,
+// multicast, not loopback.
+func TestGoodbyeInterfaces(t *testing.T) {
+	for _, tt := range []struct {
+		flags net.Flags
+		want  bool
+	}{
+		{net.FlagUp | net.FlagMulticast | net.FlagBroadcast, true},
+		{net.FlagUp | net.FlagMulticast | net.FlagLoopback, false},
+		{net.FlagMulticast, false},
+		{net.FlagUp | net.FlagPointToPoint, false},
+	} {
+		if got := multicastLAN(&net.Interface{Name: "x0", Flags: tt.flags}); got != tt.want {
+			t.Errorf("multicastLAN(%v) = %v, want %v", tt.flags, got, tt.want)
 		}
 	}
 }

@@ -389,11 +389,30 @@ func (s *Server) Master() string { return s.reg.Master() }
 // Stats returns the UDP server's counters.
 func (s *Server) Stats() transfer.Stats { return s.udp.Stats() }
 
-// Close says BYE to the master, stops serving and closes the index.
+// ActiveWithin is how recently a client must have been heard for its
+// transfer to count as a running download (Downloads): a client that
+// downloads ACKs every few milliseconds; one that went away without a DONE
+// is forgotten only after transfer.DefaultIdleTimeout.
+const ActiveWithin = 2 * time.Second
+
+// Downloads reports how many downloads from this share are running now,
+// and from how many hosts (IP addresses): what stopping it would cut.
+func (s *Server) Downloads() (n, hosts int) { return s.udp.Downloads(ActiveWithin) }
+
+// Close says BYE to the master and, at the same time, tells every client
+// downloading that the server is leaving (transfer.Server.Close: ERROR
+// leaving, within transfer.MaxLeaveDelay), so no new client is sent here
+// and the running ones fail over or fail at once; then it closes the
+// index.
 func (s *Server) Close(ctx context.Context) error {
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		s.udp.Close()
+	}()
 	err := s.reg.Close(ctx)
+	<-left
 	s.cancel()
-	s.udp.Close()
 	s.wg.Wait()
 	if cerr := s.idx.Close(); err == nil {
 		err = cerr

@@ -246,6 +246,34 @@ func TestRegisterListSearchPeers(t *testing.T) {
 	c.expect("FOUND n=1", "P addr=127.0.0.1:6000 role=receiver files=0 since=*", "END")
 }
 
+// TestListFolder reads a folder by pages: only names under the prefix, at
+// any depth, each page continued after its last record, and the refusals
+// of a bad folder query.
+func TestListFolder(t *testing.T) {
+	_, addr := startMaster(t, Config{})
+	a := hello(t, addr, "server")
+	a.send("REGISTER addr=:5001 n=5", fline("lectures/a.pdf", "1"), fline("lectures/w1/b.pdf", "2"),
+		fline("lectures/w1/deep/c.txt", "3"), fline("lecturesx/d.txt", "4"), fline("top.txt", "5"), "END")
+	a.expect("OK addr=127.0.0.1:5001 files=5")
+	c := hello(t, addr, "client")
+	c.send("LIST prefix=lectures/")
+	c.expect("FOUND n=3", "F name=lectures/a.pdf *", "F name=lectures/w1/b.pdf *", "F name=lectures/w1/deep/c.txt *", "END")
+	c.send("LIST prefix=lectures/ max=2")
+	c.expect("FOUND n=2 more=1", "F name=lectures/a.pdf *", "F name=lectures/w1/b.pdf *", "END")
+	c.send("LIST prefix=lectures/ after=lectures/w1/b.pdf afterhash=" + catalogtest.Hash("2") + " max=2")
+	c.expect("FOUND n=1", "F name=lectures/w1/deep/c.txt *", "END")
+	c.send("LIST prefix=lectures/w1/deep/ after=lectures/w1/deep/c.txt", "LIST prefix=nothing/")
+	c.expect("NOT FOUND", "NOT FOUND")
+	c.send("LIST prefix= max=10")
+	c.expect("FOUND n=5", "F name=lectures/a.pdf *", "F *", "F *", "F name=lecturesx/d.txt *", "F name=top.txt *", "END")
+	c.send("LIST prefix=lectures", "LIST prefix=../", "LIST prefix=a/ glob=*", "LIST after=x", "LIST prefix=a/ max=0")
+	c.expect(`ERR 400 LIST: prefix must be a folder ending in "/": "lectures"`,
+		`ERR 400 LIST: bad prefix: bad name: ".." component: "../"`,
+		`ERR 400 LIST: LIST takes glob= or prefix=, not both: "*"`,
+		`ERR 400 LIST: after= needs prefix=: "x"`,
+		"ERR 400 max must be a number from 1 to 10000")
+}
+
 // waitFor repeats req on c until its first reply line is want.
 func waitFor(t *testing.T, c *tconn, req, want string) {
 	t.Helper()
@@ -432,6 +460,9 @@ func (downCatalog) Heartbeat(context.Context, string) error         { return sto
 func (downCatalog) Unregister(context.Context, string) error        { return store.ErrUnavailable }
 func (downCatalog) Servers(context.Context) ([]store.Server, error) { return nil, store.ErrUnavailable }
 func (downCatalog) Files(context.Context, string) ([]store.Entry, error) {
+	return nil, store.ErrUnavailable
+}
+func (downCatalog) FilesUnder(context.Context, string, store.Cursor, int) ([]store.Entry, error) {
 	return nil, store.ErrUnavailable
 }
 func (downCatalog) Search(context.Context, string, int) ([]store.Entry, error) {

@@ -746,12 +746,38 @@ func (ss *session) list(m line.Msg) error {
 	if e != nil {
 		return ss.sendErr(e)
 	}
-	glob := m.Value("glob")
+	q, err := line.ParseListQuery(m)
+	if err != nil {
+		return ss.sendErr(line.Errorf(line.CodeSyntax, "LIST: %v", err))
+	}
+	if q.Folder {
+		return ss.listFolder(q)
+	}
+	glob := q.Glob
 	if _, err := path.Match(glob, ""); err != nil {
 		return ss.sendErr(line.Errorf(line.CodeSyntax, "bad glob %q", glob))
 	}
 	ctx, cancel := ss.catalogCtx()
 	es, err := ss.s.cfg.Catalog.Files(ctx, glob)
+	cancel()
+	if err != nil {
+		return ss.sendErr(catalogError(err))
+	}
+	more := len(es) > max
+	return ss.sendEntries(es[:min(len(es), max)], more)
+}
+
+// listFolder answers one page of a folder listing: the entries under the
+// prefix after the cursor, at most max (line.DefaultPageMax by default),
+// more=1 when the folder goes on. One more entry than the page is read to
+// know whether it does.
+func (ss *session) listFolder(q line.ListQuery) error {
+	max := q.Max
+	if max == 0 {
+		max = line.DefaultPageMax
+	}
+	ctx, cancel := ss.catalogCtx()
+	es, err := ss.s.cfg.Catalog.FilesUnder(ctx, q.Prefix, q.After, max+1)
 	cancel()
 	if err != nil {
 		return ss.sendErr(catalogError(err))

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -221,6 +222,53 @@ func (c *Client) List(ctx context.Context, glob string, max int) (entries []stor
 		return err
 	})
 	return entries, more, err
+}
+
+// ErrFolderTooBig is a folder listing that went past the limit given to
+// ListFolder.
+var ErrFolderTooBig = errors.New("folder too big")
+
+// ListFolder returns every entry under the folder prefix ("" or ending in
+// "/"), at any depth, sorted by name then hash, read page by page (pages of
+// line.DefaultPageMax records). More than limit entries is ErrFolderTooBig:
+// a folder listing is held whole, so the caller bounds it. The master's
+// pages are checked, not trusted: a record outside the folder or not after
+// the previous one (an older master that ignores prefix=, or a hostile
+// one) is a *line.ProtocolError, so a listing always ends.
+func (c *Client) ListFolder(ctx context.Context, prefix string, limit int) ([]store.Entry, error) {
+	if err := line.CheckPrefix(prefix); err != nil {
+		return nil, err
+	}
+	var all []store.Entry
+	q := line.ListQuery{Folder: true, Prefix: prefix, Max: line.DefaultPageMax}
+	for {
+		var page []store.Entry
+		var more bool
+		req := line.ListQueryMsg(q)
+		err := c.do(ctx, func(s *session) error {
+			var err error
+			page, more, err = s.entries(ctx, req)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			switch {
+			case !store.UnderPrefix(e.Name, prefix):
+				return nil, &line.ProtocolError{Reason: "folder listing: a name outside " + strconv.Quote(prefix), Input: e.Name}
+			case !q.After.After(e.Name, e.Hash):
+				return nil, &line.ProtocolError{Reason: "folder listing: a name out of order", Input: e.Name}
+			}
+			q.After = store.Cursor{Name: e.Name, Hash: e.Hash}
+		}
+		if all = append(all, page...); len(all) > limit {
+			return nil, fmt.Errorf("%w: more than %d files under %q", ErrFolderTooBig, limit, prefix)
+		}
+		if !more || len(page) == 0 {
+			return all, nil
+		}
+	}
 }
 
 // Search returns at most max (0: line.DefaultSearchMax) entries whose name

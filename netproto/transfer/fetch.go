@@ -88,6 +88,42 @@ const (
 // failed; the message names each source and why.
 var ErrSourcesFailed = errors.New("every source failed")
 
+// ErrSourceLeft is the error of a source whose server said it was leaving
+// (ERROR leaving: it stopped serving). The source is dropped at once and the
+// others carry on; when every source left, Fetch's error wraps it with
+// ErrSourcesFailed and reads "server HOST:PORT left".
+var ErrSourceLeft = errors.New("the server left")
+
+// sourcesError is Fetch's error when every source failed: a message of its
+// own, and the sentinels it stands for.
+type sourcesError struct {
+	msg  string
+	errs []error
+}
+
+func (e *sourcesError) Error() string   { return e.msg }
+func (e *sourcesError) Unwrap() []error { return e.errs }
+
+// allFailed makes the error of a fetch whose sources have all failed: when
+// every one left, "server A left" (or "servers A, B left"), else each source
+// and why.
+func allFailed(srcs []*source) error {
+	var msgs, left []string
+	for _, s := range srcs {
+		msgs = append(msgs, fmt.Sprintf("%s: %v", s.name, s.err))
+		if errors.Is(s.err, ErrSourceLeft) {
+			left = append(left, s.name)
+		}
+	}
+	switch {
+	case len(left) == 1 && len(srcs) == 1:
+		return &sourcesError{"server " + left[0] + " left", []error{ErrSourcesFailed, ErrSourceLeft}}
+	case len(left) == len(srcs):
+		return &sourcesError{"servers " + strings.Join(left, ", ") + " left", []error{ErrSourcesFailed, ErrSourceLeft}}
+	}
+	return &sourcesError{ErrSourcesFailed.Error() + ": " + strings.Join(msgs, "; "), []error{ErrSourcesFailed}}
+}
+
 // ClientConfig configures Fetch.
 type ClientConfig struct {
 	Key           []byte        // shared key (at least chunk.MinKeyLen bytes): seal every datagram
@@ -634,11 +670,7 @@ func (f *fetcher) tick() {
 		}
 	}
 	if live == 0 {
-		var msgs []string
-		for _, s := range f.srcs {
-			msgs = append(msgs, fmt.Sprintf("%s: %v", s.name, s.err))
-		}
-		f.finish(fmt.Errorf("transfer: %w: %s", ErrSourcesFailed, strings.Join(msgs, "; ")))
+		f.finish(fmt.Errorf("transfer: %w", allFailed(f.srcs)))
 	}
 }
 
@@ -903,6 +935,15 @@ func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 			f.stats.add(NotYetReplies, 1)
 			if s.peer && int(e.Value) < f.nchunks {
 				f.sw.notYet(&s.worker, int(e.Value))
+			}
+		case chunk.CodeLeaving:
+			// The server stops serving: drop it now (its claims go back
+			// to the others), not after SourceTimeout of silence. Like
+			// every reply, it counts only from the source's own address,
+			// on its transfer id, sealed under the key when there is one.
+			f.stats.add(LeavingReplies, 1)
+			if s.state != srcFailed {
+				f.fail(s, ErrSourceLeft)
 			}
 		case chunk.CodeUnknownTransfer:
 			// The server forgot us: ask again. A source that failed stays

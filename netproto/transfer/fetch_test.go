@@ -592,6 +592,12 @@ func TestSlowReceiver(t *testing.T) {
 				// that the sink may keep up: nothing to show then.
 				t.Skip("sender too slow under the race detector to overrun the buffer")
 			}
+			if underWine() && tt.wantLoss && !lost {
+				// So does Wine's emulation of every sendto (the
+				// control lost 1 to 78 of ~550 chunks in runs of
+				// .ci/wine.sh): the case that must not lose runs.
+				t.Skip("sender too slow under Wine to overrun the buffer every time")
+			}
 			if lost != tt.wantLoss {
 				t.Errorf("%d of %d chunks lost", st.Losses, st.ChunksSent)
 			}

@@ -180,6 +180,13 @@ func (t *transfer) sinceProgress() time.Duration {
 	return t.now() - t.deliveredTime
 }
 
+// sinceHeard is how long the transfer's client has sent nothing.
+func (t *transfer) sinceHeard() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.now() - t.lastRecv
+}
+
 func (t *transfer) stop() {
 	t.mu.Lock()
 	t.closed = true

@@ -96,6 +96,25 @@ const (
 	AmplificationFactor = 3
 )
 
+// Leaving: a server that closes with transfers running tells each client
+// (ERROR leaving), so a client fails over to its other sources, or fails,
+// at once instead of after its SourceTimeout.
+const (
+	// LeaveCopies is how many ERROR leaving each client is sent: one lost
+	// datagram must not cost a client its whole source timeout.
+	LeaveCopies = 3
+	// LeaveGap spaces the copies, so one burst of loss does not take them
+	// all. Meanwhile the socket stays open and a REQUEST or ACK that
+	// arrives is answered ERROR leaving too.
+	LeaveGap = 15 * time.Millisecond
+	// MaxLeaveDelay bounds what telling the clients adds to Close: the
+	// copies are LeaveGap apart, and sending stops at this bound however
+	// many transfers there are.
+	MaxLeaveDelay = 100 * time.Millisecond
+	// leaveText is the ERROR leaving's text.
+	leaveText = "the server is leaving"
+)
+
 // ServerConfig configures a Server.
 type ServerConfig struct {
 	// Open returns the file with the given content hash (store.HashPrefix +
@@ -268,9 +287,10 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// Close stops the server: the socket closes, every transfer stops and its
-// file closes. It waits for the server's goroutines and may be called more
-// than once.
+// Close stops the server: every transfer stops, its client is told ERROR
+// leaving (LeaveCopies times, within MaxLeaveDelay), the socket closes and
+// every file closes. It waits for the server's goroutines and may be called
+// more than once.
 func (s *Server) Close() {
 	s.mu.Lock()
 	if s.closed {
@@ -284,12 +304,55 @@ func (s *Server) Close() {
 		ts = append(ts, t)
 	}
 	s.mu.Unlock()
-	s.cancel()
-	_ = s.link.conn.Close()
 	for _, t := range ts {
 		t.stop()
 	}
+	s.tellLeaving(ts)
+	s.cancel()
+	_ = s.link.conn.Close()
 	s.wg.Wait()
+}
+
+// tellLeaving sends ERROR leaving to the client of each transfer,
+// LeaveCopies times LeaveGap apart, stopping at MaxLeaveDelay. The read
+// loop still runs meanwhile (and answers late REQUESTs and ACKs the same).
+func (s *Server) tellLeaving(ts []*transfer) {
+	if len(ts) == 0 {
+		return
+	}
+	deadline := time.Now().Add(MaxLeaveDelay)
+	for i := 0; i < LeaveCopies; i++ {
+		if i > 0 {
+			time.Sleep(min(LeaveGap, time.Until(deadline)))
+		}
+		for _, t := range ts {
+			if time.Now().After(deadline) {
+				return
+			}
+			s.stats.add(LeavingReplies, 1)
+			s.replyStateless(t.key.addr, 1<<20, t.key.tid, t.cipher, chunk.CodeLeaving, 0, leaveText)
+		}
+	}
+}
+
+// Downloads reports the transfers whose client was heard from within
+// activeWithin, and from how many client addresses (IPs): what a user
+// about to stop the server is told it would cut.
+func (s *Server) Downloads(activeWithin time.Duration) (transfers, hosts int) {
+	s.mu.RLock()
+	ts := make([]*transfer, 0, len(s.transfers))
+	for _, t := range s.transfers {
+		ts = append(ts, t)
+	}
+	s.mu.RUnlock()
+	ips := map[netip.Addr]bool{}
+	for _, t := range ts {
+		if t.sinceHeard() <= activeWithin {
+			transfers++
+			ips[t.key.addr.Addr()] = true
+		}
+	}
+	return transfers, len(ips)
 }
 
 // handle processes one datagram; it runs on the read loop or, under
@@ -325,6 +388,7 @@ func (s *Server) handle(b []byte, from netip.AddrPort) {
 	key := tkey{from, p.Transfer}
 	s.mu.RLock()
 	t := s.transfers[key]
+	leaving := s.closed
 	s.mu.RUnlock()
 
 	payload := p.Payload
@@ -359,6 +423,13 @@ func (s *Server) handle(b []byte, from netip.AddrPort) {
 	}
 	s.link.traceRecv(p.Header, payload, from, len(b), "")
 
+	if leaving && (p.Kind == chunk.KindRequest || p.Kind == chunk.KindAck) {
+		// Closing: no new transfer, and a client that missed the
+		// ERROR leaving hears it again.
+		s.stats.add(LeavingReplies, 1)
+		s.replyStateless(from, len(b), p.Transfer, c, chunk.CodeLeaving, 0, leaveText)
+		return
+	}
 	switch p.Kind {
 	case chunk.KindRequest:
 		s.onRequest(key, t, c, payload, len(b), p.Number, p.Flags&chunk.FlagTree != 0)
@@ -491,6 +562,7 @@ func (s *Server) open(key tkey, c *chunk.Cipher, r chunk.Request, inSize int, pn
 			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeNotFound, 0, text)
 		} else {
 			_ = f.Close()
+			s.replyStateless(key.addr, inSize, key.tid, c, chunk.CodeLeaving, 0, leaveText)
 		}
 		return
 	}

@@ -46,6 +46,7 @@ const (
 	BusyReplies                      // ERROR busy sent (server) or received (client)
 	Evicted                          // transfers a server ended to give their slot to a new one (no progress for StallEvict)
 	NotYetReplies                    // ERROR not yet sent (a partial source) or received (client)
+	LeavingReplies                   // ERROR leaving sent (a server that closes) or received (client)
 	GroupsVerified                   // client: 64 KiB groups checked against the file's tree
 	GroupsFailed                     // client: groups whose bytes were not the file's (refetched)
 	GroupsReadBack                   // client: groups checked from the disk, not the receive buffers (resume, overflow)
@@ -104,6 +105,7 @@ type Stats struct {
 	Retries, BusyReplies             int64
 	Evicted                          int64
 	NotYetReplies                    int64
+	LeavingReplies                   int64
 	GroupsVerified, GroupsFailed     int64
 	GroupsReadBack, LiarsDropped     int64
 	Losses, Timeouts                 int64
@@ -125,7 +127,7 @@ func (c *Counters) Snapshot() Stats {
 		CRCDrops: l(CRCDrops), AuthDrops: l(AuthDrops), Malformed: l(Malformed),
 		Hostile: l(Hostile), AckUnsent: l(AckUnsent), ImpairDrops: l(ImpairDrops),
 		Retries: l(Retries), BusyReplies: l(BusyReplies), Evicted: l(Evicted),
-		NotYetReplies: l(NotYetReplies), GroupsVerified: l(GroupsVerified), GroupsFailed: l(GroupsFailed),
+		NotYetReplies: l(NotYetReplies), LeavingReplies: l(LeavingReplies), GroupsVerified: l(GroupsVerified), GroupsFailed: l(GroupsFailed),
 		GroupsReadBack: l(GroupsReadBack), LiarsDropped: l(LiarsDropped),
 		Losses: l(Losses), Timeouts: l(Timeouts),
 		TransfersStarted: l(TransfersStarted), TransfersActive: l(TransfersActive),

@@ -88,6 +88,8 @@ func TestDissector(t *testing.T) {
 		{client, server, packet(chunk.Header{Kind: chunk.KindData}, nil, nil)[:20]},
 		{client, server, packet(chunk.Header{Kind: chunk.KindRequest, Flags: chunk.FlagTree}, chunk.AppendRequest(nil, &req), nil)},
 		{server, client, packet(chunk.Header{Kind: chunk.KindError}, chunk.AppendError(nil, &chunk.Error{Code: chunk.CodeNotYet, Value: 17}), nil)},
+		{server, client, packet(chunk.Header{Kind: chunk.KindError}, chunk.AppendError(nil, &chunk.Error{Code: chunk.CodeLeaving, Text: "the server is leaving"}), nil)},
+		{server, client, packet(chunk.Header{Kind: chunk.KindError}, chunk.AppendError(nil, &chunk.Error{Code: chunk.CodeLeaving + 1}), nil)},
 	}
 	for _, p := range pkts {
 		w.UDP(p.from, p.to, p.b)
@@ -140,11 +142,14 @@ func TestDissector(t *testing.T) {
 		{7, "fxsh.crc.status", "bad"}, {7, "_ws.expert.message", "CRC32C mismatch: the receiver drops this packet"},
 		{8, "fxsh.kind", "4"}, {8, "_ws.expert.message", "bitmap longer than 8192 bits"},
 		{9, "_ws.expert.message", "shorter than the 32-byte header"},
-		{12, "fxshline.verb", "SEARCH"}, {12, "fxshline.q", "week 3"}, {12, "fxshline.max", "5"},
-		{13, "fxshline.verb", "ERR"}, {13, "fxshline.err.code", "400"}, {13, "fxshline.err.text", "SEARCH needs q=WORDS"},
+		{14, "fxshline.verb", "SEARCH"}, {14, "fxshline.q", "week 3"}, {14, "fxshline.max", "5"},
+		{15, "fxshline.verb", "ERR"}, {15, "fxshline.err.code", "400"}, {15, "fxshline.err.text", "SEARCH needs q=WORDS"},
 		{10, "fxsh.kind", "1"}, {10, "fxsh.flags.tree", "1"}, {10, "fxsh.req.size", "100000"}, {0, "fxsh.flags.tree", "0"},
 		{11, "fxsh.error.code", "8"}, {11, "fxsh.error.value", "17"},
-		{14, "fxshline.verb", "F"}, {14, "_ws.expert.message", "unknown escape \\q"},
+		{12, "fxsh.error.code", "9"}, {12, "fxsh.error.text", "the server is leaving"},
+		{12, "_ws.expert.message", "server leaving (it stops serving: the client drops it, or fails at once): the server is leaving"},
+		{13, "fxsh.error.code", "10"}, {13, "_ws.expert.message", "unknown error code"},
+		{16, "fxshline.verb", "F"}, {16, "_ws.expert.message", "unknown escape \\q"},
 	}
 	for _, wt := range want {
 		if got := get(wt.pkt, wt.field); got != wt.want && !(wt.field == "_ws.expert.message" && strings.Contains(got, wt.want)) {

@@ -60,6 +60,7 @@ local error_codes = {
 	[1] = "not found", [2] = "busy", [3] = "bad request", [4] = "chunk size not accepted",
 	[5] = "unknown transfer", [6] = "unauthorized", [7] = "internal error",
 	[8] = "not yet (a partial source has not checked those groups)",
+	[9] = "server leaving (it stops serving: the client drops it, or fails at once)",
 }
 
 local f = fxsh.fields

@@ -55,6 +55,7 @@ func Run(t *testing.T, f Factory) {
 		{"Search", testSearch},
 		{"SearchMax", testSearchMax},
 		{"Glob", testGlob},
+		{"FilesUnder", testFilesUnder},
 		{"Receiver", testReceiver},
 		{"Concurrent", testConcurrent},
 		{"HeartbeatKeepsAlive", testHeartbeat},
@@ -418,6 +419,66 @@ func testGlob(t *testing.T, f Factory) {
 	}
 	if _, err := c.Files(ctx(t), "a["); !errors.Is(err, path.ErrBadPattern) {
 		t.Errorf(`Files("a[") err = %v, want path.ErrBadPattern`, err)
+	}
+}
+
+// testFilesUnder pins the folder listing by pages: only names under the
+// prefix (not "docsx/" for "docs/", not the case-folded "Docs/"), in
+// order, each page after the cursor, with the same name under two hashes
+// split across pages without loss or repeat.
+func testFilesUnder(t *testing.T, f Factory) {
+	c := newCat(t, f, LongTTL)
+	register(t, c, "h:1", File("a.txt", "1"), File("docs/b.txt", "2"), File("docs/sub/c.txt", "3"),
+		File("docs/sub/deep/d.txt", "4"), File("docsx/e.txt", "5"), File("Docs/f.txt", "6"), File("docs/same", "7"))
+	register(t, c, "h:2", File("docs/same", "8"))
+	under := func(prefix string, after store.Cursor, max int) []store.Entry {
+		t.Helper()
+		es, err := c.FilesUnder(ctx(t), prefix, after, max)
+		if err != nil {
+			t.Fatalf("FilesUnder(%q, %v, %d): %v", prefix, after, max, err)
+		}
+		if !sortedByNameHash(es) {
+			t.Fatalf("FilesUnder(%q) not sorted: %q", prefix, names(es))
+		}
+		return es
+	}
+	wantDocs := []string{"docs/b.txt", "docs/same", "docs/same", "docs/sub/c.txt", "docs/sub/deep/d.txt"}
+	if g := names(under("docs/", store.Cursor{}, 100)); !slices.Equal(g, wantDocs) {
+		t.Errorf("FilesUnder(docs/) = %q, want %q", g, wantDocs)
+	}
+	if g := names(under("docs/sub/deep/", store.Cursor{}, 100)); !slices.Equal(g, []string{"docs/sub/deep/d.txt"}) {
+		t.Errorf("FilesUnder(docs/sub/deep/) = %q", g)
+	}
+	if g := under("nothing/", store.Cursor{}, 100); len(g) != 0 {
+		t.Errorf("FilesUnder(nothing/) = %q, want none", names(g))
+	}
+	if g := under("", store.Cursor{}, 100); len(g) != 8 {
+		t.Errorf(`FilesUnder("") = %q, want all 8`, names(g))
+	}
+	// Pages of 2: every entry once, in order.
+	var got []string
+	seen := map[string]bool{}
+	var cur store.Cursor
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		es := under("docs/", cur, 2)
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			if seen[e.Name+e.Hash] {
+				t.Fatalf("page after %v repeats %s", cur, e.Name)
+			}
+			seen[e.Name+e.Hash] = true
+			got = append(got, e.Name)
+		}
+		last := es[len(es)-1]
+		cur = store.Cursor{Name: last.Name, Hash: last.Hash}
+	}
+	if !slices.Equal(got, wantDocs) {
+		t.Errorf("FilesUnder(docs/) by pages of 2 = %q, want %q", got, wantDocs)
 	}
 }
 

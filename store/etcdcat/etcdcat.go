@@ -543,6 +543,18 @@ func (c *Catalog) Files(ctx context.Context, glob string) ([]store.Entry, error)
 	return out, nil
 }
 
+// FilesUnder lists at most max entries under the folder prefix that sort
+// after the cursor, sorted by name then hash.
+func (c *Catalog) FilesUnder(ctx context.Context, prefix string, after store.Cursor, max int) ([]store.Entry, error) {
+	if err := c.readable(ctx, "listing files"); err != nil {
+		return nil, err
+	}
+	c.mu.RLock()
+	out := c.view.idx.under(prefix, after, max)
+	c.mu.RUnlock()
+	return out, nil
+}
+
 // Search returns at most max entries whose name contains every word of q,
 // case-insensitively, sorted by name then hash.
 func (c *Catalog) Search(ctx context.Context, q string, max int) ([]store.Entry, error) {

@@ -241,6 +241,26 @@ func (x *index) files(glob string) ([]store.Entry, error) {
 	return out, nil
 }
 
+// under returns at most max entries whose name starts with prefix and that
+// sort after the cursor, in order: a walk of the ordered tree from the
+// later of the two.
+func (x *index) under(prefix string, after store.Cursor, limit int) []store.Entry {
+	var out []store.Entry
+	if limit <= 0 {
+		return nil
+	}
+	x.ordered.AscendGreaterOrEqual(&entry{name: max(prefix, after.Name)}, func(e *entry) bool {
+		if !strings.HasPrefix(e.name, prefix) {
+			return false
+		}
+		if after.After(e.name, e.hash) {
+			out = append(out, e.toEntry())
+		}
+		return len(out) < limit
+	})
+	return out
+}
+
 // search returns at most max entries whose lower-cased name contains every
 // word (already lower-cased), sorted by name then hash; no words match
 // everything. As in memcat, when more than max match, which ones are

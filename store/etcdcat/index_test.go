@@ -110,6 +110,30 @@ func TestIndexAgainstBruteForce(t *testing.T) {
 				}
 			}
 		}
+		// Folder listings by pages of 3 give what a scan filtered by
+		// the prefix gives.
+		for _, prefix := range []string{"", "photo1/", "a0/", "missing/"} {
+			all, _ := x.files("")
+			var want, got []string
+			for _, k := range entryKeys(all) {
+				if strings.HasPrefix(k, prefix) {
+					want = append(want, k)
+				}
+			}
+			var cur store.Cursor
+			for {
+				page := x.under(prefix, cur, 3)
+				if len(page) == 0 {
+					break
+				}
+				got = append(got, entryKeys(page)...)
+				last := page[len(page)-1]
+				cur = store.Cursor{Name: last.Name, Hash: last.Hash}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d: under %q by pages = %q, want %q", step, prefix, got, want)
+			}
+		}
 	}
 	for step := range 400 {
 		addr := fmt.Sprintf("h:%d", rng.IntN(20))

@@ -538,6 +538,46 @@ func (c *Catalog) Files(ctx context.Context, glob string) ([]store.Entry, error)
 	return out, nil
 }
 
+// FilesUnder lists at most max entries under the folder prefix that sort
+// after the cursor, sorted by name then hash. The prefix narrows the
+// candidates through the gram index as a glob's literals do; a page costs
+// the entries under the prefix, not the whole catalog.
+func (c *Catalog) FilesUnder(ctx context.Context, prefix string, after store.Cursor, max int) ([]store.Entry, error) {
+	if err := c.rlock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.mu.RUnlock()
+	if max <= 0 {
+		return nil, nil
+	}
+	var out []store.Entry
+	visit := func(slot uint32) bool {
+		e := &c.entries[slot]
+		if !e.live || !store.UnderPrefix(e.name, prefix) {
+			return true
+		}
+		if x := e.export(); after.After(x.Name, x.Hash) {
+			out = append(out, x)
+		}
+		return true
+	}
+	lists, ok := c.idx.lookup([]string{strings.ToLower(prefix)})
+	switch {
+	case !ok:
+	case len(lists) == 0:
+		for slot := range c.entries {
+			visit(uint32(slot))
+		}
+	default:
+		intersect(lists, nil, visit)
+	}
+	sortEntries(out)
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out, nil
+}
+
 // Search returns at most max entries whose lower-cased name contains every
 // lower-cased word of q, sorted by name then hash. When more than max
 // match, which ones are returned is unspecified: the search stops at the

@@ -882,6 +882,21 @@ func (p *Part) Remove() error {
 	return p.discard()
 }
 
+// HasPartial reports whether dir holds a partial download of name (its
+// temporary file): a download of it would resume.
+func HasPartial(dir, name string) bool {
+	if CheckName(name) != nil {
+		return false
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	_, err = root.Lstat(sideName(name, store.PartSuffix))
+	return err == nil
+}
+
 // Discard removes what a download of name into dir left behind (its
 // temporary and state files), for a download that was closed and will not
 // be resumed. Nothing there is not an error.
