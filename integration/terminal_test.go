@@ -275,3 +275,109 @@ func TestTerminalBackgroundMessage(t *testing.T) {
 	tm.text("quit")
 	tm.keys("Enter")
 }
+
+// TestTerminalLeaving: an interactive file server with a client
+// downloading from it: Ctrl-C that drops typed text does nothing more;
+// Ctrl-C on an empty line says how many downloads it would cut and how to
+// stop; Ctrl-D warns and asks, and "n" keeps serving; Ctrl-C twice stops
+// it, and the client's fxsh fails at once naming the server.
+func TestTerminalLeaving(t *testing.T) {
+	bin := buildFxsh(t)
+	work := t.TempDir()
+	share := filepath.Join(work, "share")
+	os.MkdirAll(share, 0o755)
+	big := make([]byte, 8<<20)
+	for i := range big {
+		big[i] = byte(i * 7 >> 3)
+	}
+	os.WriteFile(filepath.Join(share, "big.bin"), big, 0o644)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	env := []string{"XDG_STATE_HOME=" + work, "XDG_CACHE_HOME=" + work, "HOME=" + work, "XDG_CONFIG_HOME=" + work, "FXSH_DISCOVERY=off"}
+	tm := newTmux(t, 120, 30, append([]string{"-u", "NO_COLOR", "TERM=xterm-256color"}, env...), "sh", "-c", "cd "+work+" && exec "+bin)
+	tm.waitScreen("the prompt", func(s string) bool { return strings.Contains(s, "fxsh>") })
+	tm.text("serve master " + addr + "; set rate 1MB/s; share share --udp 127.0.0.1:0")
+	tm.keys("Enter")
+	tm.waitScreen("the share", func(s string) bool { return strings.Contains(s, "sharing 1 file from share") })
+
+	dl := filepath.Join(work, "dl")
+	var clErr bytes.Buffer
+	cl := exec.Command(bin, "--master", addr, "--dir", dl, "-c", "get big.bin; wait")
+	cl.Env = append(os.Environ(), env...)
+	cl.Stderr = &clErr
+	if err := cl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	clDone := make(chan time.Time, 1)
+	go func() { cl.Wait(); clDone <- time.Now() }()
+	defer cl.Process.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st, err := os.Stat(filepath.Join(dl, ".big.bin.fxpart")); err == nil && st.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client did not start downloading")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	hint := "1 download from your share is running (1 host): Ctrl-C again stops serving and quits (or type quit)"
+	tm.text("lis")
+	tm.keys("C-c")
+	tm.waitScreen("a fresh prompt", func(s string) bool { return lastLine(s) == "fxsh>" })
+	if strings.Contains(tm.screen(false), "Ctrl-C again") {
+		t.Fatalf("a Ctrl-C that dropped typed text offered to stop:\n%s", tm.screen(false))
+	}
+	tm.keys("C-c")
+	tm.waitScreen("the hint", func(s string) bool { return strings.Contains(s, hint) })
+	tm.text("echo between")
+	tm.keys("Enter")
+	tm.waitScreen("the command", func(s string) bool { return strings.Contains(s, "\nbetween\n") })
+
+	tm.keys("C-d")
+	tm.waitScreen("the question", func(s string) bool {
+		return strings.Contains(s, "1 download from your share is running (1 host); quit -f leaves anyway") &&
+			strings.HasSuffix(lastLine(s), "leave anyway? [y/N]")
+	})
+	tm.text("n")
+	tm.keys("Enter")
+	tm.waitScreen("the refusal", func(s string) bool {
+		return strings.Contains(s, "not quitting: your share keeps serving") && lastLine(s) == "fxsh>"
+	})
+	select {
+	case <-clDone:
+		t.Fatalf("the client ended while the share kept serving: %s", clErr.String())
+	default:
+	}
+
+	tm.keys("C-c")
+	tm.waitScreen("the hint again", func(s string) bool { return strings.Count(s, hint) == 2 })
+	start := time.Now()
+	tm.keys("C-c")
+	var end time.Time
+	select {
+	case end = <-clDone:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the client did not end after the share stopped; screen:\n%s", tm.screen(false))
+	}
+	t.Logf("the client's fxsh exited %v after the second Ctrl-C", end.Sub(start).Round(time.Millisecond))
+	if !strings.Contains(clErr.String(), "left; the partial file is kept for a resume") {
+		t.Errorf("client stderr = %q, want the server named as gone", clErr.String())
+	}
+	if d := end.Sub(start); d > 3*time.Second {
+		t.Errorf("the client ended %v after the share stopped, want within a couple of seconds", d)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for exec.Command("tmux", "-S", tm.socket, "has-session", "-t", tm.session).Run() == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("fxsh did not quit on the second Ctrl-C:\n%s", tm.screen(false))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -37,7 +37,7 @@ func shareCommands() []*cmdSpec {
 		},
 		{
 			name: "unshare", group: "Index", usage: "unshare", maxArgs: 0,
-			summary: "stop sharing: BYE to the master (the files leave the index at once), close the UDP socket",
+			summary: "stop sharing: BYE to the master (the files leave the index at once), tell the clients downloading, close the UDP socket",
 			run:     cmdUnshare,
 		},
 		{
@@ -242,12 +242,17 @@ func cmdUnshare(ctx context.Context, s *Shell, _ *call) error {
 	if r == nil {
 		return errors.New("not sharing")
 	}
+	n, _ := s.shareDownloads()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := r.Close(cctx)
 	s.removeRole("share")
 	if err != nil {
 		return fmt.Errorf("stopped, but the master may keep the files until its timeout: %w", err)
+	}
+	if n > 0 {
+		s.out("stopped sharing (%s cut: their clients were told)\n", plural(n, "download", "downloads"))
+		return nil
 	}
 	s.out("stopped sharing\n")
 	return nil

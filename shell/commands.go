@@ -166,7 +166,7 @@ func shellCommands() []*cmdSpec {
 		},
 		{
 			name: "quit", aliases: []string{"exit", "bye"}, group: "Shell", usage: "quit [-f]", maxArgs: 1,
-			summary: "wait for downloads, stop serving and leave; -f cancels downloads (partial files kept)",
+			summary: "wait for downloads, stop serving and leave (at the prompt, asks first if others download from your share); -f cancels downloads (partial files kept) and does not ask",
 			run: func(ctx context.Context, s *Shell, c *call) error {
 				_, f, err := c.flags(map[string]bool{"-f": false})
 				if err != nil {

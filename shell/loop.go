@@ -177,12 +177,21 @@ func (s *Shell) interactive(ctx context.Context) {
 	s.ui.SetPrompt(s.prompt())
 	stopPrompt := s.promptUpdater(ctx)
 	defer stopPrompt()
+	var armedAt time.Time // a Ctrl-C on an empty line said how to stop serving
 	for !s.quitting() && ctx.Err() == nil {
 		s.pokePrompt() // the last command may have started or ended jobs
 		line, err := s.ui.ReadLine()
 		if errors.Is(err, ErrInterrupt) {
-			continue // Ctrl-C drops the line
+			// Ctrl-C drops the line; on an empty one, a serving shell
+			// says how to stop, and a second one stops it.
+			armed := !armedAt.IsZero() && time.Since(armedAt) < CtrlCAgain
+			armedAt = time.Time{}
+			if s.interruptAtPrompt(ctx, line, armed) {
+				armedAt = time.Now()
+			}
+			continue
 		}
+		armedAt = time.Time{}
 		if errors.Is(err, io.EOF) {
 			// Ctrl-D is quit, run as a foreground command so that
 			// Ctrl-C during its wait for jobs returns to the prompt.
@@ -222,6 +231,12 @@ func (s *Shell) interactive(ctx context.Context) {
 
 // prompt returns the prompt, with a short job summary when jobs run.
 func (s *Shell) prompt() string {
+	s.mu.Lock()
+	q := s.asking
+	s.mu.Unlock()
+	if q != "" {
+		return q
+	}
 	p := s.pal.prompt.Sprint("fxsh>") + " "
 	active := s.jobs.Active()
 	if len(active) == 0 {
@@ -289,8 +304,15 @@ func (s *Shell) promptUpdater(ctx context.Context) func() {
 }
 
 // cmdQuitNow ends the session: it waits for downloads (or cancels them with
-// force), then stops the roles.
+// force), asks before cutting others' downloads from the share (at the
+// prompt, without force), then stops the roles.
 func (s *Shell) cmdQuitNow(ctx context.Context, force bool) error {
+	return s.quitNow(ctx, force, !force)
+}
+
+// quitNow is cmdQuitNow; ask says whether to ask before cutting others'
+// downloads (confirmLeave).
+func (s *Shell) quitNow(ctx context.Context, force, ask bool) error {
 	if force {
 		s.jobs.CancelAll()
 	}
@@ -303,6 +325,11 @@ func (s *Shell) cmdQuitNow(ctx context.Context, force bool) error {
 		if err := s.waitJobs(ctx, active); err != nil && errors.Is(err, context.Canceled) {
 			n := len(s.jobs.Active())
 			return fmt.Errorf("not quitting: %s still running (quit -f cancels them)", plural(n, "job", "jobs"))
+		}
+	}
+	if ask {
+		if err := s.confirmLeave(); err != nil {
+			return err
 		}
 	}
 	s.mu.Lock()

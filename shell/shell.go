@@ -107,6 +107,7 @@ type Shell struct {
 	remoteAt    time.Time
 	fgCancel    context.CancelFunc // cancels the foreground command (Ctrl-C / SIGINT)
 	quit        bool               // quit was asked
+	asking      string             // the prompt of a question being asked (leave.go), or ""
 	quitForce   bool
 	depth       int  // source nesting
 	shareDown   bool // the share lost its master (reported once until it is back)

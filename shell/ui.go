@@ -19,7 +19,8 @@ import (
 // a fake that replays lines and records output.
 type UI interface {
 	// ReadLine returns the next input line without its newline, io.EOF at
-	// the end of input, or ErrInterrupt when the user pressed Ctrl-C.
+	// the end of input, or ErrInterrupt when the user pressed Ctrl-C (with
+	// what had been typed on the line, which is dropped).
 	ReadLine() (string, error)
 	// Print writes text to standard output. It is safe to call from any
 	// goroutine; on a terminal it does not corrupt the line being typed.
@@ -209,7 +210,7 @@ func newTermUI(prompt string, ac readline.AutoCompleter) (*termUI, error) {
 func (u *termUI) ReadLine() (string, error) {
 	line, err := u.rl.Readline()
 	if errors.Is(err, readline.ErrInterrupt) {
-		return "", ErrInterrupt
+		return line, ErrInterrupt
 	}
 	return line, err
 }
