@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/fxshell/fxsh/internal/pathglob"
 	"github.com/fxshell/fxsh/netproto/download"
@@ -387,12 +388,14 @@ func foldsCase(dir string) bool {
 }
 
 // quoteArg quotes a name for a command line when it would not read back as
-// one argument.
+// one argument, as this system's syntax reads it (on Windows a backslash is
+// not an escape: a\b stays a\b). A name with a control character cannot be
+// typed at all: it is shown Go-quoted, unambiguous.
 func quoteArg(n string) string {
-	if n != "" && !strings.ContainsAny(n, " \t'\"#;\\") {
-		return n
+	if strings.IndexFunc(n, unicode.IsControl) >= 0 {
+		return strconv.Quote(n)
 	}
-	return strconv.Quote(n)
+	return NativeSyntax.Quote(n)
 }
 
 // startDownload queues a download job.
