@@ -39,11 +39,14 @@ func getCommands() []*cmdSpec {
 				"-r FOLDER downloads the folder's whole tree into DIR/FOLDER's last name, keeping its structure\n" +
 				"(see mirror: files already there with the same content are skipped, partial ones resumed,\n" +
 				"one job a file under one total in jobs and wait); a changed file is kept unless -f.",
-			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads; get -r lectures -o ~/courses",
+			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads; get -r lectures",
 			run:     cmdGet,
 			complete: func(s *Shell, c *compCtx) []string {
 				if len(c.prev) > 0 && (c.prev[len(c.prev)-1] == "-o" || c.prev[len(c.prev)-1] == "--as") {
 					return localPaths(c.cur)
+				}
+				if slices.Contains(c.prev, "-r") {
+					return s.remoteFolders(c.cur)
 				}
 				return s.remoteNames(c.cur)
 			},
