@@ -236,6 +236,20 @@ func (b *bench) classroomRun(ctx context.Context, tag string, n, sizeMiB int, ra
 		}()
 	}
 	wg.Wait()
+	// The CPU every fxsh of the class used (clients, origin, master): on a
+	// shared machine the wall time says how much CPU the others left us,
+	// this says how much the class needed.
+	var cpu float64
+	for _, p := range append([]*shellProc{master, origin}, clients...) {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid)); err == nil {
+			if c, err := parseStatCPU(b); err == nil {
+				cpu += c
+			}
+		}
+	}
+	gib := float64(n) * float64(int64(sizeMiB)<<20) / (1 << 30)
+	b.logf("%s: CPU of every fxsh (%d clients, origin, master) %.1f s = %.2f CPU-s per GiB received; wall %.1f s, so %.2f of the 2 cores",
+		tag, n, cpu, cpu/gib, time.Since(start).Seconds(), cpu/time.Since(start).Seconds()/2)
 	// Everyone is done: what did each serve, and the origin send?
 	served = make([]float64, n)
 	for _, c := range clients {
@@ -248,8 +262,21 @@ func (b *bench) classroomRun(ctx context.Context, tag string, n, sizeMiB int, ra
 			served[i] = parseHuman(last[1], last[2])
 		}
 	}
+	// Each client's own counters say where its time went: "not yet"
+	// answers (asked a peer too early), duplicates (two sources sent the
+	// same chunk), request timeouts, busy answers.
+	for _, c := range clients {
+		c.send("stats")
+	}
 	origin.send("stats")
 	time.Sleep(500 * time.Millisecond)
+	var sum clientCounters
+	for _, c := range clients {
+		sum.add(parseCounters(c.output()))
+	}
+	if n > 1 {
+		b.logf("%s: the %d clients' counters summed: %s", tag, n, sum)
+	}
 	if m := reSent.FindAllStringSubmatch(origin.output(), -1); len(m) > 0 {
 		last := m[len(m)-1]
 		originSent = parseHuman(last[1], last[2])
@@ -325,6 +352,51 @@ func (b *bench) caseClassroom(ctx context.Context) (CaseResult, error) {
 			Fxsh: grp, Ref: whole, RefIs: "whole-file check", Target: Target{Of: "ratio", Op: ">=", Value: 1}})
 	}
 	return cr, nil
+}
+
+// clientCounters are the counters of a client's `stats` that show idle
+// time or waste.
+type clientCounters struct {
+	notYet, dups, timeouts, busy, retransmits, readBack int64
+}
+
+var reCounter = regexp.MustCompile(`(?m)^(not yet replies|duplicates|timeouts \(PTO\)|busy replies|retransmits|groups read back)\s+(\d+)\s*$`)
+
+// parseCounters reads the last value of each counter in a shell's output.
+func parseCounters(out string) clientCounters {
+	var c clientCounters
+	for _, m := range reCounter.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseInt(m[2], 10, 64)
+		switch m[1] {
+		case "not yet replies":
+			c.notYet = v
+		case "duplicates":
+			c.dups = v
+		case "timeouts (PTO)":
+			c.timeouts = v
+		case "busy replies":
+			c.busy = v
+		case "retransmits":
+			c.retransmits = v
+		case "groups read back":
+			c.readBack = v
+		}
+	}
+	return c
+}
+
+func (c *clientCounters) add(o clientCounters) {
+	c.notYet += o.notYet
+	c.dups += o.dups
+	c.timeouts += o.timeouts
+	c.busy += o.busy
+	c.retransmits += o.retransmits
+	c.readBack += o.readBack
+}
+
+func (c clientCounters) String() string {
+	return fmt.Sprintf("not yet %d, duplicates %d, timeouts %d, busy %d, retransmits %d, groups read back %d",
+		c.notYet, c.dups, c.timeouts, c.busy, c.retransmits, c.readBack)
 }
 
 func roundAll(xs []float64) []float64 {

@@ -52,9 +52,11 @@ const ServerReadyLimit = 5 * time.Minute
 
 var (
 	reFxshMaster = regexp.MustCompile(`master listening on (\S+)`)
-	reFxshShare  = regexp.MustCompile(`sharing (\d+) files.*udp (\S+)`)
-	reFxshDone   = regexp.MustCompile(`done.* in \S+`)
-	reTCPListen  = regexp.MustCompile(`^listening (\S+)`)
+	// "sharing 1 file from …" since the shell's plural words (f150b73):
+	// the many-clients case shares one file and never saw its server start.
+	reFxshShare = regexp.MustCompile(`sharing (\d+) files?\b.*udp (\S+)`)
+	reFxshDone  = regexp.MustCompile(`done.* in \S+`)
+	reTCPListen = regexp.MustCompile(`^listening (\S+)`)
 )
 
 // server is a running fxsh or TCP reference server.
