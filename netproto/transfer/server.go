@@ -112,7 +112,7 @@ const (
 	// many transfers there are.
 	MaxLeaveDelay = 100 * time.Millisecond
 	// leaveText is the ERROR leaving's text.
-	leaveText = "the server is leaving"
+	leaveText = "it stops serving"
 )
 
 // ServerConfig configures a Server.
