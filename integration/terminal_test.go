@@ -202,17 +202,8 @@ func TestTerminalBackgroundMessage(t *testing.T) {
 	os.MkdirAll(share, 0o755)
 	os.WriteFile(filepath.Join(share, "alpha.txt"), []byte("a"), 0o644)
 	os.WriteFile(filepath.Join(share, "beta one.txt"), []byte("b"), 0o644)
-	big := make([]byte, 3<<20)
-	for i := range big {
-		big[i] = byte(i * 7 >> 3)
-	}
-	os.WriteFile(filepath.Join(share, "big.bin"), big, 0o644)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	big := writeBig(t, filepath.Join(share, "big.bin"), 3<<20)
+	addr := freeAddr(t)
 	tm := newTmux(t, 120, 30, []string{"-u", "NO_COLOR", "XDG_STATE_HOME=" + work, "XDG_CACHE_HOME=" + work, "TERM=xterm-256color", "HOME=" + work, "XDG_CONFIG_HOME=" + work, "FXSH_DISCOVERY=off"},
 		"sh", "-c", "cd "+work+" && exec "+bin)
 	tm.waitScreen("the prompt", func(s string) bool { return strings.Contains(s, "fxsh>") })
@@ -276,6 +267,30 @@ func TestTerminalBackgroundMessage(t *testing.T) {
 	tm.keys("Enter")
 }
 
+// writeBig writes a file of size bytes of a simple pattern and returns them.
+func writeBig(t *testing.T, path string, size int) []byte {
+	t.Helper()
+	big := make([]byte, size)
+	for i := range big {
+		big[i] = byte(i * 7 >> 3)
+	}
+	if err := os.WriteFile(path, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return big
+}
+
+// freeAddr returns a loopback TCP address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // TestTerminalLeaving: an interactive file server with a client
 // downloading from it: Ctrl-C that drops typed text does nothing more;
 // Ctrl-C on an empty line says how many downloads it would cut and how to
@@ -286,17 +301,8 @@ func TestTerminalLeaving(t *testing.T) {
 	work := t.TempDir()
 	share := filepath.Join(work, "share")
 	os.MkdirAll(share, 0o755)
-	big := make([]byte, 8<<20)
-	for i := range big {
-		big[i] = byte(i * 7 >> 3)
-	}
-	os.WriteFile(filepath.Join(share, "big.bin"), big, 0o644)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	writeBig(t, filepath.Join(share, "big.bin"), 8<<20)
+	addr := freeAddr(t)
 	env := []string{"XDG_STATE_HOME=" + work, "XDG_CACHE_HOME=" + work, "HOME=" + work, "XDG_CONFIG_HOME=" + work, "FXSH_DISCOVERY=off"}
 	tm := newTmux(t, 120, 30, append([]string{"-u", "NO_COLOR", "TERM=xterm-256color"}, env...), "sh", "-c", "cd "+work+" && exec "+bin)
 	tm.waitScreen("the prompt", func(s string) bool { return strings.Contains(s, "fxsh>") })

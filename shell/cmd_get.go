@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/fxshell/fxsh/internal/pathglob"
 	"github.com/fxshell/fxsh/netproto/download"
@@ -38,11 +39,14 @@ func getCommands() []*cmdSpec {
 				"-r FOLDER downloads the folder's whole tree into DIR/FOLDER's last name, keeping its structure\n" +
 				"(see mirror: files already there with the same content are skipped, partial ones resumed,\n" +
 				"one job a file under one total in jobs and wait); a changed file is kept unless -f.",
-			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads; get -r lectures -o ~/courses",
+			example: "get week3/slides.pdf 'notes one.txt' -o ~/Downloads; get -r lectures",
 			run:     cmdGet,
 			complete: func(s *Shell, c *compCtx) []string {
 				if len(c.prev) > 0 && (c.prev[len(c.prev)-1] == "-o" || c.prev[len(c.prev)-1] == "--as") {
 					return localPaths(c.cur)
+				}
+				if slices.Contains(c.prev, "-r") {
+					return s.remoteFolders(c.cur)
 				}
 				return s.remoteNames(c.cur)
 			},
@@ -384,12 +388,14 @@ func foldsCase(dir string) bool {
 }
 
 // quoteArg quotes a name for a command line when it would not read back as
-// one argument.
+// one argument, as this system's syntax reads it (on Windows a backslash is
+// not an escape: a\b stays a\b). A name with a control character cannot be
+// typed at all: it is shown Go-quoted, unambiguous.
 func quoteArg(n string) string {
-	if n != "" && !strings.ContainsAny(n, " \t'\"#;\\") {
-		return n
+	if strings.IndexFunc(n, unicode.IsControl) >= 0 {
+		return strconv.Quote(n)
 	}
-	return strconv.Quote(n)
+	return NativeSyntax.Quote(n)
 }
 
 // startDownload queues a download job.

@@ -47,7 +47,7 @@ func mirrorCommands() []*cmdSpec {
 		example: "mirror lectures ~/courses/lectures",
 		run:     cmdMirror,
 		complete: func(s *Shell, c *compCtx) []string {
-			if len(c.prev) > 1 {
+			if len(c.prev) > 0 { // LOCAL
 				return localPaths(c.cur)
 			}
 			return s.remoteFolders(c.cur)

@@ -3,11 +3,14 @@ package shell
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fxshell/fxsh/store"
 	"github.com/fxshell/fxsh/store/partfile"
@@ -163,5 +166,56 @@ func TestGroupEndsOnce(t *testing.T) {
 	gs := gt.snapshots(nil, nil)
 	if len(gs) != 1 || gs[0].Done != 4 || gs[0].Failed != 1 || gs[0].Files != 5 || len(gs[0].IDs) != 5 {
 		t.Errorf("snapshot %+v", gs)
+	}
+}
+
+// TestFolderCompletion: mirror and get -r complete remote folders (each
+// left open, with its "/"), mirror's second word a local path.
+func TestFolderCompletion(t *testing.T) {
+	s := testShell(t, newFakeUI(true))
+	s.setLastNames([]string{"lectures/w1/a.pdf", "lectures/b.pdf", "labs/x.c", "top.txt"})
+	s.remoteAt = time.Now() // no master: the names above are all there is
+	dir := filepath.ToSlash(t.TempDir())
+	os.Mkdir(filepath.Join(dir, "dl"), 0o755)
+	for line, want := range map[string][]string{
+		"mirror l":                  {"labs/", "lectures/", "lectures/w1/"},
+		"mirror lectures/w":         {"lectures/w1/"},
+		"get -r la":                 {"labs/"},
+		"get la":                    {"labs/x.c "},
+		"mirror labs " + dir + "/d": {dir + "/dl/"},
+	} {
+		got, _ := s.completions(line)
+		if !slices.Equal(got, want) {
+			t.Errorf("completions(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
+
+// TestWaitDrawsGroup: wait's live block draws a folder download's running
+// files and its group line, not a row for each queued file.
+func TestWaitDrawsGroup(t *testing.T) {
+	ui := newFakeUI(true)
+	ui.width = 80
+	s := testShell(t, ui)
+	s.jobs.SetParallel(1)
+	release := make(chan struct{})
+	g := &jobGroup{Kind: "mirror", Name: "lectures/ → dl", Skipped: 2}
+	s.grp.start(g, 3, func(i int) *Job {
+		j := s.jobs.Start("get", fmt.Sprintf("lectures/f%d", i), false, func(ctx context.Context, j *Job) error {
+			<-release
+			return nil
+		})
+		j.SetTotal(100)
+		return j
+	})
+	s.drawLive(s.jobs.List())
+	out := ui.stdout()
+	close(release)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "[1] running") ||
+		!strings.HasPrefix(lines[1], "mirror 1: lectures/ → dl: 2/5 done, 1 running, 2 queued, 2 skipped; 0 B/300 B") ||
+		cells(lines[1]) > 79 ||
+		!strings.HasPrefix(lines[2], "total: 1 running, 2 queued") {
+		t.Errorf("live block:\n%s", out)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -175,14 +174,7 @@ func TestFlagsDiscovery(t *testing.T) {
 // lines before it ran, and the prompt starts; a key line is kept out of
 // the history.
 func TestRCInteractive(t *testing.T) {
-	setTempHome(t)
-	path, err := rcPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	path := tempRCPath(t)
 	if err := os.WriteFile(path, []byte("set parallel 9\nset nosuch 1\necho after\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -222,14 +214,7 @@ func TestRCInteractive(t *testing.T) {
 // TestRCKeyMode: a key in a start-up file open to others is refused
 // (except on Windows, where there are no such mode bits).
 func TestRCKeyMode(t *testing.T) {
-	setTempHome(t)
-	path, err := rcPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	path := tempRCPath(t)
 	for _, tt := range []struct {
 		mode os.FileMode
 		ok   bool
@@ -267,7 +252,7 @@ func TestRCKeyMode(t *testing.T) {
 	ui := newFakeUI(false)
 	s := testShell(t, ui)
 	s.addRole("master", fakeRole{})
-	err = s.exec(context.Background(), Command{Words: []string{"key", "abcdefabcdefabcdef"}})
+	err := s.exec(context.Background(), Command{Words: []string{"key", "abcdefabcdefabcdef"}})
 	if err == nil || !strings.Contains(err.Error(), "stop the roles and jobs first") || s.opts.Key != "" {
 		t.Errorf("key with a role running: %v", err)
 	}

@@ -491,3 +491,35 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestQuoteArg: the name in a "get NAME --as NEWNAME" hint reads back as
+// that name in this system's syntax (a Linux server's a\b on Windows too).
+func TestQuoteArg(t *testing.T) {
+	for _, n := range []string{"plain.txt", `a\b.txt`, "it's.txt", `say "hi".txt`, "a b;c#d", `C:\x`} {
+		cmds, err := ParseLine("get " + quoteArg(n) + " --as x")
+		if err != nil || len(cmds) != 1 || len(cmds[0].Words) != 4 || cmds[0].Words[1] != n {
+			t.Errorf("quoteArg(%q) = %s: reads back as %v, %v", n, quoteArg(n), cmds, err)
+		}
+	}
+	if got := quoteArg("a\nb"); got != `"a\nb"` {
+		t.Errorf("quoteArg of a control character = %s", got)
+	}
+}
+
+// TestHelpQuoting: help ends with the quoting rule of the shell's syntax.
+func TestHelpQuoting(t *testing.T) {
+	for sy, want := range map[Syntax]string{
+		SyntaxPOSIX:   `\ escapes the next character`,
+		SyntaxWindows: `\ is an ordinary character`,
+	} {
+		ui := newFakeUI(false)
+		s := testShell(t, ui)
+		s.syntax = sy
+		if !runLines(t, s, "help") {
+			t.Fatalf("help: %s", ui.stderr())
+		}
+		if out := strings.Join(strings.Fields(ui.stdout()), " "); !strings.Contains(out, "Quoting: ") || !strings.Contains(out, want) {
+			t.Errorf("syntax %d: help does not say %q:\n%s", sy, want, ui.stdout())
+		}
+	}
+}

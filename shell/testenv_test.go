@@ -36,6 +36,21 @@ func setTempHome(t *testing.T) string {
 	return dir
 }
 
+// tempRCPath points the per-user folders at a temporary one (setTempHome)
+// and returns where the start-up file is then, its folder made.
+func tempRCPath(t *testing.T) string {
+	t.Helper()
+	setTempHome(t)
+	path, err := rcPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestMain keeps every test of this package off the machine's network and
 // out of the user's folders: a test that starts a master on a non-loopback
 // address must not announce it over mDNS, and none may read the

@@ -4,7 +4,9 @@
 # and a file server run as fxsh.exe under Wine, a second file server runs as
 # the Linux fxsh (a classroom's Linux laptop, holding names Windows cannot),
 # and a client runs as fxsh.exe under Wine:
-#   - a 20 MB file from the Wine file server arrives byte-identical;
+#   - a 20 MB file from the Wine file server arrives byte-identical, the
+#     folder shared and the download folder typed as Windows paths
+#     (Z:\tmp\…, backslashes);
 #   - Report.TXT and report.txt (different contents, one name on Windows):
 #     one `get` of both is refused up front; each with -o into its own folder
 #     arrives with its own bytes, and with --as side by side too;
@@ -34,7 +36,11 @@ head -c 5000 /dev/urandom >"$w/linshare/aux.c"
 
 (cd "$w" && exec "$WINE" ./fxsh.exe --norc -c "serve master $M" >master.log 2>&1) & pids+=($!)
 for _ in $(seq 100); do "$w/fxsh" --norc --master "$M" -c 'list' >/dev/null 2>&1 && break; sleep 0.3; done
-(cd "$w" && exec "$WINE" ./fxsh.exe --norc --master "$M" -c 'share winshare --udp 127.0.0.1:0' >winshare.log 2>&1) & pids+=($!)
+# winpath PATH: the Windows path Wine gives a Linux one (drive Z: is /),
+# typed with backslashes as a Windows user types it: fxsh on Windows reads
+# a backslash as a character, not an escape.
+winpath() { printf 'Z:%s' "${1//\//\\}"; }
+(cd "$w" && exec "$WINE" ./fxsh.exe --norc --master "$M" -c "share $(winpath "$w/winshare") --udp 127.0.0.1:0" >winshare.log 2>&1) & pids+=($!)
 (cd "$w" && exec ./fxsh --norc --master "$M" -c 'share linshare --udp 127.0.0.1:0' >linshare.log 2>&1) & pids+=($!)
 for _ in $(seq 200); do
 	l=$("$w/fxsh" --norc --master "$M" -c 'list' 2>/dev/null || true)
@@ -47,9 +53,9 @@ client() { (cd "$w/client" && "$WINE" ../fxsh.exe --norc --master "$M" -c "$1" >
 
 # 20 MB, Windows to Windows.
 t0=$SECONDS
-client 'get big.bin -o dl; wait' || fail "get big.bin"
+client "get big.bin -o $(winpath "$w/client/dl"); wait" || fail "get big.bin -o $(winpath "$w/client/dl")"
 cmp "$w/winshare/big.bin" "$w/client/dl/big.bin" || fail "big.bin differs"
-echo "  20 MB file byte-identical ($((SECONDS - t0)) s with Wine's start-up)"
+echo "  20 MB file byte-identical ($((SECONDS - t0)) s with Wine's start-up), shared and saved with typed Windows paths ($(winpath "$w/client/dl"))"
 
 # Case twins: one get of both is refused before any job starts.
 if client 'get Report.TXT report.txt -o twins'; then fail "get Report.TXT report.txt into one folder succeeded under Wine"; fi

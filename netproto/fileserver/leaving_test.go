@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxshell/fxsh/netproto/master"
 	"github.com/fxshell/fxsh/netproto/masterclient"
 	"github.com/fxshell/fxsh/netproto/transfer"
-	"github.com/fxshell/fxsh/store/memcat"
 )
 
 // memSink keeps a download in memory.
@@ -29,16 +27,7 @@ func (m *memSink) WriteChunk(i int, _ []byte) error { m.have[i] = true; return n
 // 15 s source timeout; the master no longer lists the files once Close
 // returns; Close is delayed by at most transfer.MaxLeaveDelay (and the BYE).
 func TestCloseTellsClients(t *testing.T) {
-	cat := memcat.New(time.Minute)
-	defer cat.Close()
-	m := master.New(master.Config{Catalog: cat})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go m.Serve(ln)
-	defer m.Shutdown(context.Background())
-	mAddr := ln.Addr().String()
+	mAddr := startMaster(t)
 
 	dir := t.TempDir()
 	body := content(3<<20, 9)

@@ -18,21 +18,29 @@ import (
 	"github.com/fxshell/fxsh/store/memcat"
 )
 
-// A squatter that registered a file server's address before it started
-// does not keep it: the master challenges the real server's UDP socket,
-// the registrar echoes the token, and the squatter's next PING is told
-// ERR 404. (Before issue 18 any connection could take any address, and
-// the newest kept it.)
-func TestRegistrarProvesAddress(t *testing.T) {
+// startMaster runs a master with an in-memory catalog on loopback until
+// the test ends and returns its address.
+func startMaster(t *testing.T) string {
+	t.Helper()
 	cat := memcat.New(time.Minute)
-	defer cat.Close()
+	t.Cleanup(func() { cat.Close() })
 	m := master.New(master.Config{Catalog: cat})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go m.Serve(ln)
-	defer m.Shutdown(context.Background())
+	t.Cleanup(func() { m.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}
+
+// A squatter that registered a file server's address before it started
+// does not keep it: the master challenges the real server's UDP socket,
+// the registrar echoes the token, and the squatter's next PING is told
+// ERR 404. (Before issue 18 any connection could take any address, and
+// the newest kept it.)
+func TestRegistrarProvesAddress(t *testing.T) {
+	mAddr := startMaster(t)
 
 	// A free UDP port for the file server to come.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -42,7 +50,7 @@ func TestRegistrarProvesAddress(t *testing.T) {
 	udp := pc.LocalAddr().String()
 	pc.Close()
 
-	sq, err := net.Dial("tcp", ln.Addr().String())
+	sq, err := net.Dial("tcp", mAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +78,7 @@ func TestRegistrarProvesAddress(t *testing.T) {
 	var ev events
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	s, _, err := Start(ctx, Config{Paths: []string{dir}, UDPAddr: udp, Masters: []string{ln.Addr().String()},
+	s, _, err := Start(ctx, Config{Paths: []string{dir}, UDPAddr: udp, Masters: []string{mAddr},
 		Rescan: time.Hour, OnEvent: ev.add})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +91,7 @@ func TestRegistrarProvesAddress(t *testing.T) {
 	if l := readLine(); l != "ERR 404 not registered" {
 		t.Errorf("squatter's PING: %q, want ERR 404 not registered", l)
 	}
-	cl, err := masterclient.Dial(ctx, masterclient.Config{Masters: []string{ln.Addr().String()}})
+	cl, err := masterclient.Dial(ctx, masterclient.Config{Masters: []string{mAddr}})
 	if err != nil {
 		t.Fatal(err)
 	}

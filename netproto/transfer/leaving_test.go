@@ -69,12 +69,13 @@ func slowServer(t *testing.T, lib *library, rate int64, key []byte) (*Server, st
 // in the sink (the caller keeps it for a resume).
 func TestLeavingFailsFast(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		key  []byte
-	}{{"open", nil}, {"keyed", leaveKey}} {
+		name  string
+		key   []byte
+		delay time.Duration // the server's impairment delay (its copies wait for it)
+	}{{"open", nil, 0}, {"keyed", leaveKey, 0}, {"delayed", nil, 40 * time.Millisecond}} {
 		t.Run(tc.name, func(t *testing.T) {
 			content := randomBytes(4<<20, 71)
-			srv, addr := slowServer(t, newLibrary(content), 1<<20, tc.key)
+			srv, addr := startServer(t, newLibrary(content), ServerConfig{Key: tc.key, Impair: impair(t, ImpairSettings{Rate: 1 << 20, Delay: tc.delay})})
 			wait, sink := fetchUntil(t, content, []string{addr}, ClientConfig{Key: tc.key}, 100_000)
 
 			start := time.Now()

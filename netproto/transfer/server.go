@@ -112,7 +112,7 @@ const (
 	// many transfers there are.
 	MaxLeaveDelay = 100 * time.Millisecond
 	// leaveText is the ERROR leaving's text.
-	leaveText = "the server is leaving"
+	leaveText = "it stops serving"
 )
 
 // ServerConfig configures a Server.
@@ -321,6 +321,13 @@ func (s *Server) tellLeaving(ts []*transfer) {
 		return
 	}
 	deadline := time.Now().Add(MaxLeaveDelay)
+	defer func() {
+		// An impairment delay (set delay) holds the copies back: keep
+		// the socket open for them, within the bound.
+		if im := s.link.impair.load(); im != nil && im.Delay > 0 {
+			time.Sleep(min(im.Delay+2*time.Millisecond, time.Until(deadline)))
+		}
+	}()
 	for i := 0; i < LeaveCopies; i++ {
 		if i > 0 {
 			time.Sleep(min(LeaveGap, time.Until(deadline)))
