@@ -124,6 +124,23 @@ func (p *shellProc) waitFor(re *regexp.Regexp, timeout time.Duration) (string, b
 	}
 }
 
+// askAll sends cmd to every shell and waits (10 s at most) until each has
+// printed one more line matching end: on a loaded machine a shell may take
+// seconds to answer, and a fixed wait read half the class's counters.
+func askAll(ps []*shellProc, cmd string, end *regexp.Regexp) {
+	before := make([]int, len(ps))
+	for i, p := range ps {
+		before[i] = len(end.FindAllStringIndex(p.output(), -1))
+		p.send(cmd)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i, p := range ps {
+		for len(end.FindAllStringIndex(p.output(), -1)) <= before[i] && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 func (p *shellProc) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -149,6 +166,9 @@ var (
 	reServed   = regexp.MustCompile(`(?m)seeding: .*; ([0-9.]+) ([kMGT]?B) sent to peers`)
 	reListed   = regexp.MustCompile(`big\.bin`)
 	reMasterUp = regexp.MustCompile(`master listening on`)
+	// The last line of status and of stats.
+	reStatusEnd = regexp.MustCompile(`(?m)^jobs: `)
+	reStatsEnd  = regexp.MustCompile(`(?m)^pacing rate\s`)
 )
 
 func parseHuman(num, unit string) float64 {
@@ -252,10 +272,7 @@ func (b *bench) classroomRun(ctx context.Context, tag string, n, sizeMiB int, ra
 		tag, n, cpu, cpu/gib, time.Since(start).Seconds(), cpu/time.Since(start).Seconds()/2)
 	// Everyone is done: what did each serve, and the origin send?
 	served = make([]float64, n)
-	for _, c := range clients {
-		c.send("status")
-	}
-	time.Sleep(500 * time.Millisecond)
+	askAll(append([]*shellProc{origin}, clients...), "status", reStatusEnd)
 	for i, c := range clients {
 		if m := reServed.FindAllStringSubmatch(c.output(), -1); len(m) > 0 {
 			last := m[len(m)-1]
@@ -265,11 +282,7 @@ func (b *bench) classroomRun(ctx context.Context, tag string, n, sizeMiB int, ra
 	// Each client's own counters say where its time went: "not yet"
 	// answers (asked a peer too early), duplicates (two sources sent the
 	// same chunk), request timeouts, busy answers.
-	for _, c := range clients {
-		c.send("stats")
-	}
-	origin.send("stats")
-	time.Sleep(500 * time.Millisecond)
+	askAll(append([]*shellProc{origin}, clients...), "stats", reStatsEnd)
 	var sum clientCounters
 	for _, c := range clients {
 		sum.add(parseCounters(c.output()))
@@ -358,9 +371,12 @@ func (b *bench) caseClassroom(ctx context.Context) (CaseResult, error) {
 // time or waste.
 type clientCounters struct {
 	notYet, dups, timeouts, busy, retransmits, readBack int64
+	// Every datagram a client sent, and the DATA among them (what it
+	// served as a peer): the rest are its ACKs and REQUESTs.
+	datagramsSent, chunksSent, chunksReceived int64
 }
 
-var reCounter = regexp.MustCompile(`(?m)^(not yet replies|duplicates|timeouts \(PTO\)|busy replies|retransmits|groups read back)\s+(\d+)\s*$`)
+var reCounter = regexp.MustCompile(`(?m)^(not yet replies|duplicates|timeouts \(PTO\)|busy replies|retransmits|groups read back|datagrams sent|chunks sent|chunks received)\s+(\d+)\s*$`)
 
 // parseCounters reads the last value of each counter in a shell's output.
 func parseCounters(out string) clientCounters {
@@ -380,6 +396,12 @@ func parseCounters(out string) clientCounters {
 			c.retransmits = v
 		case "groups read back":
 			c.readBack = v
+		case "datagrams sent":
+			c.datagramsSent = v
+		case "chunks sent":
+			c.chunksSent = v
+		case "chunks received":
+			c.chunksReceived = v
 		}
 	}
 	return c
@@ -392,11 +414,15 @@ func (c *clientCounters) add(o clientCounters) {
 	c.busy += o.busy
 	c.retransmits += o.retransmits
 	c.readBack += o.readBack
+	c.datagramsSent += o.datagramsSent
+	c.chunksSent += o.chunksSent
+	c.chunksReceived += o.chunksReceived
 }
 
 func (c clientCounters) String() string {
-	return fmt.Sprintf("not yet %d, duplicates %d, timeouts %d, busy %d, retransmits %d, groups read back %d",
-		c.notYet, c.dups, c.timeouts, c.busy, c.retransmits, c.readBack)
+	ctl := c.datagramsSent - c.chunksSent
+	return fmt.Sprintf("chunks received %d, ACK/REQUEST datagrams sent %d (%.2f a chunk), not yet %d, duplicates %d, timeouts %d, busy %d, retransmits %d, groups read back %d",
+		c.chunksReceived, ctl, float64(ctl)/float64(max(1, c.chunksReceived)), c.notYet, c.dups, c.timeouts, c.busy, c.retransmits, c.readBack)
 }
 
 func roundAll(xs []float64) []float64 {

@@ -2,7 +2,11 @@
 
 package main
 
-import "testing"
+import (
+	"context"
+	"strings"
+	"testing"
+)
 
 // TestServerReadyLine: the line the bench waits for before it starts
 // clients matches what fxsh prints for one shared file and for several
@@ -28,10 +32,33 @@ func TestServerReadyLine(t *testing.T) {
 // TestParseCounters reads a client's stats table (the last one printed).
 func TestParseCounters(t *testing.T) {
 	out := "COUNTER  VALUE\nduplicates  3\nnot yet replies  1\n" +
-		"COUNTER  VALUE\nretransmits  2\nduplicates  12\ntimeouts (PTO)  4\nbusy replies  5\nnot yet replies  7\ngroups read back  1\n"
+		"COUNTER  VALUE\nretransmits  2\nduplicates  12\ntimeouts (PTO)  4\nbusy replies  5\nnot yet replies  7\ngroups read back  1\n" +
+		"datagrams sent  100\nchunks sent  60\nchunks received  80\n"
 	got := parseCounters(out)
-	want := clientCounters{notYet: 7, dups: 12, timeouts: 4, busy: 5, retransmits: 2, readBack: 1}
+	want := clientCounters{notYet: 7, dups: 12, timeouts: 4, busy: 5, retransmits: 2, readBack: 1, datagramsSent: 100, chunksSent: 60, chunksReceived: 80}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// TestAskAllWaits: askAll returns once every shell has answered, however
+// slowly (here 300 ms, more than the fixed wait it replaced).
+func TestAskAllWaits(t *testing.T) {
+	b := &bench{fxsh: "/bin/sh"}
+	var ps []*shellProc
+	for range 3 {
+		p, err := b.startShell(context.Background(), t.TempDir(), nil, "-c", `while read l; do sleep 0.3; echo "jobs: $l"; done`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.quit()
+		ps = append(ps, p)
+	}
+	askAll(ps, "one", reStatusEnd)
+	askAll(ps, "two", reStatusEnd)
+	for i, p := range ps {
+		if out := p.output(); !strings.Contains(out, "jobs: one\njobs: two\n") {
+			t.Errorf("shell %d: %q", i, out)
+		}
 	}
 }

@@ -115,6 +115,7 @@ func (sw *swarm) take(w *worker) (claim, bool) {
 	if !sw.swarming {
 		c := sw.pool[0]
 		sw.pool = sw.pool[1:]
+		sw.gen++
 		return c, true
 	}
 	best, bestN := -1, 0
@@ -155,6 +156,7 @@ func (sw *swarm) take(w *worker) (claim, bool) {
 	} else {
 		sw.pool = append(sw.pool[:best], sw.pool[best+1:]...)
 	}
+	sw.gen++ // the claims take looks at moved up
 	return c, true
 }
 
@@ -178,6 +180,7 @@ func (sw *swarm) setHas(w *worker, ranges [][2]int) {
 		}
 	}
 	w.peer, w.has = true, has
+	sw.gen++
 }
 
 // notYet handles a peer's "not yet" for chunk c: it does not hold that
@@ -240,5 +243,6 @@ func (sw *swarm) goSwarm(span int) {
 		}
 	}
 	sw.pool = cut
+	sw.gen++
 	rand.Shuffle(len(sw.pool), func(i, j int) { sw.pool[i], sw.pool[j] = sw.pool[j], sw.pool[i] })
 }

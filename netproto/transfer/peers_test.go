@@ -149,3 +149,42 @@ func TestFetchWithPeers(t *testing.T) {
 		})
 	}
 }
+
+// TestSwarmIdleSourceWakes: an origin whose take found nothing (a peer
+// holds every claim) is not made to scan the pool again on every tick, and
+// takes work as soon as something changes that gives it some: the peer is
+// dropped, its groups shrink, or it answers "not yet".
+func TestSwarmIdleSourceWakes(t *testing.T) {
+	const cs = tree.GroupSize
+	for _, tt := range []struct {
+		name   string
+		change func(sw *swarm, p *worker)
+	}{
+		{"peer dropped", func(sw *swarm, p *worker) { sw.drop(p) }},
+		{"peer holds less", func(sw *swarm, p *worker) { sw.setHas(p, [][2]int{{0, 8}}) }},
+		{"peer says not yet", func(sw *swarm, p *worker) { sw.notYet(p, 8) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sw, ws := testSwarm(16, 4, nil, 2)
+			sw.geo = geometry{chunkSize: cs, size: 16 * cs}
+			sw.swarming = true
+			origin, p := ws[0], ws[1]
+			sw.setHas(p, [][2]int{{0, 16}})
+			sw.refill(p, 0) // p works on two spans; two stay in the pool, held by p
+			sw.refill(origin, 0)
+			if len(origin.claims) != 0 || origin.nothingAt != sw.gen+1 {
+				t.Fatalf("origin took %v (nothingAt %d, gen %d): the peer holds everything", origin.claims, origin.nothingAt, sw.gen)
+			}
+			gen := sw.gen
+			sw.refill(origin, 0)
+			if sw.gen != gen || len(origin.claims) != 0 {
+				t.Fatal("a refill with nothing changed took or changed something")
+			}
+			tt.change(sw, p)
+			sw.refill(origin, 0)
+			if len(origin.claims) == 0 {
+				t.Fatalf("after %s the origin still has no work; pool %v", tt.name, sw.pool)
+			}
+		})
+	}
+}

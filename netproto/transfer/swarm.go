@@ -46,6 +46,10 @@ type worker struct {
 	peer bool
 	has  []uint64
 
+	// nothingAt is sw.gen+1 when take last found nothing for this source
+	// (0: never): refill skips the pool until sw.gen moves.
+	nothingAt uint64
+
 	// For stall detection: a source holding work that has delivered
 	// nothing for max(8*srtt, minStallTime) since max(started, lastData)
 	// loses its claims to an idle source.
@@ -80,6 +84,14 @@ type swarm struct {
 	spanLen  int                // chunks in a span of the pool
 	pool     []claim            // missing chunks nobody is asked for, ascending, at most spanLen each
 	workers  []*worker          // every source's, in source order (steal looks at the others)
+	// gen counts the changes that can give a source work it could not
+	// take before: the pool changed (claims given back, taken, cut), a
+	// peer's groups or a source's liveness changed. A source whose take
+	// found nothing at gen is not asked again until gen moves (refill):
+	// the control loop refills idle sources every tick, and with 30
+	// peers a take scans up to MaxPickClaims claims against every source
+	// (holders) — 12 % of a classroom's CPU went there for nothing.
+	gen uint64
 }
 
 // newSwarm cuts the chunks missing from have into a pool of spans of
@@ -97,12 +109,16 @@ func newSwarm(have *chunk.ChunkBitmap, spanLen int) *swarm {
 }
 
 // add makes w one of the sources the swarm schedules.
-func (sw *swarm) add(w *worker) { sw.workers = append(sw.workers, w) }
+func (sw *swarm) add(w *worker) {
+	sw.workers = append(sw.workers, w)
+	sw.gen++ // holders change
+}
 
 // drop takes w out of the schedule (its source failed) and gives its
 // claims back to the front of the pool.
 func (sw *swarm) drop(w *worker) {
 	w.gone = true
+	sw.gen++ // holders change
 	sw.giveBack(w.claims)
 	w.claims = nil
 }
@@ -116,6 +132,7 @@ func (sw *swarm) giveBack(cs []claim) {
 		}
 	}
 	sw.pool = append(back, sw.pool...)
+	sw.gen++
 }
 
 // hasWork reports whether w is asked for a chunk still missing, dropping
@@ -170,9 +187,10 @@ func (sw *swarm) refill(w *worker, now time.Duration) {
 	if sw.swarming && !w.peer {
 		want = 1 // an origin's claims are small and spread at once (peers.go)
 	}
-	for open < want && len(w.claims) < 2*SpansPerSource && len(sw.pool) > 0 {
+	for open < want && len(w.claims) < 2*SpansPerSource && len(sw.pool) > 0 && w.nothingAt != sw.gen+1 {
 		c, ok := sw.take(w)
 		if !ok {
+			w.nothingAt = sw.gen + 1
 			break
 		}
 		if c.next = sw.have.NextMissing(c.next); c.next < c.hi {
@@ -339,4 +357,5 @@ func (sw *swarm) reclaim(lo, hi int) {
 		fresh = append(fresh, claim{at, hi, at})
 	}
 	sw.pool = append(fresh, sw.pool...)
+	sw.gen++
 }
