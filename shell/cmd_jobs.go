@@ -15,7 +15,7 @@ func jobCommands() []*cmdSpec {
 		for _, j := range s.jobs.Active() {
 			out = append(out, strconv.Itoa(j.ID))
 		}
-		return out
+		return append(out, s.grp.active()...)
 	}
 	return []*cmdSpec{
 		{
@@ -32,13 +32,13 @@ func jobCommands() []*cmdSpec {
 		{
 			name: "wait", group: "Jobs", usage: "wait [ID...]", maxArgs: -1,
 			summary: "block until jobs (default: all) end; fails if any of them failed",
-			detail:  "Ctrl-C stops the wait, not the jobs. On a terminal the progress bars redraw in place.",
+			detail:  "Ctrl-C stops the wait, not the jobs. On a terminal the progress bars redraw in place.\ngN: every job of folder download N (get -r, mirror).",
 			example: "get a b c; wait",
 			run:     cmdWait, complete: jobIDs,
 		},
 		{
 			name: "cancel", group: "Jobs", usage: "cancel ID...", minArgs: 1, maxArgs: -1,
-			summary: "stop jobs; partial files are kept, and get resumes them",
+			summary: "stop jobs (gN: a folder download's); partial files are kept, and get resumes them",
 			run:     cmdCancel, complete: jobIDs,
 		},
 	}
@@ -48,6 +48,13 @@ func jobCommands() []*cmdSpec {
 func (s *Shell) parseJobIDs(args []string) ([]*Job, error) {
 	var out []*Job
 	for _, a := range args {
+		if members, ok, err := s.grp.parse(a); ok { // gN: a folder download's jobs
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, members...)
+			continue
+		}
 		id, err := strconv.Atoi(strings.TrimPrefix(a, "%"))
 		if err != nil {
 			return nil, fmt.Errorf("bad job id %q", a)
@@ -249,6 +256,9 @@ func cmdCancel(_ context.Context, s *Shell, c *call) error {
 	}
 	var errs []string
 	for _, j := range jobs {
+		if st, _ := j.State(); st.ended() && s.grp.member(j.ID) {
+			continue // gN cancels the folder's jobs that have not ended
+		}
 		if err := s.jobs.Cancel(j.ID); err != nil {
 			errs = append(errs, err.Error())
 		}

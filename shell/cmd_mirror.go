@@ -296,7 +296,7 @@ func (s *Shell) startTree(req treeReq, p treePlan) {
 	what += ", " + skipped
 	s.grp.start(g, len(p.fetch), func(i int) *Job {
 		if i == 0 {
-			s.out("%s %d: %s: %s\n", req.kind, g.ID, g.Name, what)
+			s.out("%s g%d: %s: %s\n", req.kind, g.ID, g.Name, what)
 		}
 		f := p.fetch[i]
 		j := s.startDownload(f.e, req.root, f.local, req.overwrite, req.mayFail)

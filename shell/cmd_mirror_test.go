@@ -119,7 +119,7 @@ func TestRenderGroup(t *testing.T) {
 	gs := groupSnapshot{ID: 2, Kind: "mirror", Name: "lectures/ → dl", Files: 7, Skipped: 2, Running: 1, Queued: 2,
 		Done: 1, Failed: 1, DoneBytes: 500, TotalBytes: 1000, Rate: 100}
 	got := renderGroup(gs, 0)
-	want := "mirror 2: lectures/ → dl: 3/7 done, 1 running, 2 queued, 1 failed, 2 skipped; 500 B/1.0 kB  50% 100B/s"
+	want := "[g2] mirror lectures/ → dl: 3/7 done, 1 running, 2 queued, 1 failed, 2 skipped; 500 B/1.0 kB  50% 100B/s"
 	if got != want {
 		t.Errorf("renderGroup =\n%q, want\n%q", got, want)
 	}
@@ -213,9 +213,44 @@ func TestWaitDrawsGroup(t *testing.T) {
 	close(release)
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "[1] running") ||
-		!strings.HasPrefix(lines[1], "mirror 1: lectures/ → dl: 2/5 done, 1 running, 2 queued, 2 skipped; 0 B/300 B") ||
+		!strings.HasPrefix(lines[1], "[g1] mirror lectures/ → dl: 2/5 done, 1 running, 2 queued, 2 skipped; 0 B/300") ||
 		cells(lines[1]) > 79 ||
 		!strings.HasPrefix(lines[2], "total: 1 running, 2 queued") {
 		t.Errorf("live block:\n%s", out)
+	}
+}
+
+// TestCancelAndWaitGroup: cancel gN stops a folder download's jobs that
+// have not ended (not an error for those that have), wait gN waits for
+// them and fails; a group that does not exist is named.
+func TestCancelAndWaitGroup(t *testing.T) {
+	s := testShell(t, newFakeUI(false))
+	s.jobs.SetParallel(1)
+	g := &jobGroup{Kind: "get -r", Name: "a/ → dl"}
+	s.grp.start(g, 3, func(i int) *Job {
+		return s.jobs.Start("get", fmt.Sprintf("a/f%d", i), false, func(ctx context.Context, j *Job) error {
+			if i == 0 {
+				return nil // ends at once
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		})
+	})
+	<-g.jobs[0].Done()
+	ctx := context.Background()
+	if err := s.exec(ctx, Command{Words: []string{"cancel", "g1"}}); err != nil {
+		t.Fatalf("cancel g1: %v", err)
+	}
+	err := s.exec(ctx, Command{Words: []string{"wait", "g1"}})
+	if err == nil || !strings.Contains(err.Error(), "2 jobs did not finish") {
+		t.Errorf("wait g1 = %v", err)
+	}
+	if got := s.grp.active(); len(got) != 0 {
+		t.Errorf("active groups after cancel: %q", got)
+	}
+	for _, bad := range []string{"g2", "gx"} {
+		if err := s.exec(ctx, Command{Words: []string{"wait", bad}}); err == nil || !strings.Contains(err.Error(), "g") {
+			t.Errorf("wait %s = %v", bad, err)
+		}
 	}
 }

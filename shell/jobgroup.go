@@ -2,6 +2,8 @@ package shell
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -120,6 +122,40 @@ func (t *groupTable) snapshots(snaps map[int]JobSnapshot, ids map[int]bool) []gr
 	return out
 }
 
+// parse reads a group id, "gN" (or "%gN"): ok says arg is one, and then
+// members are the group's jobs, or err says there is no such group.
+func (t *groupTable) parse(arg string) (members []*Job, ok bool, err error) {
+	n, isGroup := strings.CutPrefix(strings.TrimPrefix(arg, "%"), "g")
+	if !isGroup {
+		return nil, false, nil
+	}
+	id, err := strconv.Atoi(n)
+	if err != nil {
+		return nil, true, fmt.Errorf("bad group id %q (a folder download is gN)", arg)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, g := range t.groups {
+		if g.ID == id {
+			return slices.Clone(g.jobs), true, nil
+		}
+	}
+	return nil, true, fmt.Errorf("no folder download g%d", id)
+}
+
+// active returns the ids ("gN") of the groups with a member not ended.
+func (t *groupTable) active() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, g := range t.groups {
+		if g.ended < len(g.jobs) {
+			out = append(out, fmt.Sprintf("g%d", g.ID))
+		}
+	}
+	return out
+}
+
 // member reports whether job id belongs to a group.
 func (t *groupTable) member(id int) bool {
 	t.mu.Lock()
@@ -140,7 +176,7 @@ func renderGroup(gs groupSnapshot, width int) string {
 			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))
 		}
 	}
-	line := fmt.Sprintf("%s %d: %s: %s", gs.Kind, gs.ID, gs.Name, strings.Join(parts, ", "))
+	line := fmt.Sprintf("[g%d] %s %s: %s", gs.ID, gs.Kind, gs.Name, strings.Join(parts, ", "))
 	if gs.TotalBytes > 0 {
 		line += fmt.Sprintf("; %s/%s %3.0f%%", humanBytes(gs.DoneBytes), humanBytes(gs.TotalBytes),
 			100*float64(gs.DoneBytes)/float64(gs.TotalBytes))
@@ -191,7 +227,7 @@ func (s *Shell) groupJobEnded(id int) {
 	if sum.Failed+sum.Cancelled+sum.Refused > 0 {
 		mark, word, isErr = s.epal.err.Sprint("✗"), "failed", true
 	}
-	s.notifySync(fmt.Sprintf("%s %s %d %s: %s: %s", mark, g.Kind, g.ID, word, g.Name, groupTally(sum)), isErr)
+	s.notifySync(fmt.Sprintf("%s %s g%d %s: %s: %s", mark, g.Kind, g.ID, word, g.Name, groupTally(sum)), isErr)
 }
 
 // groupTally says what a group's files came to.
