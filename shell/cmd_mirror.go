@@ -141,6 +141,9 @@ func (s *Shell) getTree(ctx context.Context, req treeReq) error {
 		return err
 	}
 	if len(es) == 0 {
+		if files, _, err := cl.List(ctx, escapeGlob(req.remote), 1); err == nil && len(files) > 0 {
+			return fmt.Errorf("%q is a file, not a folder: get %s", req.remote, quoteArg(req.remote))
+		}
 		return fmt.Errorf("no folder %q in the index (list %s/ lists a folder, search finds names)", req.remote, req.remote)
 	}
 	plan, err := planTree(req, s.pickEach(ctx, cl, es))
