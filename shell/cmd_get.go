@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -308,21 +305,9 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 	if hasAs && len(wanted) != 1 {
 		return fmt.Errorf("--as names one file, and %d match", len(wanted))
 	}
-	// A name this system cannot hold fails the command before any job
-	// starts, naming the file and the way out.
 	if !hasAs {
-		var bad, badName []string
-		for _, e := range wanted {
-			if err := checkLocalName(e.Name); err != nil {
-				bad = append(bad, err.Error())
-				badName = append(badName, e.Name)
-			}
-		}
-		switch {
-		case len(bad) == 1:
-			return fmt.Errorf("%s; save it under another name: get %s --as NEWNAME [-o DIR]", bad[0], quoteArg(badName[0]))
-		case len(bad) > 1:
-			return fmt.Errorf("%s; get each under another name: get NAME --as NEWNAME [-o DIR]", strings.Join(bad, "; "))
+		if err := refuseLocalNames(wanted); err != nil {
+			return err
 		}
 	}
 	if len(wanted) > 1 {
@@ -348,43 +333,6 @@ func cmdGet(ctx context.Context, s *Shell, c *call) error {
 		s.out("job %d: %s (%s) from %s\n", j.ID, e.Name, humanBytes(e.Size), serverList(e.Servers))
 	}
 	return nil
-}
-
-// checkLocalName checks that this system can hold a file under name inside
-// a download folder (partfile.CheckName): an error is ErrUnsafeName (no
-// system should write it) or ErrNotValidHere (a Windows device name, ...).
-func checkLocalName(name string) error { return partfile.CheckName(name) }
-
-// caseTwins returns the first two local names that are one file in dir
-// because its file system ignores case, or "", "".
-func caseTwins(dir string, local []string) (string, string) {
-	byFold := map[string]string{}
-	for _, n := range local {
-		k := strings.ToLower(n)
-		if other, ok := byFold[k]; ok && other != n && foldsCase(dir) {
-			return other, n
-		}
-		byFold[k] = n
-	}
-	return "", ""
-}
-
-// foldsCase reports whether dir's file system ignores case: it creates a
-// probe file and looks it up in another case. A folder that does not exist
-// yet is judged by the system (Windows and macOS fold case by default).
-func foldsCase(dir string) bool {
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, ".fxsh-case-probe-*")
-	if err != nil {
-		return runtime.GOOS == "windows" || runtime.GOOS == "darwin"
-	}
-	name := f.Name()
-	f.Close()
-	defer os.Remove(name)
-	_, err = os.Stat(filepath.Join(filepath.Dir(name), strings.ToUpper(filepath.Base(name))))
-	return err == nil
 }
 
 // quoteArg quotes a name for a command line when it would not read back as
