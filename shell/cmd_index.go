@@ -28,7 +28,7 @@ func indexCommands() []*cmdSpec {
 			example: "list *.pdf; list lectures/; list 'lectures/**/*.pdf'",
 			run:     cmdList,
 			complete: func(s *Shell, c *compCtx) []string {
-				return s.remoteNames(c.cur)
+				return append(s.remoteFolders(c.cur), s.remoteNames(c.cur)...) // FOLDER/ or a name
 			},
 		},
 		{

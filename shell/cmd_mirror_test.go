@@ -182,6 +182,7 @@ func TestFolderCompletion(t *testing.T) {
 		"mirror lectures/w":         {"lectures/w1/"},
 		"get -r la":                 {"labs/"},
 		"get la":                    {"labs/x.c "},
+		"list la":                   {"labs/", "labs/x.c "},
 		"mirror labs " + dir + "/d": {dir + "/dl/"},
 	} {
 		got, _ := s.completions(line)
