@@ -274,6 +274,42 @@ func TestListFolder(t *testing.T) {
 		"ERR 400 max must be a number from 1 to 10000")
 }
 
+// TestListFolderDefaultPage: without max= a page holds DefaultPageMax
+// records, and max= above MaxResults is capped to it.
+func TestListFolderDefaultPage(t *testing.T) {
+	_, addr := startMaster(t, Config{})
+	a := hello(t, addr, "server")
+	n := line.DefaultPageMax + 1
+	lines := []string{fmt.Sprintf("REGISTER addr=:5001 n=%d", n)}
+	for i := range n {
+		lines = append(lines, fline(fmt.Sprintf("d/f%05d", i), fmt.Sprint(i)))
+	}
+	a.send(append(lines, "END")...)
+	a.expect(fmt.Sprintf("OK addr=127.0.0.1:5001 files=%d", n))
+	c := hello(t, addr, "client")
+	for _, req := range []string{"LIST prefix=d/", "LIST prefix=d/ max=99999"} {
+		c.send(req)
+		head, err := c.readLine()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("FOUND n=%d more=1", line.DefaultPageMax)
+		if req != "LIST prefix=d/" {
+			want = fmt.Sprintf("FOUND n=%d", n)
+		}
+		if head != want {
+			t.Fatalf("%s: %q, want %q", req, head, want)
+		}
+		var k int
+		for head, _ = c.readLine(); head != "END"; head, _ = c.readLine() {
+			k++
+		}
+		if fmt.Sprintf("FOUND n=%d", k) != strings.TrimSuffix(want, " more=1") {
+			t.Fatalf("%s: %d records after %q", req, k, want)
+		}
+	}
+}
+
 // waitFor repeats req on c until its first reply line is want.
 func waitFor(t *testing.T, c *tconn, req, want string) {
 	t.Helper()
