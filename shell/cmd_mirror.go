@@ -146,7 +146,7 @@ func (s *Shell) getTree(ctx context.Context, req treeReq) error {
 		}
 		return fmt.Errorf("no folder %q in the index (list %s/ lists a folder, search finds names)", req.remote, req.remote)
 	}
-	plan, err := planTree(req, s.pickEach(ctx, cl, es))
+	plan, err := planTree(ctx, req, s.pickEach(ctx, cl, es))
 	if err != nil {
 		return err
 	}
@@ -192,8 +192,9 @@ func (s *Shell) treeGlob(ctx context.Context, cl *masterclient.Client, glob stri
 // saved under and whether it is fetched, skipped (the same content is
 // already there) or refused (this system cannot hold the name). An unsafe
 // name, or a file under root reached through a link that leads out of it,
-// refuses the whole folder before anything is fetched.
-func planTree(req treeReq, es []store.Entry) (treePlan, error) {
+// refuses the whole folder before anything is fetched. Hashing what is
+// already there reads it whole: Ctrl-C (ctx) stops between files.
+func planTree(ctx context.Context, req treeReq, es []store.Entry) (treePlan, error) {
 	var p treePlan
 	root, err := os.OpenRoot(req.root)
 	switch {
@@ -206,6 +207,9 @@ func planTree(req treeReq, es []store.Entry) (treePlan, error) {
 	}
 	var locals []string
 	for _, e := range es {
+		if err := ctx.Err(); err != nil {
+			return p, fmt.Errorf("comparing with %s: %w (nothing was fetched)", req.root, err)
+		}
 		rel, ok := strings.CutPrefix(e.Name, req.remote+"/")
 		if !ok {
 			return p, fmt.Errorf("the master listed %q under %q", e.Name, req.remote+"/")

@@ -42,7 +42,7 @@ func TestPlanTree(t *testing.T) {
 	write("lec/w1/deep/.d.txt.fxpart", "")
 	es := []store.Entry{entryOf("lec/a.txt", "same"), entryOf("lec/w1/b.txt", "diff"), entryOf("lec/w1/c.txt", "longer"),
 		entryOf("lec/w1/deep/d.txt", "ddd"), entryOf("lec/w1/aux.c", "x")}
-	p, err := planTree(treeReq{remote: "lec", root: root, under: "lec", goos: "windows"}, es)
+	p, err := planTree(t.Context(), treeReq{remote: "lec", root: root, under: "lec", goos: "windows"}, es)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +57,12 @@ func TestPlanTree(t *testing.T) {
 		t.Errorf("refused %q", p.refused)
 	}
 	// Into LOCAL itself (mirror FOLDER LOCAL): no folder in between.
-	p, err = planTree(treeReq{remote: "lec/w1", root: filepath.Join(root, "lec", "w1"), goos: "linux"}, es[1:4])
+	p, err = planTree(t.Context(), treeReq{remote: "lec/w1", root: filepath.Join(root, "lec", "w1"), goos: "linux"}, es[1:4])
 	if err != nil || len(p.fetch) != 3 || p.fetch[0].local != "b.txt" || p.fetch[2].local != "deep/d.txt" {
 		t.Errorf("mirror into LOCAL: %+v, %v", p, err)
 	}
 	// A folder that does not exist yet: everything is fetched.
-	p, err = planTree(treeReq{remote: "lec", root: filepath.Join(root, "new"), under: "lec", goos: "linux"}, es[:4])
+	p, err = planTree(t.Context(), treeReq{remote: "lec", root: filepath.Join(root, "new"), under: "lec", goos: "linux"}, es[:4])
 	if err != nil || len(p.fetch) != 4 || p.skipped != 0 {
 		t.Errorf("fresh folder: %+v, %v", p, err)
 	}
@@ -82,7 +82,7 @@ func TestPlanTreeRefuses(t *testing.T) {
 		{"own suffix", []store.Entry{entryOf("lec/.a.fxpart", "2")}, "reserved suffix"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := planTree(treeReq{remote: "lec", root: root, under: "lec"}, tt.es)
+			_, err := planTree(t.Context(), treeReq{remote: "lec", root: root, under: "lec"}, tt.es)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err %v, want %q", err, tt.want)
 			}
@@ -98,9 +98,19 @@ func TestPlanTreeRefuses(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(root, "lec", "w1")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := planTree(treeReq{remote: "lec", root: root, under: "lec"}, []store.Entry{entryOf("lec/w1/a.txt", "1")})
+	_, err := planTree(t.Context(), treeReq{remote: "lec", root: root, under: "lec"}, []store.Entry{entryOf("lec/w1/a.txt", "1")})
 	if !errors.Is(err, partfile.ErrUnsafeName) || !strings.Contains(err.Error(), "leads outside the download folder") {
 		t.Errorf("through a link out of the folder: %v", err)
+	}
+}
+
+// TestPlanTreeInterrupted: a cancelled context stops the plan.
+func TestPlanTreeInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := planTree(ctx, treeReq{remote: "lec", root: t.TempDir()}, []store.Entry{entryOf("lec/a", "1")})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v, want context.Canceled", err)
 	}
 }
 
