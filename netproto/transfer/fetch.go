@@ -836,10 +836,9 @@ func (f *fetcher) handleBatched(b []byte, from netip.AddrPort) { f.handlePacket(
 func (f *fetcher) handle(b []byte, from netip.AddrPort) { f.handlePacket(b, from, false) }
 
 // handlePacket processes one datagram; with batched, an ACK it makes due
-// waits for flushAcks at the end of the batch.
-//
-// Long only by its switch: one short case per packet kind a client may
-// receive.
+// waits for flushAcks at the end of the batch. It checks the datagram
+// (checksum, transfer id, address, seal), then hands it to the case for
+// its kind.
 func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 	p, n, err := chunk.ParsePacket(b)
 	if err != nil {
@@ -881,86 +880,99 @@ func (f *fetcher) handlePacket(b []byte, from netip.AddrPort, batched bool) {
 	case chunk.KindData:
 		f.onData(s, &p.Header, payload, now, batched)
 	case chunk.KindRetry:
-		r, _, err := chunk.ParseRetry(payload)
-		if err != nil {
-			f.stats.add(Malformed, 1)
-			return
-		}
-		f.stats.add(Retries, 1)
-		if s.reqPending {
-			f.rttSample(s, now)
-		}
-		if int(r.MaxChunkSize) < f.chunkSize {
-			f.fail(s, fmt.Errorf("source takes chunks of at most %d bytes, not %d", r.MaxChunkSize, f.chunkSize))
-			return
-		}
-		s.lastBusy = false
-		if s.cookieSent {
-			// A fresh RETRY for a cookie we echoed: the server refused
-			// it. Once is a restarted server or an expired cookie; again
-			// and again, back off, then give the source up.
-			s.retries++
-			if s.retries >= MaxRetryReplies {
-				f.fail(s, fmt.Errorf("refuses our cookie: %d RETRYs in a row", s.retries))
-				return
-			}
-		}
-		s.cookie = append(s.cookie[:0], r.Cookie...)
-		s.cookieSent = false
-		s.backoff = 0
-		if s.retries > 1 {
-			s.busyUntil = now + min(minRequestTimeout<<s.retries, maxRequestTimeout)
-			s.needUpdate = true // sent by tick once busyUntil passes
-		} else if f.hasWork(s) {
-			f.sendRequest(s, now)
-		}
+		f.onRetry(s, payload, now)
 	case chunk.KindError:
-		e, _, err := chunk.ParseError(payload)
-		if err != nil {
-			f.stats.add(Malformed, 1)
-			return
-		}
-		switch e.Code {
-		case chunk.CodeBusy:
-			f.stats.add(BusyReplies, 1)
-			// The retry-after asked for, doubled for each busy in a row
-			// (up to maxBusyBackoff, or the retry-after if longer).
-			wait := time.Duration(min(e.Value, 10000)) * time.Millisecond
-			wait = max(wait, min(wait<<min(s.busy, 8), maxBusyBackoff))
-			s.busy++
-			s.lastBusy = true
-			s.busyUntil = now + wait
-			s.needUpdate = true
-		case chunk.CodeNotYet:
-			f.stats.add(NotYetReplies, 1)
-			if s.peer && int(e.Value) < f.nchunks {
-				f.sw.notYet(&s.worker, int(e.Value))
-			}
-		case chunk.CodeLeaving:
-			// The server stops serving: drop it now (its claims go back
-			// to the others), not after SourceTimeout of silence. Like
-			// every reply, it counts only from the source's own address,
-			// on its transfer id, sealed under the key when there is one.
-			f.stats.add(LeavingReplies, 1)
-			if s.state != srcFailed {
-				f.fail(s, ErrSourceLeft)
-			}
-		case chunk.CodeUnknownTransfer:
-			// The server forgot us: ask again. A source that failed stays
-			// failed (a late ERROR must not bring it back without work).
-			if s.state != srcFailed {
-				s.state = srcRequesting
-				s.needUpdate = true
-			}
-		default:
-			if s.state != srcFailed {
-				f.fail(s, &e)
-			}
-		}
+		f.onError(s, payload, now)
 	case chunk.KindDone:
 		// an echo of our DONE, or the server ended the transfer: nothing to do
 	default:
 		f.stats.add(Hostile, 1)
+	}
+}
+
+// onRetry handles a RETRY from s: the server's cookie to echo, or its
+// refusal of the one echoed. Called with f.mu held.
+func (f *fetcher) onRetry(s *source, payload []byte, now time.Duration) {
+	r, _, err := chunk.ParseRetry(payload)
+	if err != nil {
+		f.stats.add(Malformed, 1)
+		return
+	}
+	f.stats.add(Retries, 1)
+	if s.reqPending {
+		f.rttSample(s, now)
+	}
+	if int(r.MaxChunkSize) < f.chunkSize {
+		f.fail(s, fmt.Errorf("source takes chunks of at most %d bytes, not %d", r.MaxChunkSize, f.chunkSize))
+		return
+	}
+	s.lastBusy = false
+	if s.cookieSent {
+		// A fresh RETRY for a cookie we echoed: the server refused
+		// it. Once is a restarted server or an expired cookie; again
+		// and again, back off, then give the source up.
+		s.retries++
+		if s.retries >= MaxRetryReplies {
+			f.fail(s, fmt.Errorf("refuses our cookie: %d RETRYs in a row", s.retries))
+			return
+		}
+	}
+	s.cookie = append(s.cookie[:0], r.Cookie...)
+	s.cookieSent = false
+	s.backoff = 0
+	if s.retries > 1 {
+		s.busyUntil = now + min(minRequestTimeout<<s.retries, maxRequestTimeout)
+		s.needUpdate = true // sent by tick once busyUntil passes
+	} else if f.hasWork(s) {
+		f.sendRequest(s, now)
+	}
+}
+
+// onError handles an ERROR from s: busy (back off), not yet (a peer lacks
+// that chunk), leaving (drop the source now), unknown transfer (ask
+// again); any other code fails the source. Called with f.mu held.
+func (f *fetcher) onError(s *source, payload []byte, now time.Duration) {
+	e, _, err := chunk.ParseError(payload)
+	if err != nil {
+		f.stats.add(Malformed, 1)
+		return
+	}
+	switch e.Code {
+	case chunk.CodeBusy:
+		f.stats.add(BusyReplies, 1)
+		// The retry-after asked for, doubled for each busy in a row
+		// (up to maxBusyBackoff, or the retry-after if longer).
+		wait := time.Duration(min(e.Value, 10000)) * time.Millisecond
+		wait = max(wait, min(wait<<min(s.busy, 8), maxBusyBackoff))
+		s.busy++
+		s.lastBusy = true
+		s.busyUntil = now + wait
+		s.needUpdate = true
+	case chunk.CodeNotYet:
+		f.stats.add(NotYetReplies, 1)
+		if s.peer && int(e.Value) < f.nchunks {
+			f.sw.notYet(&s.worker, int(e.Value))
+		}
+	case chunk.CodeLeaving:
+		// The server stops serving: drop it now (its claims go back
+		// to the others), not after SourceTimeout of silence. Like
+		// every reply, it counts only from the source's own address,
+		// on its transfer id, sealed under the key when there is one.
+		f.stats.add(LeavingReplies, 1)
+		if s.state != srcFailed {
+			f.fail(s, ErrSourceLeft)
+		}
+	case chunk.CodeUnknownTransfer:
+		// The server forgot us: ask again. A source that failed stays
+		// failed (a late ERROR must not bring it back without work).
+		if s.state != srcFailed {
+			s.state = srcRequesting
+			s.needUpdate = true
+		}
+	default:
+		if s.state != srcFailed {
+			f.fail(s, &e)
+		}
 	}
 }
 

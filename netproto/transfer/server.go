@@ -363,10 +363,8 @@ func (s *Server) Downloads(activeWithin time.Duration) (transfers, hosts int) {
 }
 
 // handle processes one datagram; it runs on the read loop or, under
-// impairment, on a timer goroutine.
-//
-// Long only by its switch: one short case per datagram kind a server may
-// receive.
+// impairment, on a timer goroutine: an address proof, or a packet checked
+// (checksum, length, seal) and handed to the case for its kind.
 func (s *Server) handle(b []byte, from netip.AddrPort) {
 	if chunk.IsProof(b) {
 		if tok, ok := chunk.ParseProof(b); ok && s.cfg.OnProof != nil {
@@ -398,35 +396,9 @@ func (s *Server) handle(b []byte, from netip.AddrPort) {
 	leaving := s.closed
 	s.mu.RUnlock()
 
-	payload := p.Payload
-	var c *chunk.Cipher
-	switch {
-	case s.cfg.Key == nil && p.Flags&chunk.FlagSealed != 0:
-		s.stats.add(AuthDrops, 1)
-		s.link.traceRecv(p.Header, nil, from, len(b), "sealed, but this server has no key")
-		if p.Kind == chunk.KindRequest {
-			s.replyStateless(from, len(b), p.Transfer, nil, chunk.CodeUnauthorized, 0, "this server has no key")
-		}
+	payload, c, ok := s.unseal(&p, b[:n], from, t)
+	if !ok {
 		return
-	case s.cfg.Key != nil && p.Flags&chunk.FlagSealed == 0:
-		s.stats.add(AuthDrops, 1)
-		s.link.traceRecv(p.Header, nil, from, len(b), "not sealed")
-		if p.Kind == chunk.KindRequest {
-			s.replyStateless(from, len(b), p.Transfer, nil, chunk.CodeUnauthorized, 0, "a key is required")
-		}
-		return
-	case s.cfg.Key != nil:
-		if t != nil {
-			c = t.cipher
-		} else if c, err = chunk.NewCipher(s.cfg.Key, p.Transfer, chunk.RoleServer); err != nil {
-			s.stats.add(AuthDrops, 1)
-			return
-		}
-		if payload, err = c.Open(b[:n]); err != nil {
-			s.stats.add(AuthDrops, 1)
-			s.link.traceRecv(p.Header, nil, from, len(b), "does not authenticate")
-			return
-		}
 	}
 	s.link.traceRecv(p.Header, payload, from, len(b), "")
 
@@ -471,6 +443,44 @@ func (s *Server) handle(b []byte, from netip.AddrPort) {
 	default: // RETRY and DATA only flow towards clients
 		s.stats.add(Hostile, 1)
 	}
+}
+
+// unseal checks a packet's seal against the server's key: b is the whole
+// datagram, t its transfer if known. It returns the payload to read (opened
+// when sealed) and the transfer's cipher (nil without a key); !ok means the
+// datagram was dropped (and, for a REQUEST, answered unauthorized).
+func (s *Server) unseal(p *chunk.Packet, b []byte, from netip.AddrPort, t *transfer) (payload []byte, c *chunk.Cipher, ok bool) {
+	var err error
+	payload = p.Payload
+	switch {
+	case s.cfg.Key == nil && p.Flags&chunk.FlagSealed != 0:
+		s.stats.add(AuthDrops, 1)
+		s.link.traceRecv(p.Header, nil, from, len(b), "sealed, but this server has no key")
+		if p.Kind == chunk.KindRequest {
+			s.replyStateless(from, len(b), p.Transfer, nil, chunk.CodeUnauthorized, 0, "this server has no key")
+		}
+		return nil, nil, false
+	case s.cfg.Key != nil && p.Flags&chunk.FlagSealed == 0:
+		s.stats.add(AuthDrops, 1)
+		s.link.traceRecv(p.Header, nil, from, len(b), "not sealed")
+		if p.Kind == chunk.KindRequest {
+			s.replyStateless(from, len(b), p.Transfer, nil, chunk.CodeUnauthorized, 0, "a key is required")
+		}
+		return nil, nil, false
+	case s.cfg.Key != nil:
+		if t != nil {
+			c = t.cipher
+		} else if c, err = chunk.NewCipher(s.cfg.Key, p.Transfer, chunk.RoleServer); err != nil {
+			s.stats.add(AuthDrops, 1)
+			return nil, nil, false
+		}
+		if payload, err = c.Open(b); err != nil {
+			s.stats.add(AuthDrops, 1)
+			s.link.traceRecv(p.Header, nil, from, len(b), "does not authenticate")
+			return nil, nil, false
+		}
+	}
+	return payload, c, true
 }
 
 func (s *Server) onRequest(key tkey, t *transfer, c *chunk.Cipher, payload []byte, inSize int, pn uint64, tree bool) {
