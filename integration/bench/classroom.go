@@ -186,6 +186,69 @@ func parseHuman(num, unit string) float64 {
 	return v
 }
 
+// waitListed waits until the master lists the class's file (a `list`
+// run by a fresh fxsh with env), at most within.
+func (b *bench) waitListed(ctx context.Context, env []string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		lc := exec.CommandContext(ctx, b.fxsh, "-c", "list")
+		lc.Env = append(os.Environ(), env...)
+		out, _ := lc.CombinedOutput()
+		if reListed.Match(out) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the file was never listed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cpuSeconds sums the CPU the processes have used so far (user and system,
+// from /proc; 0 for a process it cannot read).
+func cpuSeconds(procs []*shellProc) float64 {
+	var cpu float64
+	for _, p := range procs {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid)); err == nil {
+			if c, err := parseStatCPU(b); err == nil {
+				cpu += c
+			}
+		}
+	}
+	return cpu
+}
+
+// classServed asks every shell of the class, once all are done, what each
+// client served to the others and what the origin sent, and logs the
+// clients' counters summed.
+func (b *bench) classServed(tag string, origin *shellProc, clients []*shellProc) (served []float64, originSent float64) {
+	// Everyone is done: what did each serve, and the origin send?
+	served = make([]float64, len(clients))
+	askAll(append([]*shellProc{origin}, clients...), "status", reStatusEnd)
+	for i, c := range clients {
+		if m := reServed.FindAllStringSubmatch(c.output(), -1); len(m) > 0 {
+			last := m[len(m)-1]
+			served[i] = parseHuman(last[1], last[2])
+		}
+	}
+	// Each client's own counters say where its time went: "not yet"
+	// answers (asked a peer too early), duplicates (two sources sent the
+	// same chunk), request timeouts, busy answers.
+	askAll(append([]*shellProc{origin}, clients...), "stats", reStatsEnd)
+	var sum clientCounters
+	for _, c := range clients {
+		sum.add(parseCounters(c.output()))
+	}
+	if len(clients) > 1 {
+		b.logf("%s: the %d clients' counters summed: %s", tag, len(clients), sum)
+	}
+	if m := reSent.FindAllStringSubmatch(origin.output(), -1); len(m) > 0 {
+		last := m[len(m)-1]
+		originSent = parseHuman(last[1], last[2])
+	}
+	return served, originSent
+}
+
 // classroomRun starts a master and a capped origin sharing a file of
 // sizeMiB, runs n clients at once (after waiting for the listing) and
 // returns each client's time, what each served and what the origin sent.
@@ -219,18 +282,8 @@ func (b *bench) classroomRun(ctx context.Context, tag string, n, sizeMiB int, ra
 	}
 	defer origin.quit()
 	origin.send("set rate "+rate, "share origin")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		lc := exec.CommandContext(ctx, b.fxsh, "-c", "list")
-		lc.Env = append(os.Environ(), env...)
-		out, _ := lc.CombinedOutput()
-		if reListed.Match(out) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, nil, 0, false, fmt.Errorf("the file was never listed")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := b.waitListed(ctx, env, 60*time.Second); err != nil {
+		return nil, nil, 0, false, err
 	}
 	clients := make([]*shellProc, n)
 	for i := range clients {
@@ -259,41 +312,11 @@ func (b *bench) classroomRun(ctx context.Context, tag string, n, sizeMiB int, ra
 	// The CPU every fxsh of the class used (clients, origin, master): on a
 	// shared machine the wall time says how much CPU the others left us,
 	// this says how much the class needed.
-	var cpu float64
-	for _, p := range append([]*shellProc{master, origin}, clients...) {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid)); err == nil {
-			if c, err := parseStatCPU(b); err == nil {
-				cpu += c
-			}
-		}
-	}
+	cpu := cpuSeconds(append([]*shellProc{master, origin}, clients...))
 	gib := float64(n) * float64(int64(sizeMiB)<<20) / (1 << 30)
 	b.logf("%s: CPU of every fxsh (%d clients, origin, master) %.1f s = %.2f CPU-s per GiB received; wall %.1f s, so %.2f of the 2 cores",
 		tag, n, cpu, cpu/gib, time.Since(start).Seconds(), cpu/time.Since(start).Seconds()/2)
-	// Everyone is done: what did each serve, and the origin send?
-	served = make([]float64, n)
-	askAll(append([]*shellProc{origin}, clients...), "status", reStatusEnd)
-	for i, c := range clients {
-		if m := reServed.FindAllStringSubmatch(c.output(), -1); len(m) > 0 {
-			last := m[len(m)-1]
-			served[i] = parseHuman(last[1], last[2])
-		}
-	}
-	// Each client's own counters say where its time went: "not yet"
-	// answers (asked a peer too early), duplicates (two sources sent the
-	// same chunk), request timeouts, busy answers.
-	askAll(append([]*shellProc{origin}, clients...), "stats", reStatsEnd)
-	var sum clientCounters
-	for _, c := range clients {
-		sum.add(parseCounters(c.output()))
-	}
-	if n > 1 {
-		b.logf("%s: the %d clients' counters summed: %s", tag, n, sum)
-	}
-	if m := reSent.FindAllStringSubmatch(origin.output(), -1); len(m) > 0 {
-		last := m[len(m)-1]
-		originSent = parseHuman(last[1], last[2])
-	}
+	served, originSent = b.classServed(tag, origin, clients)
 	identical = true
 	for i := range clients {
 		if !sameFile(src, filepath.Join(root, fmt.Sprintf("c%d", i), "big.bin")) {

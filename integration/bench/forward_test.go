@@ -72,9 +72,17 @@ func forwardRun(t *testing.T, n, size int, delay time.Duration, loss float64) ([
 	if err := unix.SetsockoptTimeval(dstR, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		t.Fatal(err)
 	}
+	quiet := time.Now().Add(30 * time.Second) // a bound, whatever happens
 	for {
 		m, err := unix.Read(dstR, buf)
-		if err != nil { // the timeout: nothing more is coming
+		if err != nil { // the timeout: nothing more is coming, unless
+			// the forwarder has decided on fewer than n packets so far
+			// or forwarded more than were read (a loaded machine
+			// paused it or us past the timeout)
+			st := f.stats()[0]
+			if (int(st.Packets+st.Dropped) < n || int(st.Packets) > len(got)) && time.Now().Before(quiet) {
+				continue
+			}
 			break
 		}
 		if m != size {
@@ -127,9 +135,11 @@ func TestForwarderLoss(t *testing.T) {
 		}
 	}
 	// The same seed drops the same packets.
-	again, _, _ := forwardRun(t, n, 100, 0, 0.25)
-	if len(again) != len(got) {
-		t.Errorf("second run received %d, first %d: the loss is not reproducible", len(again), len(got))
+	// (The forwarder's own count: on a loaded machine the kernel may also
+	// drop a few from a full socket buffer, which no seed decides.)
+	_, _, f2 := forwardRun(t, n, 100, 0, 0.25)
+	if st2 := f2.stats()[0]; st2.Dropped != st.Dropped {
+		t.Errorf("second run dropped %d, first %d: the loss is not reproducible", st2.Dropped, st.Dropped)
 	}
 }
 
