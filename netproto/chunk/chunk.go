@@ -116,6 +116,12 @@ const (
 	// (store/tree: the CVs of its 64 KiB groups, tree.Bytes(size) bytes),
 	// named by the file's content hash; the REQUEST's size is the tree's.
 	FlagTree Flags = 1 << 3
+	// FlagAckDelay (DATA): the sender honours the ACK delay its client
+	// announced in the REQUEST (Request.AckDelay) and allows for it in its
+	// probe timeout, so the client may hold ACKs back that long. A sender
+	// that does not know the field never sets it, and its client keeps to
+	// the default (2 ms).
+	FlagAckDelay Flags = 1 << 4
 )
 
 // Header is the fixed part of every packet.

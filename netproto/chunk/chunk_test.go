@@ -157,6 +157,8 @@ func TestRequestRoundTrip(t *testing.T) {
 		{"empty file", Request{Hash: hash(1), Size: 0, ChunkSize: 1200, Window: 1}},
 		{"with cookie", Request{Hash: hash(2), Size: 1 << 20, ChunkSize: MaxChunkSize, Window: 64, Cookie: []byte("cookie-20-bytes-long"),
 			Ranges: []Range{{0, 3}, {5, 1}, {10, 7}}}},
+		{"ack delay", Request{Hash: hash(4), Size: 1 << 20, ChunkSize: MaxChunkSize, Window: 64, Ranges: []Range{{0, 3}}, AckDelay: 8000}},
+		{"ack delay max, no ranges", Request{Hash: hash(5), Size: 1 << 20, ChunkSize: 1200, Window: 4, AckDelay: MaxAnnouncedAckDelay}},
 		{"max ranges", Request{Hash: hash(3), Size: 1 << 30, ChunkSize: MinChunkSize, Window: MaxWindow, Cookie: bytes.Repeat([]byte{9}, MaxCookieLen),
 			Ranges: func() []Range {
 				r := make([]Range, MaxRequestRanges)
@@ -212,6 +214,7 @@ func TestRequestInvalid(t *testing.T) {
 		}},
 		{"long cookie", func(r *Request) { r.Cookie = make([]byte, MaxCookieLen+1) }},
 		{"overlong cookie", func(r *Request) { r.Cookie = make([]byte, 300) }},
+		{"ack delay too long", func(r *Request) { r.AckDelay = MaxAnnouncedAckDelay + 1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -515,5 +518,27 @@ func TestSealedNoCRC(t *testing.T) {
 	plain[len(plain)-1] ^= 1
 	if _, _, err := ParsePacket(plain); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("ParsePacket(corrupt unsealed) = %v, want ErrChecksum", err)
+	}
+}
+
+// TestRequestAckDelayOptional: a REQUEST without the ACK delay (an older
+// client's) parses with AckDelay 0, and an older server, which reads no
+// further than the ranges, sees the same request in a newer client's.
+func TestRequestAckDelayOptional(t *testing.T) {
+	old := Request{Hash: hash(1), Size: 12000, ChunkSize: 1200, Window: 8, Ranges: []Range{{0, 10}}}
+	b := AppendRequest(nil, &old)
+	got, n, err := ParseRequest(b)
+	if err != nil || got.AckDelay != 0 || n != len(b) {
+		t.Fatalf("old request: %+v, %d, %v", got, n, err)
+	}
+	withDelay := old
+	withDelay.AckDelay = 8000
+	b2 := AppendRequest(nil, &withDelay)
+	if len(b2) != len(b)+4 || !bytes.Equal(b2[:len(b)], b) {
+		t.Fatalf("the ACK delay is not a 4-byte trailer: %x vs %x", b2, b)
+	}
+	got, n, err = ParseRequest(b2)
+	if err != nil || got.AckDelay != 8000 || n != len(b2) {
+		t.Fatalf("new request: %+v, %d, %v", got, n, err)
 	}
 }

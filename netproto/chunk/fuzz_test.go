@@ -159,6 +159,7 @@ func FuzzParseError(f *testing.F) {
 func FuzzParseRequest(f *testing.F) {
 	f.Add(AppendRequest(nil, &Request{Hash: hash(1), Size: 5000, ChunkSize: 1200, Window: 8, Ranges: []Range{{0, 5}}}))
 	f.Add(AppendRequest(nil, &Request{Hash: hash(2), Size: 0, ChunkSize: 1024, Window: 1, Cookie: []byte("abc")}))
+	f.Add(AppendRequest(nil, &Request{Hash: hash(3), Size: 5000, ChunkSize: 1200, Window: 8, Ranges: []Range{{0, 5}}, AckDelay: 8000}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, n, err := ParseRequest(b)
 		if err != nil {

@@ -49,6 +49,8 @@ func (r Range) End() uint64 { return uint64(r.First) + uint64(r.Count) }
 //	49  L   cookie
 //	+0  2   range count N
 //	+2  8N  ranges: first chunk (4), count (4), ascending, disjoint
+//	+0  4   optional: max ACK delay, µs (1..MaxAnnouncedAckDelay); absent
+//	        when 0. Older servers ignore bytes after the ranges.
 type Request struct {
 	Hash      [32]byte
 	Size      int64
@@ -56,7 +58,14 @@ type Request struct {
 	Window    uint32
 	Cookie    []byte  // aliases the parsed bytes
 	Ranges    []Range // allocated: at most MaxRequestRanges
+	// AckDelay is the longest the client may hold an ACK back, µs; 0: not
+	// announced (the sender assumes the default MaxAckDelay).
+	AckDelay uint32
 }
+
+// MaxAnnouncedAckDelay bounds Request.AckDelay (µs): a client may not make
+// its sender wait longer than 25 ms for an ACK before a probe timeout.
+const MaxAnnouncedAckDelay = 25000
 
 // Chunks is the number of chunks of the file the request describes.
 func (r *Request) Chunks() uint64 {
@@ -86,6 +95,9 @@ func (r *Request) Validate() error {
 	}
 	if len(r.Ranges) > MaxRequestRanges {
 		return fmt.Errorf("chunk: request: %d ranges (max %d)", len(r.Ranges), MaxRequestRanges)
+	}
+	if r.AckDelay > MaxAnnouncedAckDelay {
+		return fmt.Errorf("chunk: request: ACK delay %d µs (max %d)", r.AckDelay, MaxAnnouncedAckDelay)
 	}
 	var end uint64
 	for i, rg := range r.Ranges {
@@ -125,6 +137,9 @@ func AppendRequest(b []byte, r *Request) []byte {
 	for _, rg := range r.Ranges[:n] {
 		b = binary.BigEndian.AppendUint32(b, rg.First)
 		b = binary.BigEndian.AppendUint32(b, rg.Count)
+	}
+	if r.AckDelay != 0 {
+		b = binary.BigEndian.AppendUint32(b, r.AckDelay)
 	}
 	return b
 }
@@ -171,6 +186,12 @@ func ParseRequest(b []byte) (Request, int, error) {
 				Count: binary.BigEndian.Uint32(b[off+4:]),
 			}
 			off += 8
+		}
+	}
+	if len(b) >= off+4 {
+		// Optional (a zero there is no field: it is not part of the REQUEST).
+		if r.AckDelay = binary.BigEndian.Uint32(b[off:]); r.AckDelay != 0 {
+			off += 4
 		}
 	}
 	if err := r.Validate(); err != nil {

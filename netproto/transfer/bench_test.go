@@ -107,3 +107,38 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// BenchmarkCappedTransfer moves benchSize bytes from a server whose sends
+// are capped at 40 MB/s (Impair's rate, as `set rate 40MB/s`): a slow
+// flow, where every chunk may travel alone. It reports the client's
+// ACK/REQUEST datagrams per chunk, the CPU both ends spend per GiB and the
+// server's probe timeouts.
+// Run with FXSH_BENCH_MIB=64 -benchtime=1x.
+func BenchmarkCappedTransfer(b *testing.B) {
+	content := randomBytes(benchSize, 1)
+	im := &Impair{}
+	if err := im.Set(ImpairSettings{Rate: 40e6}); err != nil {
+		b.Fatal(err)
+	}
+	srv, addr := startServer(b, newLibrary(content), ServerConfig{Impair: im})
+	req := Request{Hash: hashOf(content), Size: int64(benchSize), ChunkSize: chunk.MaxChunkSize, Sources: []string{addr}}
+	var wall, cpu time.Duration
+	var sent, chunks int64
+	for b.Loop() {
+		conn := listen(b)
+		ctr := NewCounters(nil)
+		c0, t0 := cpuTime(), time.Now()
+		if _, err := Fetch(context.Background(), conn, req, discardSink{}, ClientConfig{Counters: ctr}); err != nil {
+			b.Fatal(err)
+		}
+		wall += time.Since(t0)
+		cpu += cpuTime() - c0
+		conn.Close()
+		sent += ctr.Load(DatagramsSent)
+		chunks += ctr.Load(ChunksReceived)
+	}
+	report(b, int64(b.N)*int64(benchSize), wall, cpu)
+	b.ReportMetric(float64(sent)/float64(max(chunks, 1)), "acks/chunk")
+	st := srv.Stats()
+	b.ReportMetric(float64(st.Timeouts)/float64(b.N), "timeouts/op")
+}

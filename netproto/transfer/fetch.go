@@ -288,6 +288,7 @@ type source struct {
 	hasPn     bool
 	unacked   int
 	unackedAt time.Duration
+	slowAcks  bool // the last DATA said the sender allows SlowAckDelay (chunk.FlagAckDelay)
 	ackDue    bool // an ACK waits for the end of the batch (flushAcks)
 	lastChunk int
 	bytes     int64
@@ -297,6 +298,15 @@ type source struct {
 }
 
 func (s *source) nextPn() uint64 { s.pn++; return s.pn }
+
+// ackDelay is the longest s's ACK may be held back: SlowAckDelay once its
+// sender said it allows for that, else MaxAckDelay (an older sender).
+func (s *source) ackDelay() time.Duration {
+	if s.slowAcks {
+		return SlowAckDelay
+	}
+	return MaxAckDelay
+}
 
 // Backoff against a source that answers with something other than data.
 const (
@@ -629,7 +639,7 @@ func (f *fetcher) tick() {
 			continue
 		}
 		live++
-		if s.unacked > 0 && now-s.unackedAt >= MaxAckDelay {
+		if s.unacked > 0 && now-s.unackedAt >= s.ackDelay() {
 			f.sendAck(s, now)
 		}
 		if !f.hasWork(s) {
@@ -714,7 +724,8 @@ func (f *fetcher) sendPacket(s *source, kind chunk.Kind, payload []byte) {
 }
 
 func (f *fetcher) sendRequest(s *source, now time.Duration) {
-	r := chunk.Request{Hash: f.hash, Size: f.req.Size, ChunkSize: uint32(f.chunkSize), Window: uint32(f.window), Cookie: s.cookie, Ranges: f.sw.ranges(&s.worker)}
+	r := chunk.Request{Hash: f.hash, Size: f.req.Size, ChunkSize: uint32(f.chunkSize), Window: uint32(f.window), Cookie: s.cookie, Ranges: f.sw.ranges(&s.worker),
+		AckDelay: uint32(SlowAckDelay / time.Microsecond)}
 	f.payBuf = chunk.AppendRequest(f.payBuf[:0], &r)
 	f.sendPacket(s, chunk.KindRequest, f.payBuf)
 	s.cookieSent = len(s.cookie) > 0
@@ -1000,6 +1011,7 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 	if !s.hasPn || h.Number > s.largestPn {
 		s.largestPn, s.largestAt, s.hasPn = h.Number, now, true
 	}
+	s.slowAcks = h.Flags&chunk.FlagAckDelay != 0
 	ackNow := h.Flags&chunk.FlagAckNow != 0 || i != s.lastChunk+1
 	s.lastChunk = i
 	if h.Flags&chunk.FlagRetransmit != 0 {

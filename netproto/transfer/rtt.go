@@ -7,9 +7,20 @@ const (
 	// InitialRTT is assumed before the first sample: a LAN or a campus
 	// path; the first ACK replaces it.
 	InitialRTT = 100 * time.Millisecond
-	// MaxAckDelay is the longest a receiver holds an ACK back; senders add
-	// it to their probe timeout.
+	// MaxAckDelay is the longest a receiver holds an ACK back unless its
+	// sender allows more (SlowAckDelay); senders add it, or the delay the
+	// client's REQUEST announced, to their probe timeout.
 	MaxAckDelay = 2 * time.Millisecond
+	// SlowAckDelay is the longest a receiver holds an ACK back from a
+	// sender that honours the ACK delay announced in the REQUEST (it sets
+	// chunk.FlagAckDelay on its DATA): a flow slower than ackEvery chunks
+	// per MaxAckDelay (a 40 MB/s origin sends a 63 KiB chunk every 1.6 ms)
+	// would otherwise cost an ACK for every chunk or two, each a datagram
+	// and a wake-up of the sender. The sender adds it to its probe timeout;
+	// the last chunk, a full window, probes, gaps and duplicates are still
+	// acknowledged at once. 8 ms: a quarter of a campus round trip's worth
+	// of queueing is not at stake, and one ACK per 5 chunks at 40 MB/s.
+	SlowAckDelay = 8 * time.Millisecond
 	// MaxAckEvery caps how many DATA packets a receiver takes in before it
 	// acknowledges (with no gap, duplicate or ACK-NOW): every ACK is a
 	// datagram each router, the sender's socket and its read loop handle,
@@ -76,12 +87,13 @@ func (r *rttEstimator) srtt() time.Duration {
 	return r.smoothed
 }
 
-// pto is the probe timeout before backoff.
-func (r *rttEstimator) pto() time.Duration {
+// pto is the probe timeout before backoff, for a receiver that holds ACKs
+// back at most ackDelay.
+func (r *rttEstimator) pto(ackDelay time.Duration) time.Duration {
 	if !r.has {
 		return 2 * InitialRTT
 	}
-	return r.smoothed + max(4*r.rttvar, timerGranularity) + MaxAckDelay
+	return r.smoothed + max(4*r.rttvar, timerGranularity) + ackDelay
 }
 
 // lossDelay is RFC 9002's time threshold: a chunk sent this long before

@@ -94,18 +94,20 @@ type transfer struct {
 	// chunk c and it is acknowledged. An ACK's bitmap repeats, ACK after
 	// ACK, every chunk received past a hole; masked with this, only the
 	// bits that changed since are looked at (nil for rings under 64 slots).
-	ackedBits []uint64
-	sentAt    []time.Duration  // send times indexed by packet number & (len-1): RTT samples
-	fifo      queue[fifoEntry] // live transmissions in send order
-	retx      queue[uint32]    // chunks declared lost
-	low       uint32           // every chunk below is acknowledged
-	cum       uint32           // the client's file-wide cumulative point
-	rangesPn  uint64           // packet number of the REQUEST that set ranges
-	sentHigh  uint32           // one past the highest chunk ever sent
-	rwnd      int              // chunks
-	maxIn     int              // chunks: the server's cap
-	inflight  int64            // bytes
-	inN       int              // chunks
+	ackedBits  []uint64
+	sentAt     []time.Duration  // send times indexed by packet number & (len-1): RTT samples
+	fifo       queue[fifoEntry] // live transmissions in send order
+	retx       queue[uint32]    // chunks declared lost
+	low        uint32           // every chunk below is acknowledged
+	cum        uint32           // the client's file-wide cumulative point
+	rangesPn   uint64           // packet number of the REQUEST that set ranges
+	sentHigh   uint32           // one past the highest chunk ever sent
+	rwnd       int              // chunks
+	ackDelay   time.Duration    // the longest the client may hold an ACK back (REQUEST)
+	ackDelayOK bool             // the client announced it: DATA carries chunk.FlagAckDelay
+	maxIn      int              // chunks: the server's cap
+	inflight   int64            // bytes
+	inN        int              // chunks
 
 	delivered     int64
 	deliveredTime time.Duration
@@ -140,6 +142,7 @@ func newTransfer(s *Server, key tkey, c *chunk.Cipher, f File, r *chunk.Request,
 		maxIn:     s.cfg.MaxInFlight,
 		rwnd:      int(r.Window),
 	}
+	t.setAckDelay(r)
 	ringSize := 1 << bits.Len(uint(min(2*t.maxIn, max(int(t.nchunks), 1))-1))
 	t.ring = make([]sentRec, ringSize)
 	t.mask = uint32(ringSize - 1)
@@ -244,6 +247,16 @@ func (t *transfer) lostWanted(c uint32) bool {
 	return c >= t.ranges[0].First && uint64(c) < t.ranges[len(t.ranges)-1].End()
 }
 
+// setAckDelay takes the longest the client may hold an ACK back from its
+// REQUEST (chunk.Request.AckDelay, bounded by chunk.MaxAnnouncedAckDelay):
+// the probe timeout allows for it, and DATA says it is honoured.
+func (t *transfer) setAckDelay(r *chunk.Request) {
+	t.ackDelay, t.ackDelayOK = MaxAckDelay, r.AckDelay != 0
+	if t.ackDelayOK {
+		t.ackDelay = max(MaxAckDelay, time.Duration(r.AckDelay)*time.Microsecond)
+	}
+}
+
 // update applies a REQUEST on the live transfer: new wanted ranges and window.
 func (t *transfer) update(r *chunk.Request, pn uint64) error {
 	if r.Hash != t.hash || r.Size != t.size || int(r.ChunkSize) != t.chunkSize {
@@ -257,6 +270,7 @@ func (t *transfer) update(r *chunk.Request, pn uint64) error {
 	}
 	t.setRanges(r.Ranges, pn)
 	t.rwnd = int(r.Window)
+	t.setAckDelay(r)
 	t.mu.Unlock()
 	t.signal()
 	return nil
@@ -315,7 +329,7 @@ func (t *transfer) window() int64 {
 }
 
 func (t *transfer) ptoDeadline() time.Duration {
-	d := t.rtt.pto() << min(t.ptoCount, 10)
+	d := t.rtt.pto(t.ackDelay) << min(t.ptoCount, 10)
 	return t.lastSend + min(d, MaxPTO)
 }
 
@@ -347,6 +361,9 @@ func (t *transfer) plan(now time.Duration) (c uint32, flags chunk.Flags, wait ti
 	}
 	if retransmit {
 		flags |= chunk.FlagRetransmit
+	}
+	if t.ackDelayOK {
+		flags |= chunk.FlagAckDelay
 	}
 	if t.probes > 0 {
 		t.probes--

@@ -33,6 +33,7 @@ type simConfig struct {
 	held      int           // >0: DATA datagrams the path holds at most (the bench forwarder's limit; tail drop)
 	seed      uint64
 	limit     time.Duration // virtual time limit
+	oldServer bool          // the server does not read the REQUEST's ACK delay (before chunk.FlagAckDelay)
 }
 
 // simResult is what a simulated download did.
@@ -45,6 +46,8 @@ type simResult struct {
 	randomDrops  int64 // DATA lost at random
 	queueDrops   int64 // DATA dropped by the full bottleneck queue (or over the held limit)
 	requests     int   // REQUESTs the server applied
+	acks         int   // ACKs the server received
+	ptos         int64 // the server's probe timeouts
 	cutRequests  int   // ...of them cut at chunk.MaxRequestRanges
 	lostUnwanted int   // chunks declared lost that a just-applied REQUEST did not want
 	stall        string
@@ -187,6 +190,9 @@ func (m *sim) serverReceive(b []byte) error {
 		if err != nil {
 			return fmt.Errorf("client sent a bad REQUEST: %w", err)
 		}
+		if m.cfg.oldServer {
+			r.AckDelay = 0 // an older server reads no further than the ranges
+		}
 		if m.t == nil {
 			if m.t, err = newTransfer(m.srv, tkey{tid: p.Transfer}, nil, nil, &r, p.Number); err != nil {
 				return err
@@ -212,6 +218,7 @@ func (m *sim) serverReceive(b []byte) error {
 		if err != nil {
 			return fmt.Errorf("client sent a bad ACK: %w", err)
 		}
+		m.res.acks++
 		if m.t != nil {
 			m.t.onAck(&a, p.Number)
 		}
@@ -249,7 +256,7 @@ func (m *sim) sendStep() {
 // clientTick restates fetcher.tick for one source on the virtual clock.
 func (m *sim) clientTick() {
 	f, s, now := m.f, m.s, m.now
-	if s.unacked > 0 && now-s.unackedAt >= MaxAckDelay {
+	if s.unacked > 0 && now-s.unackedAt >= s.ackDelay() {
 		f.sendAck(s, now)
 	}
 	if !f.hasWork(s) {
@@ -288,6 +295,7 @@ func (m *sim) run() (simResult, error) {
 		case <-m.f.complete:
 			m.res.done, m.res.elapsed = m.f.err == nil, m.now
 			m.res.received = m.f.have.Count()
+			m.res.ptos = m.srv.stats.Load(Timeouts)
 			return m.res, m.f.err
 		default:
 		}
@@ -494,6 +502,74 @@ func TestSimBoundedPath(t *testing.T) {
 		}
 		if g < 0.9*base {
 			t.Errorf("loss %g%%: %.1f MB/s, under 0.9 × %.1f MB/s lossless", loss*100, g/1e6, base/1e6)
+		}
+	}
+}
+
+// TestSimSlowFlowAcksByTime: on a flow slower than ackEvery chunks per
+// MaxAckDelay (a 63 KiB chunk every 5.4 ms, longer than a probe timeout
+// that allows 2 ms for the ACK), a client whose server honours
+// the announced ACK delay (FlagAckDelay) holds ACKs up to SlowAckDelay,
+// and the server's probe timeout allows for it; against an older server
+// (which does not read the field) the client keeps to MaxAckDelay.
+func TestSimSlowFlowAcksByTime(t *testing.T) {
+	cfg := simConfig{size: 8 << 20, chunkSize: chunk.MaxChunkSize, window: 128, rate: 12e6, queue: 1 << 20, delay: 100 * time.Microsecond, seed: 1, limit: time.Minute}
+	now := simulate(t, cfg)
+	cfg.oldServer = true
+	old := simulate(t, cfg)
+	for _, r := range []simResult{now, old} {
+		if !r.done {
+			t.Fatalf("not done: %s", r.stall)
+		}
+	}
+	perChunk := func(r simResult) float64 { return float64(r.acks) / float64(r.received) }
+	t.Logf("ACKs a chunk %.2f (older server %.2f), probe timeouts %d (%d), retransmits %d (%d), queue drops %d (%d), %v (%v)",
+		perChunk(now), perChunk(old), now.ptos, old.ptos, now.retransmits, old.retransmits, now.queueDrops, old.queueDrops, now.elapsed, old.elapsed)
+	if perChunk(old) < 0.4 {
+		t.Errorf("against an older server %.2f ACKs a chunk: the client held ACKs past MaxAckDelay", perChunk(old))
+	}
+	if perChunk(now) > perChunk(old)*0.6 {
+		t.Errorf("%.2f ACKs a chunk, %.2f against an older server: the ACK delay did not cut them", perChunk(now), perChunk(old))
+	}
+	// Startup overfills the queue alike in both (its drops are resent).
+	if now.ptos != 0 || now.retransmits > old.retransmits {
+		t.Errorf("%d probe timeouts, %d retransmits (%d against an older server): the probe timeout does not allow for the ACK delay", now.ptos, now.retransmits, old.retransmits)
+	}
+	if now.elapsed > old.elapsed*11/10 {
+		t.Errorf("%v against %v: holding ACKs slowed the flow", now.elapsed, old.elapsed)
+	}
+}
+
+// TestTransferTakesAnnouncedAckDelay: a REQUEST's ACK delay goes into the
+// probe timeout and marks the DATA (FlagAckDelay); without one the sender
+// allows MaxAckDelay and leaves the flag off, as before the field.
+func TestTransferTakesAnnouncedAckDelay(t *testing.T) {
+	m, err := newSim(simConfig{size: 1 << 20, chunkSize: 1200, window: 64, rate: 1e6, seed: 1, limit: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		announced uint32 // µs
+		want      time.Duration
+		flag      bool
+	}{
+		{0, MaxAckDelay, false},
+		{8000, 8 * time.Millisecond, true},
+		{500, MaxAckDelay, true}, // never below the default
+	} {
+		r := chunk.Request{Hash: m.f.hash, Size: 1 << 20, ChunkSize: 1200, Window: 64, Ranges: []chunk.Range{{First: 0, Count: 10}}, AckDelay: tt.announced}
+		tr, err := newTransfer(m.srv, tkey{tid: 1}, nil, nil, &r, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.rtt.update(time.Millisecond, 0)
+		_, flags, wait, stop := tr.plan(0)
+		if wait != 0 || stop {
+			t.Fatalf("announced %d µs: no chunk planned (wait %v, stop %v)", tt.announced, wait, stop)
+		}
+		pto := tr.ptoDeadline() - tr.lastSend
+		if tr.ackDelay != tt.want || pto != time.Millisecond+2*time.Millisecond+tt.want || (flags&chunk.FlagAckDelay != 0) != tt.flag {
+			t.Errorf("announced %d µs: ACK delay %v, PTO %v, flags %b; want %v, %v, flag %v", tt.announced, tr.ackDelay, pto, flags, tt.want, 3*time.Millisecond+tt.want, tt.flag)
 		}
 	}
 }

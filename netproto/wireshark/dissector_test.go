@@ -62,7 +62,7 @@ func TestDissector(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := chunk.Request{Size: 100_000, ChunkSize: 1200, Window: 64, Cookie: []byte("0123456789abcdefghij"),
-		Ranges: []chunk.Range{{First: 0, Count: 3}, {First: 10, Count: 74}}}
+		Ranges: []chunk.Range{{First: 0, Count: 3}, {First: 10, Count: 74}}, AckDelay: 8000}
 	copy(req.Hash[:], "hash of the file, 32 bytes long.")
 	ack := chunk.Ack{Cumulative: 5, Base: 7, Largest: 99, Delay: 120, Window: 64, NBits: 10, Bits: []byte{0b1011_0110, 0b01}}
 	sealer, err := chunk.NewCipher([]byte("a shared key of at least 16 bytes"), xfer, chunk.RoleServer)
@@ -78,7 +78,7 @@ func TestDissector(t *testing.T) {
 	}{
 		{client, server, packet(chunk.Header{Kind: chunk.KindRequest, Number: 7}, chunk.AppendRequest(nil, &req), nil)},
 		{server, client, packet(chunk.Header{Kind: chunk.KindRetry}, chunk.AppendRetry(nil, &chunk.Retry{Cookie: req.Cookie, MaxChunkSize: 64512}), nil)},
-		{server, client, packet(chunk.Header{Kind: chunk.KindData, Flags: chunk.FlagRetransmit | chunk.FlagAckNow, Chunk: 41}, []byte("chunk bytes"), nil)},
+		{server, client, packet(chunk.Header{Kind: chunk.KindData, Flags: chunk.FlagRetransmit | chunk.FlagAckNow | chunk.FlagAckDelay, Chunk: 41}, []byte("chunk bytes"), nil)},
 		{client, server, packet(chunk.Header{Kind: chunk.KindAck}, chunk.AppendAck(nil, &ack), nil)},
 		{client, server, packet(chunk.Header{Kind: chunk.KindDone}, chunk.AppendDone(nil, &chunk.Done{Reason: chunk.DoneComplete}), nil)},
 		{server, client, packet(chunk.Header{Kind: chunk.KindError}, chunk.AppendError(nil, &chunk.Error{Code: chunk.CodeBusy, Value: 500, Text: "too many transfers"}), nil)},
@@ -101,7 +101,7 @@ func TestDissector(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fields := []string{"fxsh.kind", "fxsh.flags.retransmit", "fxsh.flags.ack_now", "fxsh.flags.sealed", "fxsh.flags.tree", "fxsh.transfer", "fxsh.chunk", "fxsh.pn",
+	fields := []string{"fxsh.kind", "fxsh.flags.retransmit", "fxsh.flags.ack_now", "fxsh.flags.sealed", "fxsh.flags.tree", "fxsh.flags.ack_delay", "fxsh.req.ack_delay", "fxsh.transfer", "fxsh.chunk", "fxsh.pn",
 		"fxsh.crc.status", "fxsh.req.size", "fxsh.req.chunk_size", "fxsh.req.window", "fxsh.req.cookie_len", "fxsh.req.range.first", "fxsh.req.range.count",
 		"fxsh.retry.cookie", "fxsh.retry.max_chunk", "fxsh.data.len", "fxsh.ack.cumulative", "fxsh.ack.base", "fxsh.ack.delay", "fxsh.ack.bits",
 		"fxsh.ack.held", "fxsh.ack.missing", "fxsh.done.reason", "fxsh.error.code", "fxsh.error.value", "fxsh.error.text", "fxsh.tag",
@@ -129,9 +129,9 @@ func TestDissector(t *testing.T) {
 	}{
 		{0, "fxsh.kind", "1"}, {0, "fxsh.transfer", "0x1122334455667788"}, {0, "fxsh.pn", "7"}, {0, "fxsh.crc.status", "good"},
 		{0, "fxsh.req.size", "100000"}, {0, "fxsh.req.chunk_size", "1200"}, {0, "fxsh.req.window", "64"}, {0, "fxsh.req.cookie_len", "20"},
-		{0, "fxsh.req.range.first", "0,10"}, {0, "fxsh.req.range.count", "3,74"},
+		{0, "fxsh.req.range.first", "0,10"}, {0, "fxsh.req.range.count", "3,74"}, {0, "fxsh.req.ack_delay", "8000"},
 		{1, "fxsh.kind", "2"}, {1, "fxsh.retry.cookie", "303132333435363738396162636465666768696a"}, {1, "fxsh.retry.max_chunk", "64512"},
-		{2, "fxsh.kind", "3"}, {2, "fxsh.chunk", "41"}, {2, "fxsh.flags.retransmit", "1"}, {2, "fxsh.flags.ack_now", "1"}, {2, "fxsh.data.len", "11"},
+		{2, "fxsh.kind", "3"}, {2, "fxsh.chunk", "41"}, {2, "fxsh.flags.retransmit", "1"}, {2, "fxsh.flags.ack_now", "1"}, {2, "fxsh.flags.ack_delay", "1"}, {2, "fxsh.data.len", "11"},
 		{2, "_ws.expert.message", "chunk 41 sent again"},
 		{3, "fxsh.kind", "4"}, {3, "fxsh.ack.cumulative", "5"}, {3, "fxsh.ack.base", "7"}, {3, "fxsh.ack.delay", "120"},
 		{3, "fxsh.ack.bits", "0110110110"}, {3, "fxsh.ack.held", "8,9,11,12,14,15"}, {3, "fxsh.ack.missing", "7,10,13,16"},

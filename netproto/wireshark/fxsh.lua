@@ -49,6 +49,7 @@ end
 local HEADER_LEN = 32
 local MAX_ACK_BITS = 8192
 local MAX_RANGES = 128
+local MAX_ACK_DELAY = 25000 -- µs, chunk.MaxAnnouncedAckDelay
 local MAX_COOKIE = 64
 local MAX_ERROR_TEXT = 200
 local MIN_CHUNK, MAX_CHUNK = 1024, 64512
@@ -72,6 +73,7 @@ f.sealed_flag = ProtoField.bool("fxsh.flags.sealed", "SEALED", 8, nil, 0x01, "pa
 f.retransmit = ProtoField.bool("fxsh.flags.retransmit", "RETRANSMIT", 8, nil, 0x02, "DATA: this chunk was sent before")
 f.ack_now = ProtoField.bool("fxsh.flags.ack_now", "ACK-NOW", 8, nil, 0x04, "DATA: acknowledge at once")
 f.tree_flag = ProtoField.bool("fxsh.flags.tree", "TREE", 8, nil, 0x08, "REQUEST: the file's BLAKE3 tree object, not the file (§2.10)")
+f.ack_delay_flag = ProtoField.bool("fxsh.flags.ack_delay", "ACK-DELAY", 8, nil, 0x10, "DATA: the sender allows for the ACK delay its REQUEST announced (§2.2, §2.4)")
 f.reserved = ProtoField.uint8("fxsh.reserved", "Reserved", base.HEX)
 f.length = ProtoField.uint16("fxsh.length", "Payload length", base.DEC)
 f.transfer = ProtoField.uint64("fxsh.transfer", "Transfer id", base.HEX)
@@ -91,6 +93,7 @@ f.req_range_count = ProtoField.uint16("fxsh.req.range_count", "Range count", bas
 f.req_range = ProtoField.string("fxsh.req.range", "Range")
 f.req_range_first = ProtoField.uint32("fxsh.req.range.first", "First chunk", base.DEC)
 f.req_range_count1 = ProtoField.uint32("fxsh.req.range.count", "Count", base.DEC)
+f.req_ack_delay = ProtoField.uint32("fxsh.req.ack_delay", "Max ACK delay (µs)", base.DEC)
 
 f.retry_cookie_len = ProtoField.uint8("fxsh.retry.cookie_len", "Cookie length", base.DEC)
 f.retry_cookie = ProtoField.bytes("fxsh.retry.cookie", "Cookie")
@@ -228,6 +231,12 @@ local function dissect_request(p, pl, tree, pinfo)
 		if #want < 4 then want[#want + 1] = text elseif #want == 4 then want[5] = "..." end
 		off = off + 8
 	end
+	-- Optional trailer (§2.2): the client's max ACK delay; a 0 there is no field.
+	if p:len() >= off + 4 and p(off, 4):uint() ~= 0 then
+		it = tree:add(f.req_ack_delay, p(off, 4))
+		if p(off, 4):uint() > MAX_ACK_DELAY then malformed(tree, pinfo, it, "ACK delay over 25000 µs") end
+		off = off + 4
+	end
 	pinfo.cols.info:append(string.format(" %s cookie=%dB want=%s win=%d", tostring(size) .. "B/" .. csize,
 		cl, nr == 0 and "-" or table.concat(want, ","), win))
 	return off
@@ -355,6 +364,7 @@ local function dissect_chunk(tvb, pinfo, root)
 	ft:add(f.retransmit, tvb(4, 1))
 	ft:add(f.ack_now, tvb(4, 1))
 	ft:add(f.tree_flag, tvb(4, 1))
+	ft:add(f.ack_delay_flag, tvb(4, 1))
 	it = h:add(f.reserved, tvb(5, 1))
 	if tvb(5, 1):uint() ~= 0 then it:add_proto_expert_info(e_reserved) end
 	it = h:add(f.length, tvb(6, 2))
