@@ -375,38 +375,44 @@ func (b *bench) caseConcurrency(ctx context.Context) (CaseResult, error) {
 		return cr, err
 	}
 	label := fmt.Sprintf("%d×%s", b.cfg.Clients, formatSize(b.cfg.ManySize))
-	agg := func(impl string) []float64 {
-		out := make([]float64, n)
-		for i, ts := range manyPerRound(many, impl, n) {
-			out[i] = manyAggregate(ts)
-		}
-		return out
-	}
-	fairness := func(impl string) []float64 {
-		out := make([]float64, n)
-		for i, ts := range manyPerRound(many, impl, n) {
-			vs := make([]float64, len(ts))
-			for j, t := range ts {
-				vs[j] = throughput(t)
-				if !t.OK {
-					vs = nil
-					break
-				}
-			}
-			lo, hi := minMax(vs)
-			out[i] = ratio(lo, hi)
-		}
-		return out
-	}
-	fxAgg, tcpAgg := agg(implFxsh), agg(tcpImpl)
+	fxAgg, tcpAgg := manyAggregates(many, implFxsh, n), manyAggregates(many, tcpImpl, n)
 	cr.Rows = append(cr.Rows,
 		Row{Case: label + " aggregate / 1 transfer", Unit: "MB/s", Fxsh: fxAgg, Ref: fxOne, RefIs: "fxsh " + one,
 			Target: Target{Of: "ratio", Op: ">=", Value: 0.8}, Note: b.fxshNoteFor(many)},
 		Row{Case: label + " aggregate vs TCP", Unit: "MB/s", Fxsh: fxAgg, Ref: tcpAgg, RefIs: tcpImpl},
-		Row{Case: label + " slowest/fastest client", Unit: "slow/fast", Fxsh: fairness(implFxsh), Ref: fairness(tcpImpl),
+		Row{Case: label + " slowest/fastest client", Unit: "slow/fast", Fxsh: manyFairness(many, implFxsh, n), Ref: manyFairness(many, tcpImpl, n),
 			RefIs: tcpImpl, Target: Target{Of: "fxsh", Op: ">=", Value: 0.5}},
 	)
 	return cr, nil
+}
+
+// manyAggregates is each of n rounds' aggregate throughput of impl's many
+// clients at once.
+func manyAggregates(many []Transfer, impl string, n int) []float64 {
+	out := make([]float64, n)
+	for i, ts := range manyPerRound(many, impl, n) {
+		out[i] = manyAggregate(ts)
+	}
+	return out
+}
+
+// manyFairness is each of n rounds' slowest/fastest throughput among
+// impl's many clients (NaN for a round where one failed).
+func manyFairness(many []Transfer, impl string, n int) []float64 {
+	out := make([]float64, n)
+	for i, ts := range manyPerRound(many, impl, n) {
+		vs := make([]float64, len(ts))
+		for j, t := range ts {
+			vs[j] = throughput(t)
+			if !t.OK {
+				vs = nil
+				break
+			}
+		}
+		lo, hi := minMax(vs)
+		out[i] = ratio(lo, hi)
+	}
+	return out
 }
 
 func (b *bench) caseCost(ctx context.Context) (CaseResult, error) {
@@ -640,7 +646,15 @@ func (b *bench) caseLossy(ctx context.Context) (CaseResult, error) {
 	}
 	p.fwd.setLoss(0)
 	p.fwd.setLimit(0)
-	ts := cr.Transfers
+	cr.Rows = append(cr.Rows, b.lossyRows(cr.Transfers, n)...)
+	return cr, nil
+}
+
+// lossyRows are the lossy case's rows from its n rounds of transfers ts:
+// per limit and loss, fxsh against TCP bbr (and cubic, unbounded), against
+// its own 0 % figure, and the CPU per GiB of each.
+func (b *bench) lossyRows(ts []Transfer, n int) []Row {
+	var rows []Row
 	note := b.fxshNoteFor(ts)
 	for _, limit := range b.cfg.Limits {
 		fx0 := pick(ts, implFxsh, pathLabel(limit, 0), n, throughput)
@@ -655,21 +669,21 @@ func (b *bench) caseLossy(ctx context.Context) (CaseResult, error) {
 				tCubic = Target{Of: "ratio", Op: ">=", Value: 10}
 				tZero = Target{Of: "ratio", Op: ">=", Value: 0.9}
 			}
-			cr.Rows = append(cr.Rows, Row{Case: l + ": fxsh vs TCP bbr", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"bbr", l, n, throughput), RefIs: "tcp-bbr", Target: tBBR, Note: note})
+			rows = append(rows, Row{Case: l + ": fxsh vs TCP bbr", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"bbr", l, n, throughput), RefIs: "tcp-bbr", Target: tBBR, Note: note})
 			if limit == 0 {
-				cr.Rows = append(cr.Rows, Row{Case: l + ": fxsh vs TCP cubic", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"cubic", l, n, throughput), RefIs: "tcp-cubic", Target: tCubic})
+				rows = append(rows, Row{Case: l + ": fxsh vs TCP cubic", Unit: "MB/s", Fxsh: fxv, Ref: pick(ts, implTCP+"cubic", l, n, throughput), RefIs: "tcp-cubic", Target: tCubic})
 			}
 			if loss > 0 && slices.Contains(b.cfg.Losses, 0) {
-				cr.Rows = append(cr.Rows, Row{Case: l + ": fxsh vs fxsh at 0%", Unit: "MB/s", Fxsh: fxv, Ref: fx0, RefIs: "fxsh loss 0%", Target: tZero})
+				rows = append(rows, Row{Case: l + ": fxsh vs fxsh at 0%", Unit: "MB/s", Fxsh: fxv, Ref: fx0, RefIs: "fxsh loss 0%", Target: tZero})
 			}
 			var tCPU Target
 			if limit > 0 {
 				tCPU = Target{Of: "ratio", Op: "<=", Value: 2}
 			}
-			cr.Rows = append(cr.Rows, cpuRows(l, ts, l, implFxsh, implTCP+"bbr", n, tCPU)...)
+			rows = append(rows, cpuRows(l, ts, l, implFxsh, implTCP+"bbr", n, tCPU)...)
 		}
 	}
-	return cr, nil
+	return rows
 }
 
 // pathLabel names a lossy-path condition: "loss 1%" unbounded, "limit
