@@ -326,11 +326,15 @@ func (t *JobTable) List() []*Job {
 	return out
 }
 
-// Active returns the jobs that are queued or running.
+// Active returns the jobs that have not ended: queued, running, or ending
+// (state set, end line not yet printed: Done is closed only after it is).
+// So `wait` and the end of a script wait for a job's end to be reported.
 func (t *JobTable) Active() []*Job {
 	var out []*Job
 	for _, j := range t.List() {
-		if st, _ := j.State(); !st.ended() {
+		select {
+		case <-j.Done():
+		default:
 			out = append(out, j)
 		}
 	}

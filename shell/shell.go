@@ -247,9 +247,13 @@ func (s *Shell) printer() {
 func (s *Shell) notifySync(msg string, isErr bool) {
 	ev := event{msg: msg, err: isErr, printed: make(chan struct{})}
 	select {
-	case s.events <- ev:
-	case <-s.ctx.Done():
-		return
+	case s.events <- ev: // queued even if the session is ending: the printer drains
+	default:
+		select {
+		case s.events <- ev:
+		case <-s.ctx.Done():
+			return
+		}
 	}
 	select {
 	case <-ev.printed:
