@@ -138,7 +138,7 @@ func (sg *signals) stop() {
 func (s *Shell) runInput(ctx context.Context, interactive bool, fl flags) (ok bool, status int, stop bool) {
 	ok = true
 	if interactive {
-		s.out("fxsh %s — type help for commands, Ctrl-D to quit\n", Version)
+		s.out("%s\n", banner(Version, s.ui.Width()))
 	}
 	if !s.opts.NoRC && !s.runRC(ctx, interactive) {
 		fl.command, fl.script, ok = "", "", false // a script does not start
@@ -231,4 +231,17 @@ func (r *splitReader) ReadLine() (string, error) {
 	line := r.text[:i]
 	r.text = r.text[i+1:]
 	return line, nil
+}
+
+// banner is the first line of an interactive session, fitted to width
+// cells (0: no limit): a version stamped from a git checkout
+// (0.0.0-20261204140541-2d30e700f4db) leaves the long form no room at 60
+// columns, so the hint is shortened, then the version in its middle.
+func banner(version string, width int) string {
+	for _, hint := range []string{"type help for commands, Ctrl-D to quit", "help: commands, Ctrl-D: quit", "help"} {
+		if b := "fxsh " + version + " — " + hint; width <= 0 || cells(b) <= width-1 {
+			return b
+		}
+	}
+	return "fxsh " + shortenMiddle(version, max(8, width-1-cells("fxsh  — help"))) + " — help"
 }
