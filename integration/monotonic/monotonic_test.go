@@ -33,7 +33,7 @@ var allowlist = []allowed{
 	{"netproto/pcap/pcap.go", "Writer.write", ruleUnix, "r.t.UnixMicro()",
 		"a pcap record header's timestamp is wall-clock seconds and microseconds, on disk for Wireshark"},
 	{"shell/catalog_noetcd.go", "(imports)", ruleElsewhere, `import "time"`,
-		"time.Duration only names a parameter's type in the noetcd stub of openEtcdCatalog: the file reads no clock"},
+		"time.Duration only names a parameter's type of openEtcdCatalog in the build without etcd: the file reads no clock"},
 	{"shell/cmd_index.go", "cmdPeers", ruleMix, "now.Sub(p.Registered)",
 		"peers prints \"registered N ago\" from the master's timestamp, another host's wall clock (a negative age prints as -)"},
 	{"store/etcdcat/etcdcat.go", "Catalog.Register", ruleStrip, "c.nowFunc().Round(0)",
