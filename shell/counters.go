@@ -144,6 +144,7 @@ func cmdStats(_ context.Context, s *Shell, c *call) error {
 	// never here, even while its own impairment drops data.
 	add("losses detected (our sends)", st.Losses)
 	add("timeouts (PTO)", st.Timeouts)
+	add("timer wake-ups (client)", st.Wakeups)
 	add("CRC drops", st.CRCDrops)
 	add("auth drops", st.AuthDrops)
 	add("malformed", st.Malformed)

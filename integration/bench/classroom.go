@@ -393,13 +393,13 @@ func (b *bench) caseClassroom(ctx context.Context) (CaseResult, error) {
 // clientCounters are the counters of a client's `stats` that show idle
 // time or waste.
 type clientCounters struct {
-	notYet, dups, timeouts, busy, retransmits, readBack int64
+	notYet, dups, timeouts, busy, retransmits, readBack, wakeups int64
 	// Every datagram a client sent, and the DATA among them (what it
 	// served as a peer): the rest are its ACKs and REQUESTs.
 	datagramsSent, chunksSent, chunksReceived int64
 }
 
-var reCounter = regexp.MustCompile(`(?m)^(not yet replies|duplicates|timeouts \(PTO\)|busy replies|retransmits|groups read back|datagrams sent|chunks sent|chunks received)\s+(\d+)\s*$`)
+var reCounter = regexp.MustCompile(`(?m)^(not yet replies|duplicates|timeouts \(PTO\)|busy replies|retransmits|groups read back|timer wake-ups \(client\)|datagrams sent|chunks sent|chunks received)\s+(\d+)\s*$`)
 
 // parseCounters reads the last value of each counter in a shell's output.
 func parseCounters(out string) clientCounters {
@@ -419,6 +419,8 @@ func parseCounters(out string) clientCounters {
 			c.retransmits = v
 		case "groups read back":
 			c.readBack = v
+		case "timer wake-ups (client)":
+			c.wakeups = v
 		case "datagrams sent":
 			c.datagramsSent = v
 		case "chunks sent":
@@ -437,6 +439,7 @@ func (c *clientCounters) add(o clientCounters) {
 	c.busy += o.busy
 	c.retransmits += o.retransmits
 	c.readBack += o.readBack
+	c.wakeups += o.wakeups
 	c.datagramsSent += o.datagramsSent
 	c.chunksSent += o.chunksSent
 	c.chunksReceived += o.chunksReceived
@@ -444,8 +447,8 @@ func (c *clientCounters) add(o clientCounters) {
 
 func (c clientCounters) String() string {
 	ctl := c.datagramsSent - c.chunksSent
-	return fmt.Sprintf("chunks received %d, ACK/REQUEST datagrams sent %d (%.2f a chunk), not yet %d, duplicates %d, timeouts %d, busy %d, retransmits %d, groups read back %d",
-		c.chunksReceived, ctl, float64(ctl)/float64(max(1, c.chunksReceived)), c.notYet, c.dups, c.timeouts, c.busy, c.retransmits, c.readBack)
+	return fmt.Sprintf("chunks received %d, ACK/REQUEST datagrams sent %d (%.2f a chunk), not yet %d, duplicates %d, timeouts %d, busy %d, retransmits %d, groups read back %d, timer wake-ups %d",
+		c.chunksReceived, ctl, float64(ctl)/float64(max(1, c.chunksReceived)), c.notYet, c.dups, c.timeouts, c.busy, c.retransmits, c.readBack, c.wakeups)
 }
 
 func roundAll(xs []float64) []float64 {

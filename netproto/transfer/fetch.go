@@ -74,8 +74,15 @@ const (
 	// MaxSources caps the sources of one fetch.
 	MaxSources = 64
 	// controlTick is the client's timer resolution (delayed ACKs, request
-	// retries, progress).
+	// retries, progress): the control loop runs at most once per tick.
 	controlTick = time.Millisecond
+	// maxControlSleep bounds how long the control loop sleeps when nothing
+	// is due (a safety net: every deadline it keeps is computed, nextDue).
+	maxControlSleep = 50 * time.Millisecond
+	// idlePoll is how often a source with no work looks again for work it
+	// can take over (a stalled source's claims, the end game's halves,
+	// both a matter of time) when nothing else changed.
+	idlePoll = 20 * time.Millisecond
 	// initialRequestTimeout is the REQUEST retry timeout before any RTT is
 	// known; after that it is 4 RTTs (at least minRequestTimeout). It
 	// doubles with each retry up to maxRequestTimeout.
@@ -375,6 +382,12 @@ type fetcher struct {
 	rate      float64
 	lastProg  time.Duration
 	lastHave  int64
+	// The control loop sleeps on timer until wakeAt, the earliest
+	// deadline it knows (nextDue); poke brings it forward when a datagram
+	// or a checked group makes something due sooner. Both under mu.
+	timer    *time.Timer
+	wakeAt   time.Duration
+	lastTick time.Duration
 }
 
 // Fetch downloads req into sink over conn (a UDP socket of the caller's,
@@ -573,16 +586,21 @@ func (f *fetcher) finish(err error) {
 	close(f.complete)
 }
 
+// control runs the fetch's timers: held ACKs, REQUEST retries, sources
+// timing out, idle sources taking over work, progress. It sleeps until the
+// earliest of them is due (nextDue), not on a fixed tick: a slow download
+// would otherwise wake 1000 times a second for a chunk every few tens of
+// milliseconds, and thirty of them on one machine spend a core on it.
 func (f *fetcher) control(ctx context.Context) error {
 	f.mu.Lock()
 	f.stats.set(TransfersActive, 1)
 	for _, s := range f.srcs {
 		f.refill(s, 0)
 	}
-	f.tick()
+	f.timer = time.NewTimer(time.Hour)
+	defer f.timer.Stop()
+	f.runTimers()
 	f.mu.Unlock()
-	ticker := time.NewTicker(controlTick)
-	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -595,20 +613,94 @@ func (f *fetcher) control(ctx context.Context) error {
 			f.mu.Lock()
 			f.peersSeen(ps)
 			f.mu.Unlock()
-			continue
-		case <-ticker.C:
+		case <-f.timer.C:
 		}
 		f.mu.Lock()
-		f.tick()
-		var p *Progress
-		if f.cfg.Progress != nil && f.now()-f.lastProg >= f.cfg.ProgressInterval {
-			p = f.progress()
-		}
+		p := f.runTimers()
 		f.mu.Unlock()
 		if p != nil {
 			f.cfg.Progress(*p)
 		}
 	}
+}
+
+// runTimers does what is due (tick), then sets the timer for the next
+// deadline, at least controlTick away. It returns the progress to report,
+// if that is due. Called with f.mu held.
+func (f *fetcher) runTimers() *Progress {
+	f.stats.add(Wakeups, 1)
+	f.tick()
+	now := f.now()
+	var p *Progress
+	if f.cfg.Progress != nil && now-f.lastProg >= f.cfg.ProgressInterval {
+		p = f.progress()
+	}
+	f.lastTick = now
+	f.wakeAt = max(f.nextDue(now), now+controlTick)
+	f.timer.Reset(f.wakeAt - now)
+	return p
+}
+
+// poke wakes the control loop sooner when something is due before it
+// would wake (never sooner than controlTick after its last run). The
+// receive loop pokes after each batch, the verifier after each group.
+// Called with f.mu held.
+func (f *fetcher) poke() {
+	if f.timer == nil || f.finished {
+		return
+	}
+	now := f.now()
+	if due := max(f.nextDue(now), f.lastTick+controlTick); due < f.wakeAt {
+		f.wakeAt = due
+		f.timer.Reset(max(due-now, 0))
+	}
+}
+
+// nextDue is the earliest time tick has something to do: a held ACK to
+// send, a REQUEST to send or resend, a source to time out or to find work
+// for, progress to report; at most maxControlSleep from now. Called with
+// f.mu held.
+func (f *fetcher) nextDue(now time.Duration) time.Duration {
+	due := now + maxControlSleep
+	if f.cfg.Progress != nil {
+		due = min(due, f.lastProg+f.cfg.ProgressInterval)
+	}
+	for _, s := range f.srcs {
+		if s.state == srcFailed {
+			continue
+		}
+		if s.unacked > 0 {
+			due = min(due, s.unackedAt+s.ackDelay())
+		}
+		due = min(due, f.sourceDue(s, now))
+	}
+	return due
+}
+
+// sourceDue is when tick next has something to do for s (see tick).
+func (f *fetcher) sourceDue(s *source, now time.Duration) time.Duration {
+	if !f.hasWork(s) {
+		switch {
+		case s.needUpdate && s.state == srcActive:
+			return now // tell it its claims went to others
+		case len(f.sw.pool) > 0 && s.nothingAt != f.sw.gen+1:
+			return now // the pool changed since it last found nothing there
+		}
+		return now + idlePoll
+	}
+	if s.state == srcIdle {
+		return now
+	}
+	due := max(s.lastData, s.started) + f.cfg.SourceTimeout
+	switch {
+	case s.needUpdate:
+		due = min(due, s.busyUntil)
+	case s.state == srcRequesting:
+		due = min(due, max(s.busyUntil, s.reqSent+s.requestTimeout()))
+	case s.state == srcActive:
+		due = min(due, max(s.busyUntil, max(s.lastData, s.reqSent)+s.requestTimeout()))
+	}
+	return due
 }
 
 func (f *fetcher) progress() *Progress {
@@ -807,6 +899,7 @@ func (f *fetcher) readLoop() {
 func (f *fetcher) flushAcks() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.poke()
 	if !f.flushRun() || !f.acksDue {
 		return
 	}
@@ -844,7 +937,14 @@ func (f *fetcher) handleBatched(b []byte, from netip.AddrPort) { f.handlePacket(
 
 // handle processes one datagram from the socket; an ACK it makes due goes
 // out at once.
-func (f *fetcher) handle(b []byte, from netip.AddrPort) { f.handlePacket(b, from, false) }
+// (An impaired datagram may be handled late on another goroutine, outside
+// any batch: it pokes the control loop itself.)
+func (f *fetcher) handle(b []byte, from netip.AddrPort) {
+	f.handlePacket(b, from, false)
+	f.mu.Lock()
+	f.poke()
+	f.mu.Unlock()
+}
 
 // handlePacket processes one datagram; with batched, an ACK it makes due
 // waits for flushAcks at the end of the batch. It checks the datagram

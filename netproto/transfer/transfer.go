@@ -53,6 +53,7 @@ const (
 	LiarsDropped                     // client: sources dropped for sending bytes that are not the file's
 	Losses                           // chunks a sender declared lost
 	Timeouts                         // probe timeouts (PTO) and request timeouts
+	Wakeups                          // client: times the control loop woke to run its timers
 	TransfersStarted                 // transfers a server began, or sources a client began
 	TransfersActive                  // gauge: transfers in progress
 	SmoothedRTT                      // gauge: latest smoothed RTT, ns
@@ -109,6 +110,7 @@ type Stats struct {
 	GroupsVerified, GroupsFailed     int64
 	GroupsReadBack, LiarsDropped     int64
 	Losses, Timeouts                 int64
+	Wakeups                          int64
 	TransfersStarted                 int64
 	TransfersActive                  int64
 	RTT                              time.Duration // latest smoothed RTT
@@ -129,7 +131,7 @@ func (c *Counters) Snapshot() Stats {
 		Retries: l(Retries), BusyReplies: l(BusyReplies), Evicted: l(Evicted),
 		NotYetReplies: l(NotYetReplies), LeavingReplies: l(LeavingReplies), GroupsVerified: l(GroupsVerified), GroupsFailed: l(GroupsFailed),
 		GroupsReadBack: l(GroupsReadBack), LiarsDropped: l(LiarsDropped),
-		Losses: l(Losses), Timeouts: l(Timeouts),
+		Losses: l(Losses), Timeouts: l(Timeouts), Wakeups: l(Wakeups),
 		TransfersStarted: l(TransfersStarted), TransfersActive: l(TransfersActive),
 		RTT: time.Duration(l(SmoothedRTT)), Cwnd: l(Cwnd), PacingRate: l(PacingRate),
 	}

@@ -248,6 +248,7 @@ func (f *fetcher) verifyLoop() {
 			f.maybeDone()
 		default:
 			f.badGroup(job.g, job.contrib)
+			f.poke() // its chunks are wanted again: REQUESTs are due
 		}
 	}
 }
