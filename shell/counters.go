@@ -157,6 +157,7 @@ func cmdStats(_ context.Context, s *Shell, c *call) error {
 	add("groups verified", st.GroupsVerified)
 	add("groups failed", st.GroupsFailed)
 	add("groups read back", st.GroupsReadBack)
+	add("groups checked inline", st.GroupsInline)
 	add("sources dropped (bad bytes)", st.LiarsDropped)
 	add("transfers started", st.TransfersStarted)
 	add("transfers active", st.TransfersActive)

@@ -167,6 +167,7 @@ func statsJSON(st transfer.Stats) any {
 		"groups_verified":     st.GroupsVerified,
 		"groups_failed":       st.GroupsFailed,
 		"groups_read_back":    st.GroupsReadBack,
+		"groups_inline":       st.GroupsInline,
 		"timer_wakeups":       st.Wakeups,
 		"sources_dropped":     st.LiarsDropped,
 		"transfers_started":   st.TransfersStarted,

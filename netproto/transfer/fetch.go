@@ -295,6 +295,7 @@ type source struct {
 	hasPn     bool
 	unacked   int
 	unackedAt time.Duration
+	gap       time.Duration // the time between its chunks, averaged (onData)
 	slowAcks  bool // the last DATA said the sender allows SlowAckDelay (chunk.FlagAckDelay)
 	ackDue    bool // an ACK waits for the end of the batch (flushAcks)
 	lastChunk int
@@ -900,9 +901,19 @@ func (f *fetcher) flushAcks() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	defer f.poke()
-	if !f.flushRun() || !f.acksDue {
+	if !f.flushRun() {
 		return
 	}
+	if f.acksDue {
+		f.sendDueAcks()
+	}
+	// After the ACKs, so hashing never holds them back.
+	f.dispatchVerify(f.link.rxMsgs < coalesceBelow)
+}
+
+// sendDueAcks sends the ACKs that the last batch made due. Called with
+// f.mu held.
+func (f *fetcher) sendDueAcks() {
 	f.acksDue = false
 	if f.finished {
 		return
@@ -942,6 +953,7 @@ func (f *fetcher) handleBatched(b []byte, from netip.AddrPort) { f.handlePacket(
 func (f *fetcher) handle(b []byte, from netip.AddrPort) {
 	f.handlePacket(b, from, false)
 	f.mu.Lock()
+	f.dispatchVerify(false)
 	f.poke()
 	f.mu.Unlock()
 }
@@ -1106,6 +1118,10 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 	if s.reqPending {
 		f.rttSample(s, now)
 	}
+	if s.state == srcActive && s.chunks > 0 {
+		// The gap between this source's chunks (a moving average).
+		s.gap += (now - s.lastData - s.gap) / 8
+	}
 	s.lastData = now
 	s.backoff = 0
 	if !s.hasPn || h.Number > s.largestPn {
@@ -1148,7 +1164,11 @@ func (f *fetcher) onData(s *source, h *chunk.Header, data []byte, now time.Durat
 			return
 		}
 		f.sendAck(s, now)
-	case !ackNow && s.unacked < f.ackEvery:
+	case !ackNow && s.unacked < f.ackEvery && s.gap < s.ackDelay():
+		// Held back: more chunks are likely before the delay runs out.
+		// (A source whose chunks come further apart than that is
+		// acknowledged at the end of the batch: holding its ACK would
+		// cover nothing more and cost the control loop a wake-up.)
 	case batched:
 		s.ackDue, f.acksDue = true, true
 	default:

@@ -50,6 +50,7 @@ const (
 	GroupsVerified                   // client: 64 KiB groups checked against the file's tree
 	GroupsFailed                     // client: groups whose bytes were not the file's (refetched)
 	GroupsReadBack                   // client: groups checked from the disk, not the receive buffers (resume, overflow)
+	GroupsInline                     // client: groups the receive loop checked itself (a trickle: no worker woken)
 	LiarsDropped                     // client: sources dropped for sending bytes that are not the file's
 	Losses                           // chunks a sender declared lost
 	Timeouts                         // probe timeouts (PTO) and request timeouts
@@ -109,6 +110,7 @@ type Stats struct {
 	LeavingReplies                   int64
 	GroupsVerified, GroupsFailed     int64
 	GroupsReadBack, LiarsDropped     int64
+	GroupsInline                     int64
 	Losses, Timeouts                 int64
 	Wakeups                          int64
 	TransfersStarted                 int64
@@ -130,7 +132,7 @@ func (c *Counters) Snapshot() Stats {
 		Hostile: l(Hostile), AckUnsent: l(AckUnsent), ImpairDrops: l(ImpairDrops),
 		Retries: l(Retries), BusyReplies: l(BusyReplies), Evicted: l(Evicted),
 		NotYetReplies: l(NotYetReplies), LeavingReplies: l(LeavingReplies), GroupsVerified: l(GroupsVerified), GroupsFailed: l(GroupsFailed),
-		GroupsReadBack: l(GroupsReadBack), LiarsDropped: l(LiarsDropped),
+		GroupsReadBack: l(GroupsReadBack), LiarsDropped: l(LiarsDropped), GroupsInline: l(GroupsInline),
 		Losses: l(Losses), Timeouts: l(Timeouts), Wakeups: l(Wakeups),
 		TransfersStarted: l(TransfersStarted), TransfersActive: l(TransfersActive),
 		RTT: time.Duration(l(SmoothedRTT)), Cwnd: l(Cwnd), PacingRate: l(PacingRate),
