@@ -145,3 +145,38 @@ func TestVerifyCleanReadsNothingBack(t *testing.T) {
 		t.Fatalf("read back %d, verified %d", st.GroupsReadBack, st.GroupsVerified)
 	}
 }
+
+// TestTrickleWakesLittle: a download that trickles (a server sending a
+// 64 KiB chunk every 30 ms) checks its groups on the receive loop, and its
+// control loop sleeps until something is due instead of waking every
+// controlTick (which a trickle of thirty such downloads paid for in CPU).
+func TestTrickleWakesLittle(t *testing.T) {
+	content := randomBytes(1<<20+3, 9)
+	_, addr := startServer(t, newLibrary(content), ServerConfig{Impair: impair(t, ImpairSettings{Rate: 2 << 20})})
+	ms := newMemSink(int64(len(content)), 64512)
+	conn := listen(t)
+	defer conn.Close()
+	counters := NewCounters(nil)
+	start := time.Now()
+	_, err := Fetch(fetchCtx(t, 30*time.Second), conn,
+		Request{Hash: hashOf(content), Size: int64(len(content)), ChunkSize: 64512, Sources: []string{addr}},
+		readSink{ms}, ClientConfig{Tree: treeOf(t, content), Counters: counters})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if !bytes.Equal(ms.data, content) {
+		t.Fatal("content differs")
+	}
+	st := counters.Snapshot()
+	t.Logf("%v: %d wake-ups, %d of %d groups checked inline, %d chunks", elapsed, st.Wakeups, st.GroupsInline, st.GroupsVerified, st.ChunksReceived)
+	if elapsed < 300*time.Millisecond {
+		t.Fatalf("took %v: the rate cap did not hold", elapsed)
+	}
+	if ticks := int64(elapsed / controlTick); st.Wakeups == 0 || st.Wakeups > ticks/4 {
+		t.Errorf("the control loop woke %d times in %v (a fixed tick: %d)", st.Wakeups, elapsed, ticks)
+	}
+	if st.GroupsVerified != int64(tree.Groups(int64(len(content)))) || st.GroupsInline < st.GroupsVerified/2 {
+		t.Errorf("verified %d groups, %d of them inline", st.GroupsVerified, st.GroupsInline)
+	}
+}
