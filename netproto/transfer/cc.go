@@ -41,6 +41,9 @@ const (
 	// overflowBeta is the most an overflowing round cuts the bandwidth
 	// estimate to.
 	overflowBeta = 0.85
+	// overflowEcho is how many rounds after an overflow's cut report the
+	// same overflow (PROTOCOL.md 2.5): no cut in them.
+	overflowEcho = 2
 	// pacingQuantum is how far, in time, a sender may burst ahead of its
 	// pacing rate: Go timers cannot be relied on for shorter sleeps.
 	pacingQuantum = time.Millisecond
@@ -105,7 +108,9 @@ type bbr struct {
 	// Every round's totals, for the overflow check.
 	allLost, allDelivered int64
 	roundStartAt          time.Duration
-	overflows             int // rounds that overflowed the path (tests)
+	overflows             int   // rounds that overflowed the path (tests)
+	nextCut               int64 // the first round an overflow may cut the estimate again (overflowEcho)
+	probeRound            int64 // the last round that began with a pacing gain above 1
 }
 
 func newBBR(chunk int) *bbr {
@@ -142,6 +147,9 @@ func (b *bbr) onAck(now time.Duration, rs rateSample, acked, delivered, inflight
 		b.roundStart = true
 		b.checkOverflow(now)
 		b.endLossRound()
+		if b.pacingGain > 1 {
+			b.probeRound = b.round
+		}
 	}
 	if b.roundCounts {
 		b.roundDelivered += acked
@@ -182,10 +190,21 @@ func (b *bbr) checkOverflow(now time.Duration) {
 		return
 	}
 	b.overflows++
+	if b.round < b.nextCut && b.round-b.probeRound > overflowEcho+1 {
+		// The rounds right after a cut still carry datagrams sent at
+		// the old rate (one round for them to arrive, one for their
+		// loss to be seen): their overflow is the one already answered.
+		// Unless this flow probed lately: then its own estimate is too
+		// high and each round's cut brings it to what the path holds
+		// (alone on a 200-packet path, one cut in three rounds doubled
+		// the tail drops).
+		return
+	}
 	rate := int64(float64(delivered) / dur.Seconds() / (1 - min(b.randomLoss, MaxLossCorrection)))
 	if rate >= b.btlBw {
 		return
 	}
+	b.nextCut = b.round + overflowEcho + 1
 	// One round's delivery is a noisy measure (ACKs come in batches):
 	// come down by at most overflowBeta a round, as BBRv2 does.
 	rate = max(rate, int64(overflowBeta*float64(b.btlBw)))

@@ -296,8 +296,8 @@ type source struct {
 	unacked   int
 	unackedAt time.Duration
 	gap       time.Duration // the time between its chunks, averaged (onData)
-	slowAcks  bool // the last DATA said the sender allows SlowAckDelay (chunk.FlagAckDelay)
-	ackDue    bool // an ACK waits for the end of the batch (flushAcks)
+	slowAcks  bool          // the last DATA said the sender allows SlowAckDelay (chunk.FlagAckDelay)
+	ackDue    bool          // an ACK waits for the end of the batch (flushAcks)
 	lastChunk int
 	bytes     int64
 	chunks    int64
