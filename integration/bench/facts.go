@@ -125,3 +125,21 @@ func (f Facts) hasCC(cc string) bool {
 	}
 	return false
 }
+
+// givenFxsh describes a binary given with -fxsh: the commit its --version
+// names, or, when it names none (built outside a checkout, or with
+// -buildvcs=false), that it is unknown beside the tree's own commit.
+func givenFxsh(ctx context.Context, path, treeCommit string) string {
+	commit := "unknown"
+	if out, err := exec.CommandContext(ctx, path, "--version").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if c, ok := strings.CutPrefix(strings.TrimSpace(line), "commit "); ok {
+				commit = strings.TrimSpace(c)
+			}
+		}
+	}
+	if commit == "unknown" {
+		return fmt.Sprintf("%s (its commit unknown; this tree at %s)", path, treeCommit)
+	}
+	return fmt.Sprintf("%s at %s", path, commit)
+}

@@ -415,10 +415,14 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return fmt.Errorf("finding this binary: %w", err)
 	}
 	b.facts = gatherFacts(ctx, b.root, b.cfg.DataDir)
-	b.facts.print(b.out)
 	if err := b.prepareFxsh(ctx); err != nil {
 		return err
 	}
+	if b.cfg.Fxsh != "" {
+		// The tree's commit says nothing about a binary given with -fxsh.
+		b.facts.FxshCommit = givenFxsh(ctx, b.fxsh, b.facts.FxshCommit)
+	}
+	b.facts.print(b.out)
 	res := &Results{Started: time.Now().UTC(), Command: os.Args, Facts: b.facts, Config: b.cfg}
 	if err := writeJSON(b.cfg.Out, res); err != nil { // a bad -out fails now, not after the run
 		return err
