@@ -235,9 +235,15 @@ func (f *fetcher) dispatchVerify(inline bool) {
 		v.cond.Broadcast()
 		return
 	}
-	for len(v.queue) > 0 && !v.closed && !f.finished {
+	for range MaxInlineChecks {
+		if len(v.queue) == 0 || v.closed || f.finished {
+			return
+		}
 		v.rb = f.checkNext(v.rb)
 		f.stats.add(GroupsInline, 1)
+	}
+	if len(v.queue) > 0 {
+		v.cond.Broadcast() // queued by another goroutine while we hashed
 	}
 }
 
